@@ -1,0 +1,190 @@
+//! Command-line options (clap derive) and their resolution into a checked [`Plan`].
+//!
+//! Nothing past this module sees an option string: values are parsed into typed ones here, and
+//! combinations are checked before any file is opened or request sent.
+
+use std::io::IsTerminal;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::config::{Config, Rate, default_user_agent, parse_bytes, parse_duration};
+use crate::error::Error;
+use crate::input::Source;
+use crate::output;
+
+const AFTER_HELP: &str = "\
+Examples:
+  fetch --concurrency 50 urls.txt > out.csv
+  cat urls.txt | fetch -o out.csv
+  fetch --rate 600/m --timeout 5s --max-time 10m a.txt b.txt -o out.csv
+
+Exit codes: 0 done, 1 I/O error, 2 usage error, 124 --max-time reached,
+130 interrupted (SIGINT), 143 terminated (SIGTERM).";
+
+/// Fetch many URLs concurrently and write one CSV row per URL.
+///
+/// Reads URLs one per line from the files given (in order), or from stdin. Blank lines and lines
+/// starting with '#' are skipped; every other line gets exactly one row, including lines that are
+/// not valid URLs (they get an error row).
+#[derive(Debug, Parser)]
+#[command(name = "fetch", version, after_help = AFTER_HELP)]
+pub struct Args {
+    /// Files of URLs, one per line; '-' reads stdin. With none, stdin is read when it is not a
+    /// terminal.
+    #[arg(value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Most requests in flight at once.
+    #[arg(short, long, value_name = "N", default_value = "50")]
+    pub concurrency: NonZeroUsize,
+
+    /// Most request starts per second (20 or 20/s), minute (600/m) or hour (3600/h), spread evenly.
+    /// Default: unlimited.
+    #[arg(short, long, value_name = "RATE")]
+    pub rate: Option<Rate>,
+
+    /// Limit on each whole request: connect, send, headers and body (e.g. 500ms, 10s, 1m).
+    #[arg(short, long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Limit on establishing each connection. Default: only --timeout applies.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
+
+    /// Deadline for the whole run: after it no request starts, requests in flight are recorded
+    /// as 'deadline', and fetch exits with code 124.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub max_time: Option<Duration>,
+
+    /// Write the CSV to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Stop reading a body after this many bytes (after decoding); the row notes the truncation.
+    #[arg(long, value_name = "BYTES", default_value = "10MiB", value_parser = parse_bytes)]
+    pub max_body: u64,
+
+    /// Most redirects followed per URL; 0 records the redirect response itself.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_redirects: u32,
+
+    /// User-Agent header sent with every request. Default: fetch/<version>.
+    #[arg(short = 'A', long, value_name = "TEXT")]
+    pub user_agent: Option<String>,
+
+    /// No progress bar and no summary on stderr (errors are still reported).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// What to run, checked and typed.
+#[derive(Debug)]
+pub struct Plan {
+    pub config: Config,
+    pub sources: Vec<Source>,
+    pub output: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+impl Args {
+    /// Checks the options against each other and the environment (is stdin a terminal? would the
+    /// output overwrite an input?).
+    pub fn resolve(self) -> Result<Plan, Error> {
+        let sources = self.sources()?;
+        if let Some(out) = &self.output {
+            let files: Vec<PathBuf> = self
+                .inputs
+                .iter()
+                .filter(|p| p.as_os_str() != "-")
+                .cloned()
+                .collect();
+            if let Some(input) = output::clobbers_input(out, &files) {
+                return Err(Error::Usage(format!(
+                    "the output file '{}' is also an input; writing it would destroy the list",
+                    input.display()
+                )));
+            }
+        }
+        let config = Config {
+            concurrency: self.concurrency,
+            rate: self.rate,
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            max_time: self.max_time,
+            max_body: self.max_body,
+            max_redirects: self.max_redirects,
+            user_agent: self.user_agent.unwrap_or_else(default_user_agent),
+            progress: !self.quiet && std::io::stderr().is_terminal(),
+        };
+        Ok(Plan {
+            config,
+            sources,
+            output: self.output,
+            quiet: self.quiet,
+        })
+    }
+
+    fn sources(&self) -> Result<Vec<Source>, Error> {
+        if !self.inputs.is_empty() {
+            return Ok(self.inputs.iter().map(|p| Source::from_arg(p)).collect());
+        }
+        if std::io::stdin().is_terminal() {
+            return Err(Error::Usage(
+                "no input: give a file of URLs (one per line), or pipe them on stdin \
+                 (try 'fetch --help')"
+                    .into(),
+            ));
+        }
+        Ok(vec![Source::Stdin])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_typed_values() {
+        let args = Args::try_parse_from([
+            "fetch",
+            "-c",
+            "8",
+            "-r",
+            "600/m",
+            "-t",
+            "500ms",
+            "--max-body",
+            "1M",
+            "a.txt",
+            "-",
+        ])
+        .unwrap();
+        assert_eq!(args.concurrency.get(), 8);
+        assert_eq!(args.rate.unwrap().interval(), Duration::from_millis(100));
+        assert_eq!(args.timeout, Duration::from_millis(500));
+        assert_eq!(args.max_body, 1 << 20);
+        let plan = args.resolve().unwrap();
+        assert_eq!(plan.sources, [Source::File("a.txt".into()), Source::Stdin]);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for bad in [
+            &["fetch", "-c", "0", "a"][..],
+            &["fetch", "-r", "fast", "a"],
+            &["fetch", "-t", "soon", "a"],
+            &["fetch", "--max-body", "lots", "a"],
+        ] {
+            assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+}

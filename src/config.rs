@@ -1,0 +1,199 @@
+//! The validated run configuration, and parsers for the value types the options take (rates,
+//! durations, byte sizes). Stages see only these typed values, never option strings.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Everything the pipeline needs to know, already checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Most requests in flight at once.
+    pub concurrency: NonZeroUsize,
+    /// Ceiling on request starts, shared by all requests; `None` for unlimited.
+    pub rate: Option<Rate>,
+    /// Whole-request limit: connect, send, headers and body.
+    pub timeout: Duration,
+    /// Limit on establishing a connection; `None` leaves only `timeout`.
+    pub connect_timeout: Option<Duration>,
+    /// Deadline for the whole run.
+    pub max_time: Option<Duration>,
+    /// Body bytes (after decoding) read per response before it is cut off.
+    pub max_body: u64,
+    /// Redirects followed per request; 0 records the 3xx itself.
+    pub max_redirects: u32,
+    pub user_agent: String,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            concurrency: NonZeroUsize::new(50).expect("50 is not zero"),
+            rate: None,
+            timeout: Duration::from_secs(10),
+            connect_timeout: None,
+            max_time: None,
+            max_body: 10 * 1024 * 1024,
+            max_redirects: 10,
+            user_agent: default_user_agent(),
+            progress: false,
+        }
+    }
+}
+
+pub fn default_user_agent() -> String {
+    concat!("fetch/", env!("CARGO_PKG_VERSION")).to_owned()
+}
+
+/// A number of events per unit of time, e.g. `20/s` or `600/m`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    count: f64,
+    per: Duration,
+    interval: Duration,
+}
+
+impl Rate {
+    /// Time between two events at this rate: what makes the rate smooth instead of bursty.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.count / self.per.as_secs_f64()
+    }
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    /// Accepts `N`, `N/s`, `N/m`, `N/h` (also `sec`, `min`, `hour`); `N` may be fractional.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (count, unit) = s.split_once('/').unwrap_or((s, "s"));
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            other => {
+                return Err(format!(
+                    "unknown rate unit '{other}' (use /s, /m or /h, e.g. 20/s or 600/m)"
+                ));
+            }
+        };
+        let count: f64 = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}' is not a rate (e.g. 20, 20/s, 600/m, 3600/h)"))?;
+        if !count.is_finite() || count <= 0.0 {
+            return Err(format!("rate must be above zero, got '{s}'"));
+        }
+        // Beyond a nanosecond apart or a year apart, nobody means it.
+        let interval = Duration::try_from_secs_f64(per.as_secs_f64() / count)
+            .ok()
+            .filter(|i| !i.is_zero() && *i <= Duration::from_secs(365 * 24 * 3600))
+            .ok_or_else(|| format!("rate '{s}' is out of range"))?;
+        Ok(Rate {
+            count,
+            per,
+            interval,
+        })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.per.as_secs() {
+            60 => "m",
+            3600 => "h",
+            _ => "s",
+        };
+        write!(f, "{}/{unit}", self.count)
+    }
+}
+
+/// Parses `500ms`, `2s`, `1m`, `1h30m` (humantime's forms), or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("'{s}' is not a valid duration"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 500ms, 2s, 1m"))
+}
+
+/// Parses a byte count: `1048576`, `512K`, `10M`, `1G` (binary multiples; `KiB`/`MiB`/`GiB` and
+/// `KB`/`MB`/`GB` are read the same way, as people use them interchangeably for limits).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("'{s}' is not a size (e.g. 65536, 512K, 10M, 1G)")),
+    };
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (e.g. 65536, 512K, 10M, 1G)"))?;
+    let bytes = number * multiplier as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("size '{s}' is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        let r: Rate = "20".parse().unwrap();
+        assert_eq!(r.interval(), Duration::from_millis(50));
+        assert_eq!("20/s".parse::<Rate>().unwrap(), r);
+        assert_eq!(
+            "600/m".parse::<Rate>().unwrap().interval(),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            "3600/h".parse::<Rate>().unwrap().interval(),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            "0.5/s".parse::<Rate>().unwrap().interval(),
+            Duration::from_secs(2)
+        );
+        for bad in ["0", "-1/s", "abc", "10/d", "", "inf", "NaN/s", "1e-30/h"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("100").unwrap(), 100);
+        assert_eq!(parse_bytes("512K").unwrap(), 512 * 1024);
+        assert_eq!(parse_bytes("10MiB").unwrap(), 10 * 1024 * 1024);
+        assert_eq!(parse_bytes("1 GB").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("1.5k").unwrap(), 1536);
+        assert!(parse_bytes("ten").is_err());
+        assert!(parse_bytes("10X").is_err());
+    }
+}

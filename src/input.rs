@@ -1,0 +1,412 @@
+//! Input: turns files and stdin into a stream of [`Job`]s, one per non-skipped line.
+//!
+//! Lines are read one at a time with a hard cap on the bytes kept per line, so neither a
+//! ten-million-line list nor a gigabyte without a newline can grow memory. Files are opened up
+//! front (an unreadable file is a fatal error before any request) and read in order on a plain
+//! thread, because file and terminal reads block. Every line that is not blank or a comment
+//! becomes exactly one job, valid or not: bad lines are data for the output, never a reason to
+//! stop.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+
+use tokio::sync::mpsc;
+use url::Url;
+
+use crate::error::Error;
+use crate::row::{ErrorKind, Failure};
+
+/// Lines longer than this are not URLs anyone can fetch (servers reject request lines past
+/// 8 KiB); the row says so instead of the line's bytes occupying memory.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// How much of an over-long line is kept for the `url` cell, so the row is recognisable.
+const LONG_LINE_PREVIEW_CHARS: usize = 200;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Where URLs come from, as the user named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Source {
+    /// `-` means stdin, as in most Unix tools.
+    pub fn from_arg(arg: &Path) -> Source {
+        if arg == Path::new("-") {
+            Source::Stdin
+        } else {
+            Source::File(arg.to_path_buf())
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Source::Stdin => "<stdin>".to_owned(),
+            Source::File(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// One line to fetch, or to report as bad input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Physical line number, from 1, running on across inputs.
+    pub line: u64,
+    /// The line as trimmed (shortened for over-long lines): the `url` column.
+    pub text: String,
+    /// The parsed http(s) URL, or why the line is not one.
+    pub target: Result<Url, Failure>,
+}
+
+/// Opened inputs, ready to be streamed. Opening is separate from reading so that every file can
+/// be checked before the first request is sent.
+pub struct Inputs {
+    readers: Vec<(String, Box<dyn Read + Send>)>,
+    files: Vec<PathBuf>,
+    has_stdin: bool,
+}
+
+impl Inputs {
+    /// Opens every source now; fails on the first one that cannot be opened.
+    pub fn open(sources: &[Source]) -> Result<Inputs, Error> {
+        let mut inputs = Inputs {
+            readers: Vec::with_capacity(sources.len()),
+            files: Vec::new(),
+            has_stdin: false,
+        };
+        for source in sources {
+            let reader: Box<dyn Read + Send> = match source {
+                Source::Stdin => {
+                    inputs.has_stdin = true;
+                    Box::new(io::stdin())
+                }
+                Source::File(path) => {
+                    let file = open_input(path)?;
+                    inputs.files.push(path.clone());
+                    Box::new(file)
+                }
+            };
+            inputs.readers.push((source.name(), reader));
+        }
+        Ok(inputs)
+    }
+
+    /// A single in-memory or custom reader, for library users and tests.
+    pub fn from_reader(name: impl Into<String>, reader: impl Read + Send + 'static) -> Inputs {
+        Inputs {
+            readers: vec![(name.into(), Box::new(reader))],
+            files: Vec::new(),
+            has_stdin: false,
+        }
+    }
+
+    /// The input files when every input is a file, so their rows can be counted ahead for the
+    /// progress bar; `None` when stdin or a custom reader is among them.
+    pub fn countable_files(&self) -> Option<Vec<PathBuf>> {
+        (!self.has_stdin && self.files.len() == self.readers.len()).then(|| self.files.clone())
+    }
+
+    /// Starts the reading thread. Jobs arrive on the returned channel in input order; a read
+    /// error arrives as the last item. The thread ends at end of input or when the receiver is
+    /// dropped (which is how a stopped run stops reading).
+    pub(crate) fn spawn_reader(
+        self,
+        capacity: usize,
+    ) -> io::Result<mpsc::Receiver<Result<Job, Error>>> {
+        let (tx, rx) = mpsc::channel(capacity);
+        thread::Builder::new()
+            .name("fetch-input".into())
+            .spawn(move || read_all(self.readers, &tx))?;
+        Ok(rx)
+    }
+}
+
+fn open_input(path: &Path) -> Result<File, Error> {
+    let fail = |source| Error::Input {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(fail)?;
+    if file.metadata().map_err(fail)?.is_dir() {
+        return Err(fail(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "is a directory",
+        )));
+    }
+    Ok(file)
+}
+
+fn read_all(readers: Vec<(String, Box<dyn Read + Send>)>, tx: &mpsc::Sender<Result<Job, Error>>) {
+    let mut line_number = 0u64;
+    for (name, reader) in readers {
+        let mut lines = LineReader::new(BufReader::with_capacity(64 * 1024, reader));
+        loop {
+            let raw = match lines.next_line() {
+                Ok(Some(raw)) => raw,
+                Ok(None) => break,
+                Err(source) => {
+                    let _ = tx.blocking_send(Err(Error::Read { name, source }));
+                    return;
+                }
+            };
+            line_number += 1;
+            if let Some(job) = classify(line_number, raw)
+                && tx.blocking_send(Ok(job)).is_err()
+            {
+                return; // The run stopped; nobody wants more lines.
+            }
+        }
+    }
+}
+
+/// Counts the rows a set of files will produce, for a progress bar with a total. Reads the files
+/// a second time, so it is only worth running in the background while the real run goes on;
+/// setting `abandon` makes it give up early.
+pub fn count_rows(files: &[PathBuf], abandon: &AtomicBool) -> io::Result<u64> {
+    let mut rows = 0;
+    for path in files {
+        let mut lines = LineReader::new(BufReader::with_capacity(64 * 1024, File::open(path)?));
+        while let Some(raw) = lines.next_line()? {
+            if abandon.load(Ordering::Relaxed) {
+                return Err(io::Error::other("abandoned"));
+            }
+            if !is_skipped(raw.kept) {
+                rows += 1;
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// A physical line: the first [`MAX_LINE_BYTES`] bytes, and its full length.
+struct RawLine<'a> {
+    kept: &'a [u8],
+    len: usize,
+}
+
+/// Splits a reader into lines on `\n`, keeping at most [`MAX_LINE_BYTES`] of each and stripping a
+/// UTF-8 BOM at the very start. Unlike `BufRead::read_until` it never buffers a whole line, so a
+/// line without end costs a fixed amount of memory.
+struct LineReader<R> {
+    reader: R,
+    buf: Vec<u8>,
+    at_start: bool,
+}
+
+impl<R: BufRead> LineReader<R> {
+    fn new(reader: R) -> Self {
+        LineReader {
+            reader,
+            buf: Vec::with_capacity(256),
+            at_start: true,
+        }
+    }
+
+    fn next_line(&mut self) -> io::Result<Option<RawLine<'_>>> {
+        self.buf.clear();
+        let mut len = 0usize;
+        let mut saw_bytes = false;
+        loop {
+            let available = match self.reader.fill_buf() {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                break;
+            }
+            saw_bytes = true;
+            let newline = available.iter().position(|&b| b == b'\n');
+            let content = &available[..newline.unwrap_or(available.len())];
+            let room = MAX_LINE_BYTES.saturating_sub(self.buf.len());
+            self.buf
+                .extend_from_slice(&content[..content.len().min(room)]);
+            len += content.len();
+            let used = newline.map_or(available.len(), |i| i + 1);
+            self.reader.consume(used);
+            if newline.is_some() {
+                break;
+            }
+        }
+        if !saw_bytes {
+            return Ok(None);
+        }
+        if std::mem::take(&mut self.at_start) && self.buf.starts_with(BOM) {
+            self.buf.drain(..BOM.len());
+            len -= BOM.len();
+        }
+        Ok(Some(RawLine {
+            kept: &self.buf,
+            len,
+        }))
+    }
+}
+
+/// Blank lines and `#` comments produce no row.
+fn is_skipped(kept: &[u8]) -> bool {
+    match kept.trim_ascii_start().first() {
+        None => true,
+        Some(&b) => b == b'#',
+    }
+}
+
+/// Turns a physical line into a job, or `None` for a line that produces no row.
+fn classify(line: u64, raw: RawLine<'_>) -> Option<Job> {
+    if is_skipped(raw.kept) {
+        return None;
+    }
+    if raw.len > MAX_LINE_BYTES {
+        let preview: String = String::from_utf8_lossy(raw.kept.trim_ascii())
+            .chars()
+            .take(LONG_LINE_PREVIEW_CHARS)
+            .chain(std::iter::once('…'))
+            .collect();
+        let detail = format!(
+            "line is {} bytes, longer than the {MAX_LINE_BYTES}-byte limit",
+            raw.len
+        );
+        return Some(Job {
+            line,
+            text: preview,
+            target: Err(Failure::new(ErrorKind::InvalidInput, detail)),
+        });
+    }
+    let text = match std::str::from_utf8(raw.kept) {
+        Ok(text) => text.trim().to_owned(),
+        Err(e) => {
+            let detail = format!("not valid UTF-8 (bad byte at offset {})", e.valid_up_to());
+            return Some(Job {
+                line,
+                text: String::from_utf8_lossy(raw.kept.trim_ascii()).into_owned(),
+                target: Err(Failure::new(ErrorKind::InvalidInput, detail)),
+            });
+        }
+    };
+    let target = parse_target(&text);
+    Some(Job { line, text, target })
+}
+
+/// Parses a line as an absolute http(s) URL with a host.
+pub fn parse_target(text: &str) -> Result<Url, Failure> {
+    let url = Url::parse(text).map_err(|e| {
+        let looks_like_host = text.contains('.') && !text.contains(char::is_whitespace);
+        let hint = match e {
+            url::ParseError::RelativeUrlWithoutBase if looks_like_host => {
+                format!(": {e} (a scheme is required, e.g. https://{text})")
+            }
+            _ => format!(": {e}"),
+        };
+        Failure::new(ErrorKind::InvalidUrl, format!("not a URL{hint}"))
+    })?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(Failure::new(
+            ErrorKind::UnsupportedScheme,
+            format!("scheme '{other}' is not supported; only http and https are fetched"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jobs(bytes: &[u8]) -> Vec<Job> {
+        let mut lines = LineReader::new(bytes);
+        let mut out = Vec::new();
+        let mut n = 0;
+        while let Some(raw) = lines.next_line().unwrap() {
+            n += 1;
+            out.extend(classify(n, raw));
+        }
+        out
+    }
+
+    fn kind(job: &Job) -> Option<ErrorKind> {
+        job.target.as_ref().err().map(|f| f.kind)
+    }
+
+    #[test]
+    fn skips_blanks_and_comments_but_counts_their_lines() {
+        let got = jobs(b"# header\n\n   \nhttp://a.test/\n  # indented comment\nhttp://b.test/");
+        let lines: Vec<u64> = got.iter().map(|j| j.line).collect();
+        assert_eq!(lines, [4, 6]);
+        assert!(got.iter().all(|j| j.target.is_ok()));
+    }
+
+    #[test]
+    fn strips_bom_crlf_and_whitespace() {
+        let got = jobs(b"\xEF\xBB\xBFhttp://a.test/x\r\n\t http://b.test/ \r\n");
+        assert_eq!(got[0].text, "http://a.test/x");
+        assert_eq!(got[1].text, "http://b.test/");
+        assert!(got.iter().all(|j| j.target.is_ok()));
+    }
+
+    #[test]
+    fn bom_only_stripped_at_start_of_file() {
+        let got = jobs(b"http://a.test/\n\xEF\xBB\xBFhttp://b.test/\n");
+        assert!(got[0].target.is_ok());
+        assert_eq!(kind(&got[1]), Some(ErrorKind::InvalidUrl));
+    }
+
+    #[test]
+    fn classifies_bad_lines() {
+        let got = jobs(b"not a url\nftp://a.test/\nexample.com\nhttp://\n\xff\xfe/x\n");
+        let kinds: Vec<_> = got.iter().map(kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                Some(ErrorKind::InvalidUrl),
+                Some(ErrorKind::UnsupportedScheme),
+                Some(ErrorKind::InvalidUrl),
+                Some(ErrorKind::InvalidUrl),
+                Some(ErrorKind::InvalidInput),
+            ]
+        );
+        let hint = &got[2].target.as_ref().unwrap_err().detail;
+        assert!(hint.contains("https://example.com"), "{hint}");
+    }
+
+    #[test]
+    fn caps_long_lines_without_buffering_them() {
+        let mut input = b"http://a.test/".to_vec();
+        input.extend(std::iter::repeat_n(b'a', MAX_LINE_BYTES * 4));
+        input.extend_from_slice(b"\nhttp://b.test/\n");
+        let got = jobs(&input);
+        assert_eq!(got.len(), 2);
+        assert_eq!(kind(&got[0]), Some(ErrorKind::InvalidInput));
+        assert!(got[0].text.chars().count() <= LONG_LINE_PREVIEW_CHARS + 1);
+        assert!(got[1].target.is_ok());
+        assert_eq!(got[1].line, 2);
+    }
+
+    #[test]
+    fn line_exactly_at_limit_is_kept() {
+        let mut input = b"http://a.test/".to_vec();
+        input.resize(MAX_LINE_BYTES, b'a');
+        input.extend_from_slice(b"\r\n");
+        let got = jobs(&input);
+        // The CR makes the line one byte too long before trimming: still reported, not fetched.
+        assert_eq!(kind(&got[0]), Some(ErrorKind::InvalidInput));
+        input.truncate(MAX_LINE_BYTES);
+        input.push(b'\n');
+        assert!(jobs(&input)[0].target.is_ok());
+    }
+
+    #[test]
+    fn reads_through_tiny_buffers() {
+        let data = b"http://a.test/1\nhttp://a.test/2\n";
+        let mut lines = LineReader::new(BufReader::with_capacity(3, &data[..]));
+        let mut seen = Vec::new();
+        while let Some(raw) = lines.next_line().unwrap() {
+            seen.push(String::from_utf8(raw.kept.to_vec()).unwrap());
+        }
+        assert_eq!(seen, ["http://a.test/1", "http://a.test/2"]);
+    }
+}

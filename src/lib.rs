@@ -1,0 +1,102 @@
+//! fetch: fetch very many URLs concurrently, politely and with bounded memory, one row per URL.
+//!
+//! The pipeline flows one way, one module per stage:
+//!
+//! ```text
+//! input ──jobs──▶ schedule (limits, stop) ──▶ fetch (one request) ──rows──▶ output ──▶ report
+//! ```
+//!
+//! Channels between stages are bounded and a concurrency permit is taken before a task is
+//! spawned, so memory depends on `--concurrency` and the channel sizes, never on the length of
+//! the list. Every non-skipped input line becomes exactly one row, whatever happens to it.
+//!
+//! The binary is a thin layer over [`run`]; tests, examples and benchmarks drive the same
+//! function:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), fetch::Error> {
+//! use fetch::{Config, Inputs, Output, Stop};
+//! let inputs = Inputs::from_reader("list", &b"http://127.0.0.1:8080/\n"[..]);
+//! let summary = fetch::run(Config::default(), inputs, Output::stdout(), Stop::new()).await?;
+//! eprintln!("{summary}");
+//! # Ok(()) }
+//! ```
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod exit;
+pub mod fetch;
+pub mod input;
+pub mod output;
+pub mod report;
+pub mod row;
+pub mod schedule;
+pub mod stop;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+pub use crate::config::Config;
+pub use crate::error::Error;
+pub use crate::input::{Inputs, Source};
+pub use crate::output::Output;
+pub use crate::report::Summary;
+pub use crate::stop::{Stop, StopReason};
+
+use crate::fetch::Fetcher;
+use crate::report::{Counters, Progress, Tally};
+
+/// Jobs read ahead of admission. Small: reading is far faster than fetching.
+const JOB_QUEUE: usize = 1024;
+/// Rows waiting for the writer. When full, request tasks wait: that is the back-pressure.
+const ROW_QUEUE: usize = 1024;
+
+/// Runs the whole pipeline: reads `inputs`, fetches under the limits of `config`, writes one row
+/// per non-skipped line to `output`. Returns when the input is done or `stop` was triggered (by a
+/// signal, the `max_time` deadline, a closed output) and every row produced has been written.
+///
+/// The summary's `stopped` field tells whether the run was cut short. An error means the run
+/// could not go on (unreadable input mid-way, failed write); rows written before it are flushed.
+pub async fn run(
+    config: Config,
+    inputs: Inputs,
+    output: Output,
+    stop: Stop,
+) -> Result<Summary, Error> {
+    let started = Instant::now();
+    let fetcher = Fetcher::new(&config)?;
+    let counters = Arc::new(Counters::default());
+    let progress = Progress::start(
+        config.progress,
+        Arc::clone(&counters),
+        inputs.countable_files(),
+    );
+
+    let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE);
+    let written = output::spawn_writer(output, row_rx, Tally::new(counters), stop.clone())?;
+    let jobs = inputs.spawn_reader(JOB_QUEUE).map_err(Error::Thread)?;
+    let deadline = config.max_time.map(|limit| {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(limit) => stop.trigger(StopReason::Deadline),
+                () = stop.stopped() => {}
+            }
+        })
+    });
+
+    let scheduled = schedule::run(&config, fetcher, jobs, row_tx, stop.clone()).await;
+    if let Some(deadline) = deadline {
+        deadline.abort();
+    }
+    let (tally, write_result) = written
+        .await
+        .map_err(|_| Error::Write(std::io::Error::other("the writer thread panicked")))?;
+    progress.finish().await;
+    write_result?;
+    scheduled?;
+    Ok(tally.summary(started.elapsed(), stop.reason()))
+}

@@ -1,0 +1,131 @@
+//! Output: one writer thread owns the destination and drains rows from a bounded channel.
+//!
+//! Writing happens on its own thread because file and pipe writes block. The channel is bounded,
+//! so when the destination is slow, request tasks wait to hand over their rows (holding their
+//! concurrency permits) and the whole pipeline slows down instead of queueing rows in memory.
+//! The buffer is flushed whenever the channel runs dry, so a watcher (`tail -f`, a crashed run)
+//! sees complete rows soon after they are done, without a write per row under load.
+
+mod csv;
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::Error;
+use crate::report::Tally;
+use crate::row::Row;
+use crate::stop::{Stop, StopReason};
+
+/// Where rows go. Opened before the run starts, so an unwritable path fails before any request.
+pub struct Output {
+    sink: Box<dyn Write + Send>,
+}
+
+impl Output {
+    pub fn stdout() -> Output {
+        Output {
+            sink: Box::new(io::stdout()),
+        }
+    }
+
+    /// Creates (or truncates) `path`.
+    pub fn create(path: &Path) -> Result<Output, Error> {
+        let file = File::create(path).map_err(|source| Error::OutputOpen {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Output {
+            sink: Box::new(file),
+        })
+    }
+
+    /// Any writer, for library users and tests.
+    pub fn to_writer(writer: impl Write + Send + 'static) -> Output {
+        Output {
+            sink: Box::new(writer),
+        }
+    }
+}
+
+/// The writer's result: the tally of rows written, and whether writing failed.
+pub(crate) type Written = (Tally, Result<(), Error>);
+
+/// Starts the writer thread. The returned receiver yields once every sender of `rows` is gone
+/// and the last row is flushed.
+pub(crate) fn spawn_writer(
+    output: Output,
+    rows: mpsc::Receiver<Row>,
+    tally: Tally,
+    stop: Stop,
+) -> Result<oneshot::Receiver<Written>, Error> {
+    let (done_tx, done_rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("fetch-writer".into())
+        .spawn(move || {
+            let written = write_all(output, rows, tally, &stop);
+            let _ = done_tx.send(written);
+        })
+        .map_err(Error::Thread)?;
+    Ok(done_rx)
+}
+
+fn write_all(
+    output: Output,
+    mut rows: mpsc::Receiver<Row>,
+    mut tally: Tally,
+    stop: &Stop,
+) -> Written {
+    let result = drain(csv::CsvSink::new(output.sink), &mut rows, &mut tally);
+    let result = match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+            // The reader went away (`| head`): a normal way for a run to end.
+            stop.trigger(StopReason::OutputClosed);
+            Ok(())
+        }
+        Err(e) => {
+            stop.trigger(StopReason::Failed);
+            Err(Error::Write(e))
+        }
+    };
+    // Close before dropping so that request tasks blocked on sending see the channel closed.
+    rows.close();
+    (tally, result)
+}
+
+/// A destination for rows in some format.
+pub(crate) trait Sink {
+    fn write_row(&mut self, row: &Row) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+fn drain(mut sink: impl Sink, rows: &mut mpsc::Receiver<Row>, tally: &mut Tally) -> io::Result<()> {
+    sink.flush()?;
+    loop {
+        let row = match rows.try_recv() {
+            Ok(row) => row,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                sink.flush()?;
+                match rows.blocking_recv() {
+                    Some(row) => row,
+                    None => break,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        };
+        sink.write_row(&row)?;
+        tally.record(&row);
+    }
+    sink.flush()
+}
+
+/// Paths the output must not overwrite: the inputs. Returns the offending input, if any.
+pub fn clobbers_input<'a>(output: &Path, inputs: &'a [PathBuf]) -> Option<&'a PathBuf> {
+    let output = output.canonicalize().ok()?;
+    inputs
+        .iter()
+        .find(|input| input.canonicalize().is_ok_and(|input| input == output))
+}

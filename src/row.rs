@@ -1,0 +1,219 @@
+//! The row: what the run records for one input line, and the stable error kinds.
+//!
+//! Every non-skipped input line becomes exactly one [`Row`], whatever happened to it. The
+//! field order of [`Row`] is the column order of the CSV output, so it must not change without a
+//! matching change to [`COLUMNS`] and the README.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+/// Column names in output order. Kept beside [`Row`] so the two cannot drift apart unnoticed
+/// (a unit test compares them with what serde writes).
+pub const COLUMNS: [&str; 13] = [
+    "line",
+    "url",
+    "status",
+    "latency_ms",
+    "ttfb_ms",
+    "bytes",
+    "content_type",
+    "final_url",
+    "redirects",
+    "attempts",
+    "started_at",
+    "error",
+    "error_detail",
+];
+
+/// Why a line has no successful response. The `snake_case` names are the values of the `error`
+/// column: scripts match on them, so they are stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The line is not a URL.
+    InvalidUrl,
+    /// A URL, but not http or https.
+    UnsupportedScheme,
+    /// The line could not be read as text: not UTF-8, or longer than the line limit.
+    InvalidInput,
+    /// The host name did not resolve.
+    Dns,
+    /// No TCP connection could be made (refused, reset, unreachable).
+    Connect,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+    /// `--timeout` (or `--connect-timeout`) passed before the body was read.
+    Timeout,
+    /// The redirect chain was longer than allowed.
+    TooManyRedirects,
+    /// A redirect pointed somewhere that cannot be followed (bad `Location`, not http/https).
+    BadRedirect,
+    /// The server broke HTTP: garbage status line, bad headers, connection closed early.
+    Protocol,
+    /// The response body could not be read or decoded.
+    Body,
+    /// The run was interrupted (Ctrl-C, SIGTERM) while this request was in flight.
+    Cancelled,
+    /// `--max-time` passed while this request was in flight.
+    Deadline,
+    /// A bug in fetch: the task handling this line panicked.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order the summary lists them.
+    pub const ALL: [ErrorKind; 14] = [
+        ErrorKind::InvalidUrl,
+        ErrorKind::UnsupportedScheme,
+        ErrorKind::InvalidInput,
+        ErrorKind::Dns,
+        ErrorKind::Connect,
+        ErrorKind::Tls,
+        ErrorKind::Timeout,
+        ErrorKind::TooManyRedirects,
+        ErrorKind::BadRedirect,
+        ErrorKind::Protocol,
+        ErrorKind::Body,
+        ErrorKind::Cancelled,
+        ErrorKind::Deadline,
+        ErrorKind::Internal,
+    ];
+
+    /// The value written in the `error` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidUrl => "invalid_url",
+            ErrorKind::UnsupportedScheme => "unsupported_scheme",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::TooManyRedirects => "too_many_redirects",
+            ErrorKind::BadRedirect => "bad_redirect",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Body => "body",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Deadline => "deadline",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failure attached to a row: a stable kind for machines, a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// One output row. `None` is written as an empty cell.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// Physical line number in the input, from 1, running on across several inputs.
+    pub line: u64,
+    /// The input line, trimmed.
+    pub url: String,
+    pub status: Option<u16>,
+    /// Request handed to the HTTP client → last body byte, in milliseconds.
+    pub latency_ms: Option<f64>,
+    /// Request handed to the HTTP client → final response headers, in milliseconds.
+    pub ttfb_ms: Option<f64>,
+    /// Body bytes read, after content decoding.
+    pub bytes: Option<u64>,
+    pub content_type: Option<String>,
+    pub final_url: Option<String>,
+    pub redirects: Option<u32>,
+    /// Requests made for this line (0 when the line was never requested).
+    pub attempts: u32,
+    /// When the request was handed to the HTTP client, RFC 3339 UTC with milliseconds.
+    pub started_at: Option<String>,
+    pub error: Option<ErrorKind>,
+    pub error_detail: Option<String>,
+}
+
+impl Row {
+    /// A row for a line that was never requested (bad input), or whose request never started.
+    pub fn unrequested(line: u64, url: String, failure: Failure) -> Row {
+        Row {
+            line,
+            url,
+            status: None,
+            latency_ms: None,
+            ttfb_ms: None,
+            bytes: None,
+            content_type: None,
+            final_url: None,
+            redirects: None,
+            attempts: 0,
+            started_at: None,
+            error: Some(failure.kind),
+            error_detail: Some(failure.detail),
+        }
+    }
+
+    /// Whether the row has an error (HTTP 4xx/5xx are results, not errors).
+    pub fn is_error(&self) -> bool {
+        self.error.is_some()
+    }
+}
+
+/// Milliseconds with microsecond resolution: short in CSV (`12.345`) and exact enough for latency.
+pub fn millis(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-22T08:15:02.123Z`.
+pub fn timestamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_match_serialized_field_order() {
+        let row = Row::unrequested(1, "x".into(), Failure::new(ErrorKind::InvalidUrl, "d"));
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize(&row).unwrap();
+        let out = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        let header = out.lines().next().unwrap();
+        assert_eq!(header, COLUMNS.join(","));
+    }
+
+    #[test]
+    fn error_kind_names_match_serde() {
+        for kind in ErrorKind::ALL {
+            let mut w = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(Vec::new());
+            w.serialize(kind).unwrap();
+            let out = String::from_utf8(w.into_inner().unwrap()).unwrap();
+            assert_eq!(out.trim_end(), kind.as_str());
+        }
+    }
+
+    #[test]
+    fn millis_keeps_microseconds() {
+        assert_eq!(millis(Duration::from_micros(12_345)), 12.345);
+        assert_eq!(millis(Duration::from_secs(2)), 2000.0);
+    }
+}
