@@ -1,1 +1,9 @@
+//! Integration tests: one binary (one link step), one module per area. Every server is started
+//! by the test itself on 127.0.0.1; nothing here touches any other address.
 
+mod support;
+
+mod binary;
+mod input_lines;
+mod limits;
+mod requests;

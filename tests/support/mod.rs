@@ -1,0 +1,142 @@
+//! Test support: an in-process HTTP server on 127.0.0.1 that counts what it sees, raw TCP
+//! listeners that misbehave, and helpers to run the pipeline or the binary and read its CSV.
+
+#![allow(dead_code)] // Each test module uses a different part of this.
+
+pub mod server;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use fetch::{Config, Inputs, Output, Stop, Summary};
+
+/// A `Write` whose bytes the test can read after the run.
+#[derive(Clone, Default)]
+pub struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    pub fn contents(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Parsed CSV output, addressed by column name.
+#[derive(Debug)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Parses CSV strictly: every record must have as many fields as the header.
+    pub fn parse(bytes: &[u8]) -> Table {
+        let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
+        let headers = reader
+            .headers()
+            .expect("CSV has a header")
+            .iter()
+            .map(String::from)
+            .collect();
+        let rows = reader
+            .records()
+            .map(|r| {
+                r.expect("valid CSV record")
+                    .iter()
+                    .map(String::from)
+                    .collect()
+            })
+            .collect();
+        Table { headers, rows }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn index(&self, column: &str) -> usize {
+        self.headers
+            .iter()
+            .position(|h| h == column)
+            .unwrap_or_else(|| panic!("no column {column}"))
+    }
+
+    /// The values of one column, in output order.
+    pub fn column(&self, column: &str) -> Vec<&str> {
+        let i = self.index(column);
+        self.rows.iter().map(|r| r[i].as_str()).collect()
+    }
+
+    /// The row whose `line` is `line`; panics unless there is exactly one.
+    pub fn line(&self, line: u64) -> Row<'_> {
+        let i = self.index("line");
+        let found: Vec<&Vec<String>> = self
+            .rows
+            .iter()
+            .filter(|r| r[i] == line.to_string())
+            .collect();
+        assert_eq!(found.len(), 1, "rows for line {line}: {found:?}");
+        Row {
+            table: self,
+            cells: found[0],
+        }
+    }
+
+    /// Line numbers, sorted.
+    pub fn lines(&self) -> Vec<u64> {
+        let mut lines: Vec<u64> = self
+            .column("line")
+            .iter()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        lines.sort_unstable();
+        lines
+    }
+}
+
+pub struct Row<'a> {
+    table: &'a Table,
+    cells: &'a [String],
+}
+
+impl Row<'_> {
+    pub fn get(&self, column: &str) -> &str {
+        &self.cells[self.table.index(column)]
+    }
+}
+
+/// Runs the library pipeline over `list` and returns the summary and the parsed CSV.
+pub async fn run_list(config: Config, list: impl AsRef<[u8]>) -> (Summary, Table) {
+    run_list_with_stop(config, list, Stop::new()).await
+}
+
+pub async fn run_list_with_stop(
+    config: Config,
+    list: impl AsRef<[u8]>,
+    stop: Stop,
+) -> (Summary, Table) {
+    let out = SharedBuf::default();
+    let inputs = Inputs::from_reader("test list", std::io::Cursor::new(list.as_ref().to_vec()));
+    let summary = fetch::run(config, inputs, Output::to_writer(out.clone()), stop)
+        .await
+        .expect("run succeeds");
+    (summary, Table::parse(&out.contents()))
+}
+
+/// `n` lines of `base` + `/i`.
+pub fn urls(base: &str, n: usize) -> String {
+    (0..n).map(|i| format!("{base}/{i}\n")).collect()
+}
+
+pub fn config() -> Config {
+    Config::default()
+}
