@@ -253,8 +253,13 @@ async fn tick(
         }
         let rows = counters.rows.load(Ordering::Relaxed);
         let errors = counters.errors.load(Ordering::Relaxed);
+        let per_second = rows as f64 / bar.elapsed().as_secs_f64().max(0.001);
+        // Message first: the position update is what triggers the (rate-limited) redraw.
+        bar.set_message(format!(
+            "{per_second:.0}/s · ok {} · errors {errors}",
+            rows - errors
+        ));
         bar.set_position(rows);
-        bar.set_message(format!("ok {} · errors {errors}", rows - errors));
     }
 }
 
@@ -271,16 +276,14 @@ fn count_in_background(files: Vec<PathBuf>, total: Arc<AtomicU64>, done: Arc<Ato
 }
 
 fn spinner_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} {elapsed} {pos} rows · {per_sec} · {msg}")
+    ProgressStyle::with_template("{spinner} {elapsed} {pos} rows · {msg}")
         .expect("static template is valid")
 }
 
 fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template(
-        "{spinner} {elapsed} [{wide_bar}] {pos}/{len} · {per_sec} · {msg} · eta {eta}",
-    )
-    .expect("static template is valid")
-    .progress_chars("=> ")
+    ProgressStyle::with_template("{spinner} {elapsed} [{wide_bar}] {pos}/{len} · {msg} · eta {eta}")
+        .expect("static template is valid")
+        .progress_chars("=> ")
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //!    channel, so a slow writer holds permits and slows admission instead of growing memory.
 //!
 //! Every wait listens to [`Stop`]: once a run is stopped, nothing new starts and requests in
-//! flight end at once as `cancelled` (or `deadline`) rows.
+//! flight end at once as `cancelled` (or `deadline`) rows. Lines whose request had not started
+//! (still queued, or waiting on the rate limiter) get no row, exactly like lines not yet read.
 
 use std::num::NonZeroU32;
 use std::panic::AssertUnwindSafe;
@@ -36,14 +37,32 @@ type DirectLimiter =
 /// The limits every request passes, shared by all tasks.
 struct Limits {
     slots: Arc<Semaphore>,
-    rate: Option<DirectLimiter>,
+    rate: Option<RateGate>,
+}
+
+/// The rate limiter behind a fair (FIFO) lock: tasks pass the limiter one at a time in the order
+/// they arrived, instead of all polling it and racing for each free cell (a thundering herd that
+/// also lets a late task overtake an early one).
+struct RateGate {
+    limiter: DirectLimiter,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl RateGate {
+    async fn until_ready(&self) {
+        let _turn = self.turn.lock().await;
+        self.limiter.until_ready().await;
+    }
 }
 
 impl Limits {
     fn new(config: &Config) -> Limits {
         Limits {
             slots: Arc::new(Semaphore::new(config.concurrency.get())),
-            rate: config.rate.map(smooth_limiter),
+            rate: config.rate.map(|rate| RateGate {
+                limiter: smooth_limiter(rate),
+                turn: tokio::sync::Mutex::new(()),
+            }),
         }
     }
 }
@@ -153,6 +172,9 @@ async fn request(
     };
     let row = match finished {
         Ok(true) => finished_row(line, text, attempt),
+        // Stopped while still waiting on the rate limiter: like a line not yet read, it gets no
+        // row, so a later run can pick it up.
+        Ok(false) if attempt.started_at.is_none() => return,
         Ok(false) => {
             let reason = shared.stop.reason().unwrap_or(StopReason::Interrupted);
             stopped_row(line, text, attempt, reason)
@@ -207,10 +229,5 @@ fn stopped_row(line: u64, url: String, mut attempt: Attempt, reason: StopReason)
     attempt.failure = Some(Failure::new(reason.row_error(), detail));
     attempt.latency = None;
     attempt.truncated = false;
-    let waited_only = attempt.started_at.is_none();
-    let mut row = finished_row(line, url, attempt);
-    if waited_only {
-        row.error_detail = Some(format!("{detail} (it was waiting on --rate)"));
-    }
-    row
+    finished_row(line, url, attempt)
 }

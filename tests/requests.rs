@@ -190,3 +190,18 @@ async fn awkward_values_round_trip_through_csv() {
     assert_eq!(row.get("url"), url);
     assert_eq!(row.get("content_type"), "text/plain; note=\"a,b\"; x=\"y\"");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_still_waiting_on_the_rate_get_no_row() {
+    let server = TestServer::start();
+    let mut config = config();
+    config.rate = Some("4/s".parse().unwrap());
+    config.max_time = Some(Duration::from_millis(1100));
+    let (summary, table) = run_list(config, urls(&server.url("/ok"), 40)).await;
+    assert_eq!(summary.stopped, Some(StopReason::Deadline));
+    // Starts at about 0, 250, 500, 750 and 1000 ms; the rest were waiting on the rate and are
+    // left for a later run rather than recorded as failures.
+    assert!((3..=6).contains(&table.len()), "{} rows", table.len());
+    assert!(table.column("error").iter().all(|e| e.is_empty()));
+    assert_eq!(server.stats.hits(), table.len());
+}
