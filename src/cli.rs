@@ -10,10 +10,20 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{Config, Rate, default_user_agent, parse_bytes, parse_duration};
+use std::net::IpAddr;
+
+use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use url::Url;
+
+use crate::config::{
+    Config, Rate, default_user_agent, parse_bytes, parse_duration, parse_header, parse_method,
+    parse_proxy, parse_resolve,
+};
 use crate::error::Error;
 use crate::input::Source;
 use crate::output;
+use crate::retry::RetryPolicy;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -46,6 +56,27 @@ pub struct Args {
     #[arg(short, long, value_name = "RATE")]
     pub rate: Option<Rate>,
 
+    /// Most requests in flight to one host (scheme, host and port). Default: only --concurrency.
+    #[arg(long, value_name = "N")]
+    pub per_host_concurrency: Option<NonZeroUsize>,
+
+    /// Most request starts to one host, in the forms of --rate. Default: unlimited.
+    #[arg(long, value_name = "RATE")]
+    pub per_host_rate: Option<Rate>,
+
+    /// Retry a URL up to N times on connection errors, timeouts and 408, 425, 429, 500, 502, 503,
+    /// 504. Every retry passes the same limits as a first request.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+
+    /// Backoff before the first retry, doubled for each further one (up to 30s), with jitter.
+    #[arg(long, value_name = "DUR", default_value = "500ms", value_parser = parse_duration)]
+    pub retry_base: Duration,
+
+    /// Longest Retry-After honoured; a server asking for longer is retried after this.
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
+    pub max_retry_after: Duration,
+
     /// Limit on each whole request: connect, send, headers and body (e.g. 500ms, 10s, 1m).
     #[arg(short, long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -67,13 +98,39 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value = "10MiB", value_parser = parse_bytes)]
     pub max_body: u64,
 
-    /// Most redirects followed per URL; 0 records the redirect response itself.
+    /// Most redirects followed per URL.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_redirects: u32,
+
+    /// Don't follow redirects: record the 3xx response itself.
+    #[arg(long)]
+    pub no_follow: bool,
+
+    /// Request method: GET or HEAD.
+    #[arg(short = 'X', long, value_name = "METHOD", default_value = "GET", value_parser = parse_method)]
+    pub method: Method,
+
+    /// Extra request header, 'Name: value'; repeatable. Not sent on after a redirect to another
+    /// origin when it carries credentials (Authorization, Cookie).
+    #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = parse_header)]
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 
     /// User-Agent header sent with every request. Default: fetch/<version>.
     #[arg(short = 'A', long, value_name = "TEXT")]
     pub user_agent: Option<String>,
+
+    /// Send every request through this proxy (http:// or https://). Without it, the HTTP_PROXY,
+    /// HTTPS_PROXY, ALL_PROXY and NO_PROXY environment variables apply.
+    #[arg(long, value_name = "URL", value_parser = parse_proxy)]
+    pub proxy: Option<Url>,
+
+    /// Accept invalid TLS certificates (expired, self-signed, wrong host). Off by default.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+
+    /// Resolve HOST to ADDR instead of asking DNS; repeatable (e.g. www.example.test:127.0.0.2).
+    #[arg(long, value_name = "HOST:ADDR", value_parser = parse_resolve)]
+    pub resolve: Vec<(String, IpAddr)>,
 
     /// No progress bar and no summary on stderr (errors are still reported).
     #[arg(short, long)]
@@ -108,15 +165,35 @@ impl Args {
                 )));
             }
         }
+        let mut headers = HeaderMap::new();
+        for (name, value) in self.headers {
+            headers.append(name, value);
+        }
         let config = Config {
             concurrency: self.concurrency,
             rate: self.rate,
+            per_host_concurrency: self.per_host_concurrency,
+            per_host_rate: self.per_host_rate,
+            retry: RetryPolicy {
+                retries: self.retries,
+                base: self.retry_base,
+                max_retry_after: self.max_retry_after,
+            },
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
             max_time: self.max_time,
             max_body: self.max_body,
-            max_redirects: self.max_redirects,
+            max_redirects: if self.no_follow {
+                0
+            } else {
+                self.max_redirects
+            },
             user_agent: self.user_agent.unwrap_or_else(default_user_agent),
+            method: self.method,
+            headers,
+            proxy: self.proxy,
+            insecure: self.insecure,
+            resolve: self.resolve,
             progress: !self.quiet && std::io::stderr().is_terminal(),
         };
         Ok(Plan {

@@ -2,9 +2,16 @@
 //! durations, byte sizes). Stages see only these typed values, never option strings.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::str::FromStr;
 use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use url::Url;
+
+use crate::retry::RetryPolicy;
 
 /// Everything the pipeline needs to know, already checked.
 #[derive(Debug, Clone)]
@@ -13,6 +20,11 @@ pub struct Config {
     pub concurrency: NonZeroUsize,
     /// Ceiling on request starts, shared by all requests; `None` for unlimited.
     pub rate: Option<Rate>,
+    /// Most requests in flight to one origin (scheme, host, port); `None`: only `concurrency`.
+    pub per_host_concurrency: Option<NonZeroUsize>,
+    /// Ceiling on request starts to one origin.
+    pub per_host_rate: Option<Rate>,
+    pub retry: RetryPolicy,
     /// Whole-request limit: connect, send, headers and body.
     pub timeout: Duration,
     /// Limit on establishing a connection; `None` leaves only `timeout`.
@@ -24,6 +36,16 @@ pub struct Config {
     /// Redirects followed per request; 0 records the 3xx itself.
     pub max_redirects: u32,
     pub user_agent: String,
+    /// GET or HEAD.
+    pub method: Method,
+    /// Extra request headers (`-H`).
+    pub headers: HeaderMap,
+    /// Proxy for every request; `None` leaves the usual proxy environment variables in charge.
+    pub proxy: Option<Url>,
+    /// Accept any TLS certificate.
+    pub insecure: bool,
+    /// Host names pinned to addresses, skipping DNS (`--resolve`).
+    pub resolve: Vec<(String, IpAddr)>,
     /// Draw a progress bar on stderr.
     pub progress: bool,
 }
@@ -33,12 +55,20 @@ impl Default for Config {
         Config {
             concurrency: NonZeroUsize::new(50).expect("50 is not zero"),
             rate: None,
+            per_host_concurrency: None,
+            per_host_rate: None,
+            retry: RetryPolicy::default(),
             timeout: Duration::from_secs(10),
             connect_timeout: None,
             max_time: None,
             max_body: 10 * 1024 * 1024,
             max_redirects: 10,
             user_agent: default_user_agent(),
+            method: Method::GET,
+            headers: HeaderMap::new(),
+            proxy: None,
+            insecure: false,
+            resolve: Vec::new(),
             progress: false,
         }
     }
@@ -150,6 +180,53 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// Parses `-H 'Name: value'`. An empty value is allowed (`'X-Empty:'`).
+pub fn parse_header(s: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}' is not a header; use 'Name: value'"))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| format!("'{}' is not a valid header name", name.trim()))?;
+    let value = HeaderValue::from_str(value.trim())
+        .map_err(|_| format!("the value of header '{name}' has characters not allowed in HTTP"))?;
+    Ok((name, value))
+}
+
+/// GET or HEAD: the methods that make sense for fetching a list (others change server state).
+pub fn parse_method(s: &str) -> Result<Method, String> {
+    match s.to_ascii_uppercase().as_str() {
+        "GET" => Ok(Method::GET),
+        "HEAD" => Ok(Method::HEAD),
+        _ => Err(format!("method '{s}' is not supported; use GET or HEAD")),
+    }
+}
+
+/// Parses `--resolve HOST:ADDR` (ADDR an IPv4 or IPv6 address, brackets optional).
+pub fn parse_resolve(s: &str) -> Result<(String, IpAddr), String> {
+    let (host, addr) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}' is not HOST:ADDR (e.g. www.example.test:127.0.0.2)"))?;
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    let ip = addr
+        .parse()
+        .map_err(|_| format!("'{addr}' is not an IP address"))?;
+    if host.is_empty() {
+        return Err(format!("'{s}' has no host name"));
+    }
+    Ok((host.to_ascii_lowercase(), ip))
+}
+
+/// Parses a proxy URL (`http://`, `https://`, or `socks5://` if built in).
+pub fn parse_proxy(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("proxy '{s}' is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(format!(
+            "proxy scheme '{other}' is not supported; use http or https"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +272,26 @@ mod tests {
         assert_eq!(parse_bytes("1.5k").unwrap(), 1536);
         assert!(parse_bytes("ten").is_err());
         assert!(parse_bytes("10X").is_err());
+    }
+
+    #[test]
+    fn headers_methods_and_pins() {
+        let (name, value) = parse_header("X-Token:  abc def ").unwrap();
+        assert_eq!(name.as_str(), "x-token");
+        assert_eq!(value, "abc def");
+        assert!(parse_header("X-Empty:").is_ok());
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("bad name: x").is_err());
+        assert!(parse_header("X-Nl: a\nb").is_err());
+        assert_eq!(parse_method("head").unwrap(), Method::HEAD);
+        assert!(parse_method("POST").is_err());
+        assert_eq!(
+            parse_resolve("Example.test:127.0.0.2").unwrap(),
+            ("example.test".to_owned(), "127.0.0.2".parse().unwrap())
+        );
+        assert!(parse_resolve("h:[::1]").unwrap().1.is_ipv6());
+        assert!(parse_resolve("h:nope").is_err());
+        assert!(parse_proxy("http://127.0.0.1:3128").is_ok());
+        assert!(parse_proxy("ftp://x").is_err());
     }
 }

@@ -30,6 +30,7 @@ pub mod fetch;
 pub mod input;
 pub mod output;
 pub mod report;
+pub mod retry;
 pub mod row;
 pub mod schedule;
 pub mod stop;
@@ -78,19 +79,22 @@ pub async fn run(
     let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE);
     let written = output::spawn_writer(output, row_rx, Tally::new(counters), stop.clone())?;
     let jobs = inputs.spawn_reader(JOB_QUEUE).map_err(Error::Thread)?;
-    let deadline = config.max_time.map(|limit| {
+    let deadline = config
+        .max_time
+        .map(|limit| tokio::time::Instant::now() + limit);
+    let deadline_watch = deadline.map(|at| {
         let stop = stop.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = tokio::time::sleep(limit) => stop.trigger(StopReason::Deadline),
+                () = tokio::time::sleep_until(at) => stop.trigger(StopReason::Deadline),
                 () = stop.stopped() => {}
             }
         })
     });
 
-    let scheduled = schedule::run(&config, fetcher, jobs, row_tx, stop.clone()).await;
-    if let Some(deadline) = deadline {
-        deadline.abort();
+    let scheduled = schedule::run(&config, fetcher, jobs, row_tx, stop.clone(), deadline).await;
+    if let Some(watch) = deadline_watch {
+        watch.abort();
     }
     let (tally, write_result) = written
         .await

@@ -1,20 +1,32 @@
-//! Fetch: one request for one URL, timed and bounded, turned into an [`Attempt`].
+//! Fetch: one attempt at one URL, timed and bounded, turned into an [`Attempt`].
 //!
-//! This module knows nothing of limits or scheduling; by the time [`Fetcher::fetch`] is called
-//! every limit has been passed, so all the time measured here is time spent on the request.
-//! Redirects are followed here, by hand, so the chain can be counted and bounded and every hop
-//! checked. Bodies are streamed, counted and dropped: nothing of a body is kept.
+//! This module knows nothing of scheduling; by the time [`Fetcher::fetch`] is called every limit
+//! has been passed, so all the time measured here is time spent on the request. Redirects are
+//! followed here, by hand, so the chain can be counted and bounded, every hop checked, and each
+//! further hop paced by the caller's [`Pace`] like any other request start. Bodies are streamed,
+//! counted and dropped: nothing of a body is kept.
 
-use std::error::Error as StdError;
+mod classify;
+mod client;
+mod resolve;
+
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{CONTENT_TYPE, LOCATION};
-use reqwest::{Client, Response};
+use futures::future::BoxFuture;
+use reqwest::header::{
+    AUTHORIZATION, CONNECTION, CONTENT_TYPE, COOKIE, HeaderMap, LOCATION, PROXY_AUTHORIZATION,
+    RETRY_AFTER,
+};
+use reqwest::{Client, Method, Response};
 use url::Url;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::retry::parse_retry_after;
 use crate::row::{ErrorKind, Failure};
+
+use self::classify::{classify, is_transient};
+pub use self::resolve::MAX_LOOKUPS;
 
 /// What one attempt at a URL observed. Filled in as the request progresses, so that a request cut
 /// short (timeout, cancellation) still reports what it got before.
@@ -34,13 +46,25 @@ pub struct Attempt {
     pub redirects: u32,
     /// The body was longer than `--max-body` and reading stopped there.
     pub truncated: bool,
+    /// The final response's `Retry-After`, as a delay from when it arrived.
+    pub retry_after: Option<Duration>,
     pub failure: Option<Failure>,
+    /// The failure was the connection going away under the request (worth a retry).
+    pub transient: bool,
 }
 
-/// Makes requests. Cheap to share: one per run, behind an `Arc`.
+/// Paces request starts that happen inside an attempt (redirect hops), so they obey the same
+/// rate limits as first requests. Implemented by the scheduler.
+pub trait Pace: Send + Sync {
+    fn before_hop<'a>(&'a self, url: &'a Url) -> BoxFuture<'a, ()>;
+}
+
+/// Makes requests. One per run, shared by all tasks.
 #[derive(Debug)]
 pub struct Fetcher {
     client: Client,
+    method: Method,
+    headers: HeaderMap,
     timeout: Duration,
     max_body: u64,
     max_redirects: u32,
@@ -49,7 +73,9 @@ pub struct Fetcher {
 impl Fetcher {
     pub fn new(config: &Config) -> Result<Fetcher, Error> {
         Ok(Fetcher {
-            client: build_client(config)?,
+            client: client::build(config)?,
+            method: config.method.clone(),
+            headers: config.headers.clone(),
             timeout: config.timeout,
             max_body: config.max_body,
             max_redirects: config.max_redirects,
@@ -57,12 +83,14 @@ impl Fetcher {
     }
 
     /// Requests `url`, following redirects, and reads the body within the timeout. Never fails:
-    /// a failure is recorded in the attempt.
-    pub async fn fetch(&self, url: Url, attempt: &mut Attempt) {
+    /// a failure is recorded in the attempt. `keep_alive: false` asks the server to close the
+    /// connection afterwards (no further request to this host is queued, so an idle pooled
+    /// connection would only hold a socket).
+    pub async fn fetch(&self, url: Url, keep_alive: bool, pace: &dyn Pace, attempt: &mut Attempt) {
         attempt.started_at = Some(SystemTime::now());
         let start = Instant::now();
-        let result = tokio::time::timeout(self.timeout, self.exchange(url, start, attempt)).await;
-        match result {
+        let exchange = self.exchange(url, keep_alive, start, pace, attempt);
+        match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(())) => attempt.latency = Some(start.elapsed()),
             Ok(Err(failure)) => attempt.failure = Some(failure),
             Err(_) => {
@@ -85,27 +113,62 @@ impl Fetcher {
     async fn exchange(
         &self,
         mut url: Url,
+        keep_alive: bool,
         start: Instant,
+        pace: &dyn Pace,
         attempt: &mut Attempt,
     ) -> Result<(), Failure> {
+        // Once a chain leaves the first origin, credentials stay behind for the rest of it.
+        let mut left_origin = false;
         loop {
-            let response = self
-                .client
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|e| classify(&e))?;
+            let mut request = self.client.request(self.method.clone(), url.clone());
+            if !self.headers.is_empty() {
+                request = request.headers(self.headers_for(left_origin));
+            }
+            if !keep_alive {
+                request = request.header(CONNECTION, "close");
+            }
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(e) => {
+                    attempt.transient = is_transient(&e);
+                    attempt.final_url = Some(url);
+                    return Err(classify(&e));
+                }
+            };
             attempt.ttfb = Some(start.elapsed());
             attempt.status = Some(response.status().as_u16());
-            attempt.final_url = Some(url);
-            match self.redirect_target(&response, attempt.redirects)? {
-                Some(next) => {
+            let target = self.redirect_target(&response, attempt.redirects);
+            match target {
+                Err(failure) => {
+                    attempt.final_url = Some(url);
+                    return Err(failure);
+                }
+                Ok(Some(next)) => {
                     attempt.redirects += 1;
+                    left_origin |= !same_origin(&url, &next);
+                    drop(response);
+                    pace.before_hop(&next).await;
                     url = next;
                 }
-                None => return self.read_body(response, attempt).await,
+                Ok(None) => {
+                    attempt.final_url = Some(url);
+                    return self.read_body(response, attempt).await;
+                }
             }
         }
+    }
+
+    /// The user's headers, without credentials once a redirect chain has left the first origin
+    /// (as browsers and curl do).
+    fn headers_for(&self, left_origin: bool) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        if left_origin {
+            for sensitive in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION] {
+                headers.remove(sensitive);
+            }
+        }
+        headers
     }
 
     /// Where a redirect response points, if it is one we follow. `hops` is the number of
@@ -146,10 +209,14 @@ impl Fetcher {
         mut response: Response,
         attempt: &mut Attempt,
     ) -> Result<(), Failure> {
-        attempt.content_type = response
-            .headers()
+        let headers = response.headers();
+        attempt.content_type = headers
             .get(CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        attempt.retry_after = headers
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
         while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
             let room = self.max_body - attempt.bytes;
             if chunk.len() as u64 > room {
@@ -163,75 +230,8 @@ impl Fetcher {
     }
 }
 
-fn build_client(config: &Config) -> Result<Client, Error> {
-    // reqwest is built without a default crypto provider so that ring (pure Rust + asm, no
-    // cmake) is used; installing fails harmlessly when another part of the process already did.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = Client::builder()
-        .user_agent(&config.user_agent)
-        .redirect(reqwest::redirect::Policy::none())
-        .referer(false)
-        .tcp_nodelay(true)
-        // Enough idle connections to keep a single busy host at full concurrency without
-        // reconnecting; idle ones are closed soon so a list of many hosts does not pile them up.
-        .pool_max_idle_per_host(config.concurrency.get())
-        .pool_idle_timeout(Duration::from_secs(15));
-    if let Some(connect_timeout) = config.connect_timeout {
-        builder = builder.connect_timeout(connect_timeout);
-    }
-    builder.build().map_err(Error::Client)
-}
-
-/// Sorts a client error into a stable kind, keeping the underlying message as the detail.
-fn classify(error: &reqwest::Error) -> Failure {
-    let kind = if error.is_timeout() {
-        ErrorKind::Timeout
-    } else if error.is_dns() {
-        ErrorKind::Dns
-    } else if is_tls(error) {
-        ErrorKind::Tls
-    } else if error.is_connect() {
-        ErrorKind::Connect
-    } else if error.is_body() || error.is_decode() {
-        ErrorKind::Body
-    } else {
-        ErrorKind::Protocol
-    };
-    Failure::new(kind, describe(error))
-}
-
-fn is_tls(error: &reqwest::Error) -> bool {
-    causes(error).any(|cause| cause.is::<rustls::Error>())
-}
-
-/// The causes of an error, outermost first. Unlike `source()` alone, this also descends into the
-/// error an `io::Error` wraps, which is where connectors put TLS errors (sometimes twice nested).
-fn causes(error: &reqwest::Error) -> impl Iterator<Item = &(dyn StdError + 'static)> {
-    let first = error.source();
-    std::iter::successors(first, |&cause| {
-        match cause.downcast_ref::<std::io::Error>() {
-            Some(io) => match io.get_ref() {
-                Some(inner) => Some(inner as &(dyn StdError + 'static)),
-                None => io.source(),
-            },
-            None => cause.source(),
-        }
-    })
-}
-
-/// A one-line account of an error, from its causes, without reqwest's own "error sending request
-/// for url (...)" (the URL is already in the row) and without the repeats that wrapping adds.
-fn describe(error: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in causes(error) {
-        let message = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&message)) {
-            parts.push(message);
-        }
-    }
-    if parts.is_empty() {
-        error.to_string()
-    } else {
-        parts.join(": ")
-    }
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
 }

@@ -1,0 +1,382 @@
+//! Per-origin queues: where a job waits while its host is busy, paused or rate-limited, without
+//! holding a global slot and without stalling jobs for other hosts.
+//!
+//! The table only ever holds hosts with queued or running jobs (or a pause still running), so
+//! its size is bounded by the scheduler's look-ahead window, not by the number of distinct hosts
+//! in the list. Hosts that can start a job now sit in a round-robin `ready` list; hosts that will
+//! be able to later (pause, retry backoff, per-host rate) sit on a timer heap.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use url::Url;
+
+use crate::fetch::Attempt;
+
+/// An origin: `scheme://host:port`, with the port always spelled out so that `http://a/` and
+/// `http://a:80/` share limits. Shared, because it is cloned into queues and timers.
+pub(crate) type HostKey = Arc<str>;
+
+pub(crate) fn host_key(url: &Url) -> HostKey {
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or_default();
+    Arc::from(format!("{}://{host}:{port}", url.scheme()))
+}
+
+/// A line on its way to a row: queued, in flight, or waiting to be retried.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub line: u64,
+    pub text: String,
+    pub url: Url,
+    pub key: HostKey,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// A retry must not start before this.
+    pub not_before: Option<Instant>,
+    /// The previous attempt, so a retry cut off by a stop still has a row to show.
+    pub last: Option<Box<Attempt>>,
+}
+
+#[derive(Debug, Default)]
+struct Host {
+    /// New jobs, in input order.
+    fresh: VecDeque<Pending>,
+    /// Jobs waiting for a retry, each with its own `not_before`. Kept apart from `fresh` so a
+    /// backing-off URL does not hold up the rest of its host.
+    retries: Vec<Pending>,
+    /// Jobs started (or staged to start) and not yet finished.
+    active: usize,
+    /// No job starts before this (the server sent `Retry-After` on a 429/503).
+    paused_until: Option<Instant>,
+    /// Whether the host is in the ready list.
+    listed: bool,
+    /// The earliest timer registered for the host, if any.
+    wake_at: Option<Instant>,
+}
+
+impl Host {
+    fn is_idle(&self, now: Instant) -> bool {
+        self.fresh.is_empty()
+            && self.retries.is_empty()
+            && self.active == 0
+            && self.paused_until.is_none_or(|until| until <= now)
+    }
+
+    /// When the host's next job could start, ignoring rate limits: `None` if it has no job.
+    fn next_start(&self, now: Instant) -> Option<Instant> {
+        let job_at = if self.fresh.is_empty() {
+            self.retries
+                .iter()
+                .map(|p| p.not_before.unwrap_or(now))
+                .min()?
+        } else {
+            now
+        };
+        Some(match self.paused_until {
+            Some(until) => job_at.max(until),
+            None => job_at,
+        })
+    }
+
+    /// The job to start next: a retry that is due, else the oldest fresh job.
+    fn take_next(&mut self, now: Instant) -> Option<Pending> {
+        let due = self
+            .retries
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.not_before.is_none_or(|t| t <= now))
+            .min_by_key(|(_, p)| p.not_before)
+            .map(|(i, _)| i);
+        match due {
+            Some(i) => Some(self.retries.swap_remove(i)),
+            None => self.fresh.pop_front(),
+        }
+    }
+}
+
+pub(crate) struct Hosts {
+    map: HashMap<HostKey, Host>,
+    ready: VecDeque<HostKey>,
+    timers: BinaryHeap<Reverse<(Instant, HostKey)>>,
+    per_host_limit: usize,
+    /// Jobs queued across all hosts (fresh and retries).
+    queued: usize,
+}
+
+impl Hosts {
+    pub(crate) fn new(per_host_limit: usize) -> Hosts {
+        Hosts {
+            map: HashMap::new(),
+            ready: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            per_host_limit,
+            queued: 0,
+        }
+    }
+
+    /// Jobs waiting in queues (not in flight).
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Hosts with queued or running jobs.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(crate) fn push(&mut self, job: Pending, now: Instant) {
+        let key = Arc::clone(&job.key);
+        self.map
+            .entry(Arc::clone(&key))
+            .or_default()
+            .fresh
+            .push_back(job);
+        self.queued += 1;
+        self.consider(&key, now);
+    }
+
+    /// A job of `key` finished for good.
+    pub(crate) fn finished(&mut self, key: &HostKey, now: Instant) {
+        if let Some(host) = self.map.get_mut(key) {
+            host.active = host.active.saturating_sub(1);
+        }
+        self.consider(key, now);
+    }
+
+    /// A job of `key` will be retried; with `pause_until`, the whole host waits until then.
+    pub(crate) fn retry(&mut self, job: Pending, pause_until: Option<Instant>, now: Instant) {
+        let key = Arc::clone(&job.key);
+        let host = self.map.entry(Arc::clone(&key)).or_default();
+        host.active = host.active.saturating_sub(1);
+        if let Some(until) = pause_until {
+            host.paused_until = Some(host.paused_until.map_or(until, |t| t.max(until)));
+        }
+        host.retries.push(job);
+        self.queued += 1;
+        self.consider(&key, now);
+    }
+
+    /// The next host that may start a job now, round-robin. The caller either takes a job from
+    /// it ([`Hosts::take`]) or defers it ([`Hosts::defer`]).
+    pub(crate) fn next_ready(&mut self, now: Instant) -> Option<HostKey> {
+        while let Some(key) = self.ready.pop_front() {
+            let Some(host) = self.map.get_mut(&key) else {
+                continue;
+            };
+            host.listed = false;
+            if host.active < self.per_host_limit && host.next_start(now).is_some_and(|t| t <= now) {
+                return Some(key);
+            }
+            self.consider(&key, now);
+        }
+        None
+    }
+
+    /// Takes the next job of a host returned by [`Hosts::next_ready`] and counts it as active.
+    /// Also says whether more jobs of this host are queued (worth keeping the connection).
+    pub(crate) fn take(&mut self, key: &HostKey, now: Instant) -> Option<(Pending, bool)> {
+        let host = self.map.get_mut(key)?;
+        let job = host.take_next(now)?;
+        host.active += 1;
+        self.queued -= 1;
+        let more = !host.fresh.is_empty() || !host.retries.is_empty();
+        self.consider(key, now);
+        Some((job, more))
+    }
+
+    /// The host may not start anything before `until` (its rate limit).
+    pub(crate) fn defer(&mut self, key: &HostKey, until: Instant) {
+        self.set_timer(key, until);
+    }
+
+    /// Moves hosts whose timers are due back into consideration.
+    pub(crate) fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((at, key))) = self.timers.pop() else {
+                break;
+            };
+            if let Some(host) = self.map.get_mut(&key)
+                && host.wake_at == Some(at)
+            {
+                host.wake_at = None;
+                self.consider(&key, now);
+            }
+        }
+    }
+
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Empties every queue (the run is stopping) and returns the jobs that had been attempted
+    /// and were waiting for a retry; never-attempted jobs are dropped.
+    pub(crate) fn drain_attempted(&mut self) -> Vec<Pending> {
+        let attempted = self
+            .map
+            .drain()
+            .flat_map(|(_, host)| host.retries.into_iter().chain(host.fresh))
+            .filter(|job| job.attempts > 0)
+            .collect();
+        self.ready.clear();
+        self.timers.clear();
+        self.queued = 0;
+        attempted
+    }
+
+    /// Puts a host where it belongs: in the ready list, on a timer, or (idle) out of the table.
+    fn consider(&mut self, key: &HostKey, now: Instant) {
+        let Some(host) = self.map.get_mut(key) else {
+            return;
+        };
+        if host.is_idle(now) {
+            self.map.remove(key);
+            return;
+        }
+        if host.active >= self.per_host_limit {
+            return; // A finishing job brings it back.
+        }
+        match host.next_start(now) {
+            // Nothing queued, nothing running, but a pause still on: look again when it ends,
+            // to evict the host then.
+            None => {
+                if let Some(until) = host.paused_until {
+                    self.set_timer(key, until);
+                }
+            }
+            Some(at) if at <= now => {
+                if !host.listed {
+                    host.listed = true;
+                    self.ready.push_back(Arc::clone(key));
+                }
+            }
+            Some(at) => self.set_timer(key, at),
+        }
+    }
+
+    fn set_timer(&mut self, key: &HostKey, at: Instant) {
+        let Some(host) = self.map.get_mut(key) else {
+            return;
+        };
+        if host.wake_at.is_some_and(|t| t <= at) {
+            return;
+        }
+        host.wake_at = Some(at);
+        self.timers.push(Reverse((at, Arc::clone(key))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn job(url: &str, line: u64) -> Pending {
+        let url = Url::parse(url).unwrap();
+        Pending {
+            line,
+            text: url.to_string(),
+            key: host_key(&url),
+            url,
+            attempts: 0,
+            not_before: None,
+            last: None,
+        }
+    }
+
+    #[test]
+    fn keys_spell_out_the_port() {
+        let a = host_key(&Url::parse("http://A.test/x").unwrap());
+        let b = host_key(&Url::parse("http://a.test:80/y").unwrap());
+        assert_eq!(a, b);
+        assert_eq!(&*a, "http://a.test:80");
+        let c = host_key(&Url::parse("https://a.test/").unwrap());
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn busy_host_does_not_block_others() {
+        let now = Instant::now();
+        let mut hosts = Hosts::new(1);
+        for i in 0..3 {
+            hosts.push(job("http://slow.test/", i), now);
+        }
+        hosts.push(job("http://fast.test/", 3), now);
+        let slow = hosts.next_ready(now).unwrap();
+        assert_eq!(&*slow, "http://slow.test:80");
+        let (first, more) = hosts.take(&slow, now).unwrap();
+        assert_eq!(first.line, 0);
+        assert!(more);
+        // slow.test is at its limit: the next ready host is fast.test.
+        let fast = hosts.next_ready(now).unwrap();
+        assert_eq!(&*fast, "http://fast.test:80");
+        let (job, more) = hosts.take(&fast, now).unwrap();
+        assert_eq!(job.line, 3);
+        assert!(!more);
+        assert!(hosts.next_ready(now).is_none());
+        hosts.finished(&slow, now);
+        assert_eq!(
+            hosts.next_ready(now).as_deref(),
+            Some("http://slow.test:80")
+        );
+    }
+
+    #[test]
+    fn idle_hosts_are_evicted() {
+        let now = Instant::now();
+        let mut hosts = Hosts::new(usize::MAX);
+        for i in 0..100 {
+            hosts.push(job(&format!("http://h{i}.test/"), i), now);
+        }
+        assert_eq!(hosts.len(), 100);
+        while let Some(key) = hosts.next_ready(now) {
+            hosts.take(&key, now).unwrap();
+            hosts.finished(&key, now);
+        }
+        assert_eq!(hosts.len(), 0);
+        assert_eq!(hosts.queued(), 0);
+    }
+
+    #[test]
+    fn a_pause_holds_the_host_until_it_ends() {
+        let now = Instant::now();
+        let mut hosts = Hosts::new(usize::MAX);
+        hosts.push(job("http://a.test/1", 1), now);
+        hosts.push(job("http://a.test/2", 2), now);
+        let key = hosts.next_ready(now).unwrap();
+        let (mut first, _) = hosts.take(&key, now).unwrap();
+        first.attempts = 1;
+        let later = now + Duration::from_secs(5);
+        first.not_before = Some(later);
+        hosts.retry(first, Some(later), now);
+        assert!(hosts.next_ready(now).is_none(), "paused");
+        assert_eq!(hosts.next_timer(), Some(later));
+        hosts.fire_timers(later);
+        let key = hosts.next_ready(later).unwrap();
+        let (job, _) = hosts.take(&key, later).unwrap();
+        assert_eq!(job.line, 1, "the due retry goes first");
+    }
+
+    #[test]
+    fn drain_keeps_only_attempted_jobs() {
+        let now = Instant::now();
+        let mut hosts = Hosts::new(usize::MAX);
+        hosts.push(job("http://a.test/1", 1), now);
+        hosts.push(job("http://a.test/2", 2), now);
+        let key = hosts.next_ready(now).unwrap();
+        let (mut first, _) = hosts.take(&key, now).unwrap();
+        first.attempts = 1;
+        first.not_before = Some(now + Duration::from_secs(1));
+        hosts.retry(first, None, now);
+        let drained = hosts.drain_attempted();
+        assert_eq!(drained.len(), 1);
+        assert_eq!(drained[0].line, 1);
+        assert_eq!(hosts.len(), 0);
+    }
+}

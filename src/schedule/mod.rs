@@ -1,0 +1,359 @@
+//! Schedule: decides when each job starts, under every limit, and makes sure each one ends as
+//! exactly one row.
+//!
+//! One dispatcher task owns all scheduling state, so none of it needs a lock. It reads jobs into
+//! per-origin queues ([`hosts`]), and starts a request task only when all of these allow it:
+//! 1. the global concurrency limit (a request task exists only while it holds a slot, so a
+//!    ten-million-line list never becomes ten million parked tasks);
+//! 2. the host's own concurrency limit and any `Retry-After` pause; a job waiting for its host
+//!    holds no global slot and does not stall jobs of other hosts behind it;
+//! 3. the per-host rate and then the global rate (governor limiters, burst of one, so starts are
+//!    spread evenly). Retries come back through the same path, so `--rate` bounds every start.
+//!
+//! Reading ahead is bounded by [`LOOKAHEAD`] queued jobs, and rows go to the writer over a
+//! bounded channel that tasks wait on, so memory depends on the limits, never on the list.
+//!
+//! Every wait listens to [`Stop`]: once a run is stopped, nothing new starts, requests in flight
+//! end at once as `cancelled` (or `deadline`) rows, and jobs waiting for a retry are written with
+//! their last outcome. Jobs never attempted get no row, exactly like lines not yet read.
+
+mod hosts;
+mod task;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use governor::clock::MonotonicClock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
+use url::Url;
+
+use self::hosts::{HostKey, Hosts, Pending, host_key};
+use crate::config::{Config, Rate};
+use crate::error::Error;
+use crate::fetch::{Fetcher, Pace};
+use crate::input::Job;
+use crate::retry::RetryPolicy;
+use crate::row::Row;
+use crate::stop::{Stop, StopReason};
+
+/// Most jobs read ahead and queued per host. Bounds memory (a few hundred bytes per job) while
+/// letting a slow host's backlog sit aside as later lines for other hosts go ahead.
+pub const LOOKAHEAD: usize = 10_000;
+
+/// How often idle keys are dropped from the per-host rate limiter.
+const HOUSEKEEPING: Duration = Duration::from_secs(5);
+
+type DirectLimiter =
+    RateLimiter<NotKeyed, InMemoryState, MonotonicClock, NoOpMiddleware<std::time::Instant>>;
+type KeyedLimiter = RateLimiter<
+    HostKey,
+    DefaultKeyedStateStore<HostKey>,
+    MonotonicClock,
+    NoOpMiddleware<std::time::Instant>,
+>;
+
+/// The rate limiters, shared by the dispatcher (first requests and retries) and request tasks
+/// (redirect hops).
+struct Limiters {
+    global: Option<DirectLimiter>,
+    per_host: Option<KeyedLimiter>,
+}
+
+/// A smooth quota: one start per interval, burst of one, so no second's worth of requests goes
+/// out at once when a run (or a host) starts.
+fn smooth(rate: Rate) -> Quota {
+    Quota::with_period(rate.interval())
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
+        .allow_burst(NonZeroU32::MIN)
+}
+
+impl Limiters {
+    /// Uses the std monotonic clock, not governor's default TSC clock, which has been seen to
+    /// misbehave across cores.
+    fn new(config: &Config) -> Limiters {
+        Limiters {
+            global: config
+                .rate
+                .map(|rate| RateLimiter::direct_with_clock(smooth(rate), MonotonicClock)),
+            per_host: config.per_host_rate.map(|rate| {
+                RateLimiter::new(
+                    smooth(rate),
+                    DefaultKeyedStateStore::default(),
+                    MonotonicClock,
+                )
+            }),
+        }
+    }
+}
+
+impl Pace for Limiters {
+    fn before_hop<'a>(&'a self, url: &'a Url) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Some(per_host) = &self.per_host {
+                per_host.until_key_ready(&host_key(url)).await;
+            }
+            if let Some(global) = &self.global {
+                global.until_ready().await;
+            }
+        })
+    }
+}
+
+/// What request tasks share.
+struct Shared {
+    fetcher: Fetcher,
+    limiters: Limiters,
+    retry: RetryPolicy,
+    deadline: Option<Instant>,
+    rows: mpsc::Sender<Row>,
+    done: mpsc::Sender<Done>,
+    stop: Stop,
+}
+
+impl Shared {
+    fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// A request task's report to the dispatcher.
+enum Done {
+    /// The job has its row; its slots are free.
+    Finished(HostKey),
+    /// The job is to be tried again (`job.not_before` says when); with `pause_until`, its whole
+    /// host waits.
+    Retry {
+        job: Pending,
+        pause_until: Option<Instant>,
+    },
+}
+
+/// Runs every job to a row. Returns when the input is exhausted (or the run stopped) and every
+/// task it started has sent its row.
+pub(crate) async fn run(
+    config: &Config,
+    fetcher: Fetcher,
+    jobs: mpsc::Receiver<Result<Job, Error>>,
+    rows: mpsc::Sender<Row>,
+    stop: Stop,
+    deadline: Option<Instant>,
+) -> Result<(), Error> {
+    let concurrency = config.concurrency.get();
+    // Every task in flight sends exactly one report, so this never fills.
+    let (done_tx, done_rx) = mpsc::channel(concurrency);
+    let shared = Arc::new(Shared {
+        fetcher,
+        limiters: Limiters::new(config),
+        retry: config.retry,
+        deadline,
+        rows,
+        done: done_tx,
+        stop,
+    });
+    let per_host = config.per_host_concurrency.map_or(usize::MAX, |n| n.get());
+    let mut dispatcher = Dispatcher {
+        shared: Arc::clone(&shared),
+        hosts: Hosts::new(per_host),
+        staged: None,
+        in_flight: 0,
+        concurrency,
+        tasks: TaskTracker::new(),
+        housekept: Instant::now(),
+    };
+    dispatcher.run(jobs, done_rx).await
+}
+
+struct Dispatcher {
+    shared: Arc<Shared>,
+    hosts: Hosts,
+    /// A job that passed its host's limits but is waiting for the global rate, and when the
+    /// global rate allows the next start.
+    staged: Option<(Pending, bool, Instant)>,
+    in_flight: usize,
+    concurrency: usize,
+    tasks: TaskTracker,
+    housekept: Instant,
+}
+
+impl Dispatcher {
+    async fn run(
+        &mut self,
+        mut jobs: mpsc::Receiver<Result<Job, Error>>,
+        mut done: mpsc::Receiver<Done>,
+    ) -> Result<(), Error> {
+        let result = self.dispatch_all(&mut jobs, &mut done).await;
+        if result.is_err() {
+            self.shared.stop.trigger(StopReason::Failed);
+        }
+        // Dropping the receiver tells the input thread to stop reading.
+        drop(jobs);
+        self.finish(&mut done).await;
+        result
+    }
+
+    async fn dispatch_all(
+        &mut self,
+        jobs: &mut mpsc::Receiver<Result<Job, Error>>,
+        done: &mut mpsc::Receiver<Done>,
+    ) -> Result<(), Error> {
+        let stop = self.shared.stop.clone();
+        let mut input_open = true;
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        loop {
+            let now = Instant::now();
+            self.hosts.fire_timers(now);
+            self.start_what_may_start(now);
+            self.housekeeping(now);
+            if !input_open && self.is_idle() {
+                return Ok(());
+            }
+            let wake = self.next_wake();
+            if let Some(at) = wake {
+                timer.as_mut().reset(at);
+            }
+            let accepting = input_open && self.hosts.queued() < LOOKAHEAD;
+            tokio::select! {
+                biased;
+                () = stop.stopped() => return Ok(()),
+                Some(report) = done.recv() => {
+                    self.on_done(report);
+                    while let Ok(report) = done.try_recv() {
+                        self.on_done(report);
+                    }
+                }
+                () = &mut timer, if wake.is_some() => {}
+                job = jobs.recv(), if accepting => match job {
+                    None => input_open = false,
+                    Some(job) => self.accept(job?).await,
+                },
+            }
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.in_flight == 0 && self.hosts.queued() == 0 && self.staged.is_none()
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        let global = self.staged.as_ref().map(|(_, _, at)| *at);
+        match (self.hosts.next_timer(), global) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A line from the input: bad ones go straight to the writer, good ones to their host.
+    async fn accept(&mut self, job: Job) {
+        let Job { line, text, target } = job;
+        match target {
+            Err(failure) => {
+                let row = Row::unrequested(line, text, failure);
+                // A closed channel means the writer failed, and it has stopped the run.
+                let _ = self.shared.rows.send(row).await;
+            }
+            Ok(url) => {
+                let pending = Pending {
+                    line,
+                    text,
+                    key: host_key(&url),
+                    url,
+                    attempts: 0,
+                    not_before: None,
+                    last: None,
+                };
+                self.hosts.push(pending, Instant::now());
+            }
+        }
+    }
+
+    /// Starts jobs while global slots are free and the limits allow.
+    fn start_what_may_start(&mut self, now: Instant) {
+        while self.in_flight < self.concurrency {
+            let (job, keep_alive) = match self.staged.take() {
+                Some((job, keep_alive, _)) => (job, keep_alive),
+                None => match self.next_for_a_host(now) {
+                    Some(next) => next,
+                    None => return,
+                },
+            };
+            if let Some(global) = &self.shared.limiters.global
+                && let Err(not_until) = global.check()
+            {
+                let at = Instant::from_std(not_until.earliest_possible());
+                self.staged = Some((job, keep_alive, at));
+                return;
+            }
+            self.in_flight += 1;
+            let shared = Arc::clone(&self.shared);
+            self.tasks.spawn(task::attempt(shared, job, keep_alive));
+        }
+    }
+
+    /// The next job whose host allows a start now (concurrency, pause, per-host rate).
+    fn next_for_a_host(&mut self, now: Instant) -> Option<(Pending, bool)> {
+        loop {
+            let key = self.hosts.next_ready(now)?;
+            if let Some(per_host) = &self.shared.limiters.per_host
+                && let Err(not_until) = per_host.check_key(&key)
+            {
+                self.hosts
+                    .defer(&key, Instant::from_std(not_until.earliest_possible()));
+                continue;
+            }
+            if let Some(next) = self.hosts.take(&key, now) {
+                return Some(next);
+            }
+        }
+    }
+
+    fn on_done(&mut self, report: Done) {
+        self.in_flight -= 1;
+        let now = Instant::now();
+        match report {
+            Done::Finished(key) => self.hosts.finished(&key, now),
+            Done::Retry { job, pause_until } => self.hosts.retry(job, pause_until, now),
+        }
+    }
+
+    /// Forgets per-host rate state of hosts not seen for a while, so a list of millions of hosts
+    /// does not keep a limiter entry for each.
+    fn housekeeping(&mut self, now: Instant) {
+        if now.duration_since(self.housekept) < HOUSEKEEPING {
+            return;
+        }
+        self.housekept = now;
+        if let Some(per_host) = &self.shared.limiters.per_host {
+            per_host.retain_recent();
+            per_host.shrink_to_fit();
+        }
+    }
+
+    /// After the loop: waits for the tasks in flight, then writes rows for jobs that were
+    /// attempted but are waiting for a retry that will not happen now.
+    async fn finish(&mut self, done: &mut mpsc::Receiver<Done>) {
+        self.tasks.close();
+        self.tasks.wait().await;
+        let mut leftovers = self.hosts.drain_attempted();
+        leftovers.extend(self.staged.take().map(|(job, _, _)| job));
+        while let Ok(report) = done.try_recv() {
+            if let Done::Retry { job, .. } = report {
+                leftovers.push(job);
+            }
+        }
+        for mut job in leftovers {
+            if let Some(row) = task::unfinished_row(&mut job) {
+                let _ = self.shared.rows.send(row).await;
+            }
+        }
+    }
+}
