@@ -47,8 +47,8 @@ pub struct Args {
     #[arg(value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
 
-    /// Most requests in flight at once.
-    #[arg(short, long, value_name = "N", default_value = "50")]
+    /// Most requests in flight at once (1 to 100000).
+    #[arg(short, long, value_name = "N", default_value = "50", value_parser = parse_concurrency)]
     pub concurrency: NonZeroUsize,
 
     /// Most request starts per second (20 or 20/s), minute (600/m) or hour (3600/h), spread evenly.
@@ -57,7 +57,7 @@ pub struct Args {
     pub rate: Option<Rate>,
 
     /// Most requests in flight to one host (scheme, host and port). Default: only --concurrency.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
     pub per_host_concurrency: Option<NonZeroUsize>,
 
     /// Most request starts to one host, in the forms of --rate. Default: unlimited.
@@ -78,11 +78,11 @@ pub struct Args {
     pub max_retry_after: Duration,
 
     /// Limit on each whole request: connect, send, headers and body (e.g. 500ms, 10s, 1m).
-    #[arg(short, long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    #[arg(short, long, value_name = "DUR", default_value = "10s", value_parser = parse_limit)]
     pub timeout: Duration,
 
     /// Limit on establishing each connection. Default: only --timeout applies.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_limit)]
     pub connect_timeout: Option<Duration>,
 
     /// Deadline for the whole run: after it no request starts, requests in flight are recorded
@@ -116,7 +116,7 @@ pub struct Args {
     pub headers: Vec<(HeaderName, HeaderValue)>,
 
     /// User-Agent header sent with every request. Default: fetch/<version>.
-    #[arg(short = 'A', long, value_name = "TEXT")]
+    #[arg(short = 'A', long, value_name = "TEXT", value_parser = parse_user_agent)]
     pub user_agent: Option<String>,
 
     /// Send every request through this proxy (http:// or https://). Without it, the HTTP_PROXY,
@@ -152,16 +152,19 @@ impl Args {
     pub fn resolve(self) -> Result<Plan, Error> {
         let sources = self.sources()?;
         if let Some(out) = &self.output {
-            let files: Vec<PathBuf> = self
-                .inputs
+            let files: Vec<PathBuf> = sources
                 .iter()
-                .filter(|p| p.as_os_str() != "-")
-                .cloned()
+                .filter_map(|s| match s {
+                    Source::File(path) => Some(path.clone()),
+                    Source::Stdin => None,
+                })
                 .collect();
-            if let Some(input) = output::clobbers_input(out, &files) {
+            let reads_stdin = sources.contains(&Source::Stdin);
+            if let Some(input) = output::clobbers_input(out, &files, reads_stdin) {
                 return Err(Error::Usage(format!(
-                    "the output file '{}' is also an input; writing it would destroy the list",
-                    input.display()
+                    "the output file '{}' is also the input ({input}); writing it would destroy \
+                     the list",
+                    out.display()
                 )));
             }
         }
@@ -219,6 +222,30 @@ impl Args {
     }
 }
 
+/// Concurrency limits: at least 1; at most 100,000, beyond which no machine has the sockets.
+fn parse_concurrency(s: &str) -> Result<NonZeroUsize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n @ 1..=100_000) => Ok(NonZeroUsize::new(n).expect("range excludes 0")),
+        _ => Err(format!("'{s}' is not a number from 1 to 100000")),
+    }
+}
+
+/// A time limit: a duration that is not zero (a zero limit would fail every request).
+fn parse_limit(s: &str) -> Result<Duration, String> {
+    let limit = parse_duration(s)?;
+    if limit.is_zero() {
+        return Err("a time limit of zero would fail every request".into());
+    }
+    Ok(limit)
+}
+
+/// A User-Agent must be a valid header value (no control characters).
+fn parse_user_agent(s: &str) -> Result<String, String> {
+    HeaderValue::from_str(s)
+        .map(|_| s.to_owned())
+        .map_err(|_| "the user agent has characters not allowed in an HTTP header".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +287,10 @@ mod tests {
             &["fetch", "-r", "fast", "a"],
             &["fetch", "-t", "soon", "a"],
             &["fetch", "--max-body", "lots", "a"],
+            &["fetch", "-c", "18446744073709551615", "a"],
+            &["fetch", "-t", "0", "a"],
+            &["fetch", "--connect-timeout", "0s", "a"],
+            &["fetch", "-A", "bad\rua", "a"],
         ] {
             assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
         }

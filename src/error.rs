@@ -19,14 +19,24 @@ pub enum Error {
     #[error("cannot write output file '{}': {source}", path.display())]
     OutputOpen { path: PathBuf, source: io::Error },
 
-    #[error("error writing output: {0}")]
-    Write(#[source] io::Error),
+    #[error("error writing output: {source}{}", partial_note(partial.as_deref()))]
+    Write {
+        source: io::Error,
+        /// Where the rows written before the error are, when writing to a file.
+        partial: Option<PathBuf>,
+    },
 
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
 
     #[error("cannot start a thread: {0}")]
     Thread(#[source] io::Error),
+}
+
+fn partial_note(partial: Option<&std::path::Path>) -> String {
+    partial.map_or_else(String::new, |p| {
+        format!(" (the rows written so far are in '{}')", p.display())
+    })
 }
 
 impl Error {

@@ -7,6 +7,7 @@
 //! becomes exactly one job, valid or not: bad lines are data for the output, never a reason to
 //! stop.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -176,7 +177,7 @@ pub fn count_rows(files: &[PathBuf], abandon: &AtomicBool) -> io::Result<u64> {
             if abandon.load(Ordering::Relaxed) {
                 return Err(io::Error::other("abandoned"));
             }
-            if !is_skipped(raw.kept) {
+            if !is_skipped(&visible_text(raw.kept)) {
                 rows += 1;
             }
         }
@@ -212,6 +213,9 @@ impl<R: BufRead> LineReader<R> {
         self.buf.clear();
         let mut len = 0usize;
         let mut saw_bytes = false;
+        // Leading whitespace is dropped as it is read, so indentation never counts against the
+        // limit and never hides what follows it.
+        let mut in_content = false;
         loop {
             let available = match self.reader.fill_buf() {
                 Ok(bytes) => bytes,
@@ -223,7 +227,15 @@ impl<R: BufRead> LineReader<R> {
             }
             saw_bytes = true;
             let newline = available.iter().position(|&b| b == b'\n');
-            let content = &available[..newline.unwrap_or(available.len())];
+            let mut content = &available[..newline.unwrap_or(available.len())];
+            if !in_content {
+                let indent = content
+                    .iter()
+                    .position(|b| !b.is_ascii_whitespace())
+                    .unwrap_or(content.len());
+                content = &content[indent..];
+                in_content = !content.is_empty();
+            }
             let room = MAX_LINE_BYTES.saturating_sub(self.buf.len());
             self.buf
                 .extend_from_slice(&content[..content.len().min(room)]);
@@ -248,21 +260,33 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
-/// Blank lines and `#` comments produce no row.
-fn is_skipped(kept: &[u8]) -> bool {
-    match kept.trim_ascii_start().first() {
-        None => true,
-        Some(&b) => b == b'#',
+/// A line's text as it will be judged: decoded (invalid UTF-8 replaced) and trimmed of all
+/// Unicode whitespace, so skipping and trimming agree on what whitespace is.
+fn visible_text(kept: &[u8]) -> Cow<'_, str> {
+    match String::from_utf8_lossy(kept) {
+        Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
+        Cow::Owned(text) => Cow::Owned(text.trim().to_owned()),
     }
+}
+
+/// Blank lines and `#` comments produce no row.
+fn is_skipped(text: &str) -> bool {
+    text.is_empty() || text.starts_with('#')
 }
 
 /// Turns a physical line into a job, or `None` for a line that produces no row.
 fn classify(line: u64, raw: RawLine<'_>) -> Option<Job> {
-    if is_skipped(raw.kept) {
+    let text = visible_text(raw.kept);
+    if is_skipped(&text) {
         return None;
     }
+    let bad = |text: String, detail: String| Job {
+        line,
+        text,
+        target: Err(Failure::new(ErrorKind::InvalidInput, detail)),
+    };
     if raw.len > MAX_LINE_BYTES {
-        let preview: String = String::from_utf8_lossy(raw.kept.trim_ascii())
+        let preview: String = printable(&text)
             .chars()
             .take(LONG_LINE_PREVIEW_CHARS)
             .chain(std::iter::once('…'))
@@ -271,25 +295,27 @@ fn classify(line: u64, raw: RawLine<'_>) -> Option<Job> {
             "line is {} bytes, longer than the {MAX_LINE_BYTES}-byte limit",
             raw.len
         );
-        return Some(Job {
-            line,
-            text: preview,
-            target: Err(Failure::new(ErrorKind::InvalidInput, detail)),
-        });
+        return Some(bad(preview, detail));
     }
-    let text = match std::str::from_utf8(raw.kept) {
-        Ok(text) => text.trim().to_owned(),
-        Err(e) => {
-            let detail = format!("not valid UTF-8 (bad byte at offset {})", e.valid_up_to());
-            return Some(Job {
-                line,
-                text: String::from_utf8_lossy(raw.kept.trim_ascii()).into_owned(),
-                target: Err(Failure::new(ErrorKind::InvalidInput, detail)),
-            });
-        }
-    };
+    if let Err(e) = std::str::from_utf8(raw.kept) {
+        let detail = format!("not valid UTF-8 (bad byte at offset {})", e.valid_up_to());
+        return Some(bad(printable(&text), detail));
+    }
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        let detail = format!("contains a control character (U+{:04X})", u32::from(c));
+        return Some(bad(printable(&text), detail));
+    }
+    let text = text.into_owned();
     let target = parse_target(&text);
     Some(Job { line, text, target })
+}
+
+/// The text with control characters replaced, for the `url` cell of a bad line: a NUL or an
+/// escape sequence has no business in a CSV cell or a terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
 }
 
 /// Parses a line as an absolute http(s) URL with a host.
@@ -388,15 +414,59 @@ mod tests {
 
     #[test]
     fn line_exactly_at_limit_is_kept() {
-        let mut input = b"http://a.test/".to_vec();
-        input.resize(MAX_LINE_BYTES, b'a');
-        input.extend_from_slice(b"\r\n");
-        let got = jobs(&input);
-        // The CR makes the line one byte too long before trimming: still reported, not fetched.
-        assert_eq!(kind(&got[0]), Some(ErrorKind::InvalidInput));
-        input.truncate(MAX_LINE_BYTES);
+        let mut input = b"   http://a.test/".to_vec();
+        input.resize(MAX_LINE_BYTES + 3, b'a');
         input.push(b'\n');
-        assert!(jobs(&input)[0].target.is_ok());
+        assert!(jobs(&input)[0].target.is_ok(), "indentation does not count");
+        input.insert(10, b'a');
+        assert_eq!(kind(&jobs(&input)[0]), Some(ErrorKind::InvalidInput));
+    }
+
+    #[test]
+    fn deep_indentation_hides_nothing() {
+        let mut input = vec![b' '; MAX_LINE_BYTES * 2];
+        input.extend_from_slice(b"not-a-url\n");
+        input.extend(vec![b'\t'; MAX_LINE_BYTES * 2]);
+        input.extend_from_slice(b"\n");
+        input.extend(vec![b' '; MAX_LINE_BYTES * 2]);
+        input.extend_from_slice(b"# comment\n");
+        let got = jobs(&input);
+        assert_eq!(
+            got.len(),
+            1,
+            "a URL-less line still gets its row; blanks and comments don't"
+        );
+        assert_eq!(got[0].line, 1);
+        assert_eq!(kind(&got[0]), Some(ErrorKind::InvalidUrl));
+    }
+
+    #[test]
+    fn unicode_whitespace_is_whitespace_everywhere() {
+        let got = jobs(
+            "\u{a0}# comment\n\u{b}# comment\n\u{a0}\u{2003}\nhttp://a.test/\u{a0}\n".as_bytes(),
+        );
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].line, 4);
+        assert_eq!(got[0].text, "http://a.test/");
+    }
+
+    #[test]
+    fn control_characters_are_bad_input_and_never_reach_the_cell() {
+        let got = jobs(b"http://a.test/pa\0ge\nhttp://a.test/\x1b[31mred\n");
+        for job in &got {
+            assert_eq!(kind(job), Some(ErrorKind::InvalidInput));
+            assert!(!job.text.chars().any(char::is_control), "{:?}", job.text);
+        }
+    }
+
+    #[test]
+    fn counting_agrees_with_classifying() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("list.txt");
+        let data = "# c\n\nhttp://a.test/\n\u{a0}# c\nnot a url\n  \t\n\u{feff}x\n";
+        std::fs::write(&path, data).unwrap();
+        let counted = count_rows(&[path], &AtomicBool::new(false)).unwrap();
+        assert_eq!(counted, jobs(data.as_bytes()).len() as u64);
     }
 
     #[test]

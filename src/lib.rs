@@ -27,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod exit;
 pub mod fetch;
+pub mod human;
 pub mod input;
 pub mod output;
 pub mod report;
@@ -55,52 +56,73 @@ const JOB_QUEUE: usize = 1024;
 /// Rows waiting for the writer. When full, request tasks wait: that is the back-pressure.
 const ROW_QUEUE: usize = 1024;
 
-/// Runs the whole pipeline: reads `inputs`, fetches under the limits of `config`, writes one row
-/// per non-skipped line to `output`. Returns when the input is done or `stop` was triggered (by a
-/// signal, the `max_time` deadline, a closed output) and every row produced has been written.
-///
-/// The summary's `stopped` field tells whether the run was cut short. An error means the run
-/// could not go on (unreadable input mid-way, failed write); rows written before it are flushed.
+/// A configured pipeline, ready to run. Building it checks everything that can be checked before
+/// a file is touched (the HTTP client, TLS setup), so a caller can fail before opening outputs.
+pub struct Pipeline {
+    config: Config,
+    fetcher: Fetcher,
+}
+
+impl Pipeline {
+    pub fn new(config: Config) -> Result<Pipeline, Error> {
+        let fetcher = Fetcher::new(&config)?;
+        Ok(Pipeline { config, fetcher })
+    }
+
+    /// Runs the whole pipeline: reads `inputs`, fetches under the configured limits, writes one
+    /// row per non-skipped line to `output`. Returns when the input is done or `stop` was
+    /// triggered (by a signal, the `max_time` deadline, a closed output) and every row produced
+    /// has been written.
+    ///
+    /// The summary's `stopped` field tells whether the run was cut short. An error means the run
+    /// could not go on (unreadable input mid-way, failed write); rows written before it are kept.
+    pub async fn run(self, inputs: Inputs, output: Output, stop: Stop) -> Result<Summary, Error> {
+        let Pipeline { config, fetcher } = self;
+        let started = Instant::now();
+        let counters = Arc::new(Counters::default());
+        let progress = Progress::start(
+            config.progress,
+            Arc::clone(&counters),
+            inputs.countable_files(),
+        );
+
+        let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE);
+        let written = output::spawn_writer(output, row_rx, Tally::new(counters), stop.clone())?;
+        let jobs = inputs.spawn_reader(JOB_QUEUE).map_err(Error::Thread)?;
+        let deadline = config
+            .max_time
+            .map(|limit| tokio::time::Instant::now() + limit);
+        let deadline_watch = deadline.map(|at| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => stop.trigger(StopReason::Deadline),
+                    () = stop.stopped() => {}
+                }
+            })
+        });
+
+        let scheduled = schedule::run(&config, fetcher, jobs, row_tx, stop.clone(), deadline).await;
+        if let Some(watch) = deadline_watch {
+            watch.abort();
+        }
+        let (tally, write_result) = written.await.map_err(|_| Error::Write {
+            source: std::io::Error::other("the writer thread panicked"),
+            partial: None,
+        })?;
+        progress.finish().await;
+        write_result?;
+        scheduled?;
+        Ok(tally.summary(started.elapsed(), stop.reason()))
+    }
+}
+
+/// Builds a [`Pipeline`] from `config` and runs it; see [`Pipeline::run`].
 pub async fn run(
     config: Config,
     inputs: Inputs,
     output: Output,
     stop: Stop,
 ) -> Result<Summary, Error> {
-    let started = Instant::now();
-    let fetcher = Fetcher::new(&config)?;
-    let counters = Arc::new(Counters::default());
-    let progress = Progress::start(
-        config.progress,
-        Arc::clone(&counters),
-        inputs.countable_files(),
-    );
-
-    let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE);
-    let written = output::spawn_writer(output, row_rx, Tally::new(counters), stop.clone())?;
-    let jobs = inputs.spawn_reader(JOB_QUEUE).map_err(Error::Thread)?;
-    let deadline = config
-        .max_time
-        .map(|limit| tokio::time::Instant::now() + limit);
-    let deadline_watch = deadline.map(|at| {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = tokio::time::sleep_until(at) => stop.trigger(StopReason::Deadline),
-                () = stop.stopped() => {}
-            }
-        })
-    });
-
-    let scheduled = schedule::run(&config, fetcher, jobs, row_tx, stop.clone(), deadline).await;
-    if let Some(watch) = deadline_watch {
-        watch.abort();
-    }
-    let (tally, write_result) = written
-        .await
-        .map_err(|_| Error::Write(std::io::Error::other("the writer thread panicked")))?;
-    progress.finish().await;
-    write_result?;
-    scheduled?;
-    Ok(tally.summary(started.elapsed(), stop.reason()))
+    Pipeline::new(config)?.run(inputs, output, stop).await
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::human;
 use crate::input;
 use crate::row::{ErrorKind, Row};
 use crate::stop::StopReason;
@@ -132,7 +133,7 @@ impl fmt::Display for Summary {
             f,
             "fetch: {} rows in {} ({:.1} URLs/s)",
             self.rows,
-            format_duration(self.wall),
+            human::duration(self.wall),
             self.rows_per_second()
         )?;
         let classes: Vec<String> = self
@@ -160,31 +161,16 @@ impl fmt::Display for Summary {
             writeln!(
                 f,
                 "  latency: p50 {} · p90 {} · p99 {} · max {}",
-                format_duration(l.p50),
-                format_duration(l.p90),
-                format_duration(l.p99),
-                format_duration(l.max)
+                human::duration(l.p50),
+                human::duration(l.p90),
+                human::duration(l.p99),
+                human::duration(l.max)
             )?;
         }
         if let Some(reason) = self.stopped {
             writeln!(f, "  stopped early: {}", reason.describe())?;
         }
         Ok(())
-    }
-}
-
-/// `850 ms`, `12.3 s`, `4m 05s`: the scale a person reads at a glance.
-fn format_duration(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
-        format!("{ms:.2} ms")
-    } else if ms < 1000.0 {
-        format!("{ms:.0} ms")
-    } else if ms < 60_000.0 {
-        format!("{:.1} s", ms / 1000.0)
-    } else {
-        let secs = d.as_secs();
-        format!("{}m {:02}s", secs / 60, secs % 60)
     }
 }
 

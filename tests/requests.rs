@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use fetch::{Stop, StopReason};
 
-use crate::support::server::{Silent, TestServer};
+use crate::support::server::{RawServer, TestServer, silent};
 use crate::support::{config, run_list, run_list_with_stop, urls};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +86,7 @@ async fn max_body_truncates_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_server_times_out_near_the_limit() {
-    let silent = Silent::start();
+    let silent = RawServer::start(silent);
     let mut config = config();
     config.timeout = Duration::from_millis(500);
     let started = Instant::now();
@@ -204,4 +204,45 @@ async fn lines_still_waiting_on_the_rate_get_no_row() {
     assert!((3..=6).contains(&table.len()), "{} rows", table.len());
     assert!(table.column("error").iter().all(|e| e.is_empty()));
     assert_eq!(server.stats.hits(), table.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_redirect_hop_names_the_url_that_failed() {
+    let server = TestServer::start();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let target = format!("http://{dead}/gone");
+    let list = server.url(&format!("/goto?to={target}"));
+    let (_, table) = run_list(config(), list).await;
+    let row = table.line(1);
+    assert_eq!(row.get("error"), "connect");
+    assert_eq!(
+        row.get("status"),
+        "",
+        "no response came for the URL that failed"
+    );
+    assert_eq!(row.get("final_url"), target);
+    assert_eq!(row.get("redirects"), "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_utf8_in_location_is_followed() {
+    let server = TestServer::start();
+    let (_, table) = run_list(config(), server.url("/raw-location")).await;
+    let row = table.line(1);
+    assert_eq!(row.get("status"), "200", "{}", row.get("error_detail"));
+    assert_eq!(row.get("final_url"), server.url("/ok/caf%C3%A9"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_deadline_starts_nothing() {
+    let server = TestServer::start();
+    let mut config = config();
+    config.max_time = Some(Duration::ZERO);
+    let (summary, table) = run_list(config, urls(&server.url("/ok"), 20)).await;
+    assert_eq!(summary.stopped, Some(StopReason::Deadline));
+    assert_eq!(table.len(), 0);
+    assert_eq!(server.stats.hits(), 0);
 }

@@ -4,6 +4,9 @@
 mod support;
 
 mod binary;
+mod hostile;
 mod input_lines;
 mod limits;
+mod politeness;
 mod requests;
+mod shaping;

@@ -66,6 +66,10 @@ fn describe(error: &reqwest::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in causes(error) {
         let message = cause.to_string();
+        // hyper-util's wrapper ("client error (Connect)") names its own plumbing, not the cause.
+        if message.starts_with("client error (") {
+            continue;
+        }
         if !parts.iter().any(|p| p.contains(&message)) {
             parts.push(message);
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::Client;
 
-use super::resolve::BoundedResolver;
+use super::resolve::{BoundedResolver, lookup_slots};
 use crate::config::Config;
 use crate::error::Error;
 
@@ -27,7 +27,10 @@ pub(super) fn build(config: &Config) -> Result<Client, Error> {
         .redirect(reqwest::redirect::Policy::none())
         .referer(false)
         .tcp_nodelay(true)
-        .dns_resolver(Arc::new(BoundedResolver::new(&config.resolve)))
+        .dns_resolver(Arc::new(BoundedResolver::new(
+            lookup_slots(config.concurrency.get()),
+            &config.resolve,
+        )))
         // Enough idle connections to keep one busy host at full concurrency without
         // reconnecting, and no more.
         .pool_max_idle_per_host(idle_per_host.get())

@@ -22,11 +22,12 @@ use url::Url;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::human;
 use crate::retry::parse_retry_after;
 use crate::row::{ErrorKind, Failure};
 
 use self::classify::{classify, is_transient};
-pub use self::resolve::MAX_LOOKUPS;
+pub use self::resolve::{BoundedResolver, lookup_slots};
 
 /// What one attempt at a URL observed. Filled in as the request progresses, so that a request cut
 /// short (timeout, cancellation) still reports what it got before.
@@ -66,6 +67,7 @@ pub struct Fetcher {
     method: Method,
     headers: HeaderMap,
     timeout: Duration,
+    connect_timeout: Option<Duration>,
     max_body: u64,
     max_redirects: u32,
 }
@@ -77,6 +79,7 @@ impl Fetcher {
             method: config.method.clone(),
             headers: config.headers.clone(),
             timeout: config.timeout,
+            connect_timeout: config.connect_timeout,
             max_body: config.max_body,
             max_redirects: config.max_redirects,
         })
@@ -103,7 +106,7 @@ impl Fetcher {
                     ErrorKind::Timeout,
                     format!(
                         "no complete response within {} ({phase})",
-                        humantime::format_duration(self.timeout)
+                        human::duration(self.timeout)
                     ),
                 ));
             }
@@ -121,6 +124,10 @@ impl Fetcher {
         // Once a chain leaves the first origin, credentials stay behind for the rest of it.
         let mut left_origin = false;
         loop {
+            // What the row shows is about the URL requested last: a failed hop leaves no status.
+            attempt.status = None;
+            attempt.ttfb = None;
+            attempt.final_url = Some(url.clone());
             let mut request = self.client.request(self.method.clone(), url.clone());
             if !self.headers.is_empty() {
                 request = request.headers(self.headers_for(left_origin));
@@ -128,34 +135,36 @@ impl Fetcher {
             if !keep_alive {
                 request = request.header(CONNECTION, "close");
             }
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(e) => {
-                    attempt.transient = is_transient(&e);
-                    attempt.final_url = Some(url);
-                    return Err(classify(&e));
-                }
-            };
+            let response = request.send().await.map_err(|e| {
+                attempt.transient = is_transient(&e);
+                self.explain(classify(&e))
+            })?;
             attempt.ttfb = Some(start.elapsed());
             attempt.status = Some(response.status().as_u16());
-            let target = self.redirect_target(&response, attempt.redirects);
-            match target {
-                Err(failure) => {
-                    attempt.final_url = Some(url);
-                    return Err(failure);
-                }
-                Ok(Some(next)) => {
+            match self.redirect_target(&response, attempt.redirects)? {
+                Some(next) => {
                     attempt.redirects += 1;
                     left_origin |= !same_origin(&url, &next);
                     drop(response);
                     pace.before_hop(&next).await;
                     url = next;
                 }
-                Ok(None) => {
-                    attempt.final_url = Some(url);
-                    return self.read_body(response, attempt).await;
-                }
+                None => return self.read_body(response, attempt).await,
             }
+        }
+    }
+
+    /// A connect timeout is the user's `--connect-timeout`, not the library's wording.
+    fn explain(&self, failure: Failure) -> Failure {
+        match (failure.kind, self.connect_timeout) {
+            (ErrorKind::Timeout, Some(limit)) => Failure::new(
+                ErrorKind::Timeout,
+                format!(
+                    "no connection within {} (--connect-timeout)",
+                    human::duration(limit)
+                ),
+            ),
+            _ => failure,
         }
     }
 
@@ -184,13 +193,14 @@ impl Fetcher {
         if hops >= self.max_redirects {
             return Err(Failure::new(
                 ErrorKind::TooManyRedirects,
-                format!("more than {} redirects", self.max_redirects),
+                format!(
+                    "more than {}",
+                    human::count(u64::from(self.max_redirects), "redirect")
+                ),
             ));
         }
         let bad = |why: String| Failure::new(ErrorKind::BadRedirect, why);
-        let location = location
-            .to_str()
-            .map_err(|_| bad("Location header is not text".into()))?;
+        let location = &encode_raw_bytes(location.as_bytes());
         let next = response
             .url()
             .join(location)
@@ -234,4 +244,30 @@ fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
         && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// A `Location` value as text: servers send raw UTF-8 (or Latin-1) in it, which browsers and curl
+/// follow by percent-encoding the bytes that are not printable ASCII. So do we.
+fn encode_raw_bytes(value: &[u8]) -> String {
+    let mut text = String::with_capacity(value.len());
+    for &b in value {
+        if b.is_ascii_graphic() || b == b' ' {
+            text.push(char::from(b));
+        } else {
+            text.push_str(&format!("%{b:02X}"));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_location_bytes_are_percent_encoded() {
+        assert_eq!(encode_raw_bytes("/café".as_bytes()), "/caf%C3%A9");
+        assert_eq!(encode_raw_bytes(b"/caf\xe9?q=1"), "/caf%E9?q=1");
+        assert_eq!(encode_raw_bytes(b"/plain/path?x=1"), "/plain/path?x=1");
+    }
 }

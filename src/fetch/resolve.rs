@@ -3,8 +3,8 @@
 //! The system resolver (getaddrinfo) is the one users expect: it honours /etc/hosts, nsswitch and
 //! resolv.conf exactly as curl and browsers do. But it blocks, and reqwest's default runs every
 //! lookup on tokio's blocking pool, which grows to 512 threads when many new hosts are looked up
-//! at once. Here at most [`MAX_LOOKUPS`] lookups run at a time; the rest wait their turn without a
-//! thread. Names given with `--resolve` skip the lookup.
+//! at once (and, measured, then fails lookups). Here at most [`lookup_slots`] lookups run at a
+//! time; the rest wait their turn without a thread. Names given with `--resolve` skip the lookup.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -13,19 +13,24 @@ use std::sync::Arc;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use tokio::sync::Semaphore;
 
-/// Most getaddrinfo calls in flight at once, hence most threads parked on DNS.
-pub const MAX_LOOKUPS: usize = 32;
+/// Most getaddrinfo calls in flight at once, hence most threads parked on DNS: a quarter of the
+/// concurrency (a request spends most of its time after DNS), between 8 and 64.
+pub fn lookup_slots(concurrency: usize) -> usize {
+    (concurrency / 4).clamp(8, 64)
+}
 
 #[derive(Debug)]
-pub(crate) struct BoundedResolver {
+pub struct BoundedResolver {
     slots: Arc<Semaphore>,
     pinned: HashMap<String, IpAddr>,
 }
 
 impl BoundedResolver {
-    pub(crate) fn new(pinned: &[(String, IpAddr)]) -> Self {
+    /// A resolver running at most `slots` lookups at once, with `pinned` names answered without
+    /// a lookup.
+    pub fn new(slots: usize, pinned: &[(String, IpAddr)]) -> Self {
         BoundedResolver {
-            slots: Arc::new(Semaphore::new(MAX_LOOKUPS)),
+            slots: Arc::new(Semaphore::new(slots)),
             pinned: pinned
                 .iter()
                 .map(|(name, ip)| (name.to_ascii_lowercase(), *ip))

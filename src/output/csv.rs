@@ -23,6 +23,12 @@ impl<W: Write> CsvSink<W> {
         }
     }
 
+    /// Flushes and gives back the destination.
+    pub(crate) fn into_inner(mut self) -> io::Result<W> {
+        self.write_header()?;
+        self.writer.into_inner().map_err(|e| e.into_error())
+    }
+
     fn write_header(&mut self) -> io::Result<()> {
         if std::mem::take(&mut self.header_pending) {
             self.writer.write_record(COLUMNS).map_err(into_io)?;

@@ -7,10 +7,12 @@
 //! sees complete rows soon after they are done, without a write per row under load.
 
 mod csv;
+mod file;
 
-use std::fs::File;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+pub use self::file::{Output, clobbers_input, partial_path};
+
+use std::io;
+use std::path::PathBuf;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -18,37 +20,6 @@ use crate::error::Error;
 use crate::report::Tally;
 use crate::row::Row;
 use crate::stop::{Stop, StopReason};
-
-/// Where rows go. Opened before the run starts, so an unwritable path fails before any request.
-pub struct Output {
-    sink: Box<dyn Write + Send>,
-}
-
-impl Output {
-    pub fn stdout() -> Output {
-        Output {
-            sink: Box::new(io::stdout()),
-        }
-    }
-
-    /// Creates (or truncates) `path`.
-    pub fn create(path: &Path) -> Result<Output, Error> {
-        let file = File::create(path).map_err(|source| Error::OutputOpen {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(Output {
-            sink: Box::new(file),
-        })
-    }
-
-    /// Any writer, for library users and tests.
-    pub fn to_writer(writer: impl Write + Send + 'static) -> Output {
-        Output {
-            sink: Box::new(writer),
-        }
-    }
-}
 
 /// The writer's result: the tally of rows written, and whether writing failed.
 pub(crate) type Written = (Tally, Result<(), Error>);
@@ -78,7 +49,12 @@ fn write_all(
     mut tally: Tally,
     stop: &Stop,
 ) -> Written {
-    let result = drain(csv::CsvSink::new(output.sink), &mut rows, &mut tally);
+    let destination = output.destination;
+    let partial = destination.partial().map(PathBuf::from);
+    let mut sink = csv::CsvSink::new(destination);
+    let result = drain(&mut sink, &mut rows, &mut tally)
+        .and_then(|()| sink.into_inner())
+        .and_then(|destination| destination.finish());
     let result = match result {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
@@ -86,9 +62,9 @@ fn write_all(
             stop.trigger(StopReason::OutputClosed);
             Ok(())
         }
-        Err(e) => {
+        Err(source) => {
             stop.trigger(StopReason::Failed);
-            Err(Error::Write(e))
+            Err(Error::Write { source, partial })
         }
     };
     // Close before dropping so that request tasks blocked on sending see the channel closed.
@@ -102,7 +78,11 @@ pub(crate) trait Sink {
     fn flush(&mut self) -> io::Result<()>;
 }
 
-fn drain(mut sink: impl Sink, rows: &mut mpsc::Receiver<Row>, tally: &mut Tally) -> io::Result<()> {
+fn drain(
+    sink: &mut impl Sink,
+    rows: &mut mpsc::Receiver<Row>,
+    tally: &mut Tally,
+) -> io::Result<()> {
     sink.flush()?;
     loop {
         let row = match rows.try_recv() {
@@ -120,12 +100,4 @@ fn drain(mut sink: impl Sink, rows: &mut mpsc::Receiver<Row>, tally: &mut Tally)
         tally.record(&row);
     }
     sink.flush()
-}
-
-/// Paths the output must not overwrite: the inputs. Returns the offending input, if any.
-pub fn clobbers_input<'a>(output: &Path, inputs: &'a [PathBuf]) -> Option<&'a PathBuf> {
-    let output = output.canonicalize().ok()?;
-    inputs
-        .iter()
-        .find(|input| input.canonicalize().is_ok_and(|input| input == output))
 }

@@ -278,6 +278,11 @@ impl Dispatcher {
 
     /// Starts jobs while global slots are free and the limits allow.
     fn start_what_may_start(&mut self, now: Instant) {
+        // The deadline watcher may not have run yet: never start past the deadline regardless.
+        if self.shared.deadline.is_some_and(|deadline| now >= deadline) {
+            self.shared.stop.trigger(StopReason::Deadline);
+            return;
+        }
         while self.in_flight < self.concurrency {
             let (job, keep_alive) = match self.staged.take() {
                 Some((job, keep_alive, _)) => (job, keep_alive),

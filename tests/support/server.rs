@@ -1,26 +1,44 @@
 //! An HTTP server for tests, on 127.0.0.1 port 0, running on its own thread and runtime so both
 //! async tests and tests of the real binary can use it. It counts requests, the most in flight
-//! at once, and arrival times, so limits are checked by counting rather than by timing.
+//! at once, connections accepted, and records what each request looked like, so limits are
+//! checked by counting rather than by timing.
 
+use std::collections::HashMap;
+use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Version, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
+
+/// What the server saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: Method,
+    pub uri: String,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub at: Instant,
+}
 
 #[derive(Default)]
 pub struct Stats {
-    pub hits: AtomicUsize,
+    hits: AtomicUsize,
     in_flight: AtomicUsize,
-    pub max_in_flight: AtomicUsize,
-    arrivals: Mutex<Vec<Instant>>,
+    max_in_flight: AtomicUsize,
+    connections: AtomicUsize,
+    seen: Mutex<Vec<Seen>>,
+    /// Per-key counters for endpoints that change behaviour over repeated requests.
+    counters: Mutex<HashMap<String, usize>>,
 }
 
 impl Stats {
@@ -33,23 +51,27 @@ impl Stats {
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight.load(Ordering::SeqCst)
     }
+    /// TCP connections accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
     pub fn arrivals(&self) -> Vec<Instant> {
-        self.arrivals.lock().unwrap().clone()
+        self.seen().iter().map(|s| s.at).collect()
+    }
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+    /// Counts a request for `key` and returns how many came before it.
+    fn bump(&self, key: &str) -> usize {
+        let mut counters = self.counters.lock().unwrap();
+        let count = counters.entry(key.to_owned()).or_default();
+        *count += 1;
+        *count - 1
     }
 }
 
 /// Counts a request as in flight until dropped, so cancelled requests are counted out too.
 struct InFlight(Arc<Stats>);
-
-impl InFlight {
-    fn enter(stats: &Arc<Stats>) -> InFlight {
-        stats.hits.fetch_add(1, Ordering::SeqCst);
-        stats.arrivals.lock().unwrap().push(Instant::now());
-        let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        InFlight(Arc::clone(stats))
-    }
-}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -57,28 +79,53 @@ impl Drop for InFlight {
     }
 }
 
+async fn record(State(stats): State<Arc<Stats>>, request: Request, next: Next) -> Response {
+    stats.seen.lock().unwrap().push(Seen {
+        method: request.method().clone(),
+        uri: request.uri().to_string(),
+        version: request.version(),
+        headers: request.headers().clone(),
+        at: Instant::now(),
+    });
+    stats.hits.fetch_add(1, Ordering::SeqCst);
+    let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let _guard = InFlight(Arc::clone(&stats));
+    next.run(request).await
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub stats: Arc<Stats>,
     shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl TestServer {
     pub fn start() -> TestServer {
+        Self::start_on("127.0.0.1")
+    }
+
+    /// On another loopback address (127.0.0.x), to stand for another host.
+    pub fn start_on(ip: &str) -> TestServer {
         let stats = Arc::new(Stats::default());
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let app = routes(Arc::clone(&stats));
-        let thread = std::thread::spawn(move || {
+        let counted = Arc::clone(&stats);
+        let ip = ip.to_owned();
+        std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let listener = TcpListener::bind((ip.as_str(), 0)).await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let listener = Counting {
+                    inner: listener,
+                    stats: counted,
+                };
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = shutdown_rx.await;
@@ -93,7 +140,6 @@ impl TestServer {
             addr: addr_rx.recv().unwrap(),
             stats,
             shutdown: Some(shutdown_tx),
-            thread: Some(thread),
         }
     }
 
@@ -107,66 +153,95 @@ impl Drop for TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        // Don't join: a graceful shutdown waits for open connections, which a test may hold.
-        drop(self.thread.take());
     }
 }
 
-fn routes(stats: Arc<Stats>) -> Router {
+/// A listener that counts the connections it accepts.
+struct Counting {
+    inner: TcpListener,
+    stats: Arc<Stats>,
+}
+
+impl axum::serve::Listener for Counting {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            if let Ok(accepted) = self.inner.accept().await {
+                self.stats.connections.fetch_add(1, Ordering::SeqCst);
+                return accepted;
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+pub fn routes(stats: Arc<Stats>) -> Router {
     Router::new()
         .route("/ok/{*rest}", get(ok))
         .route("/slow/{ms}/{*rest}", get(slow))
         .route("/hang/{*rest}", get(hang))
         .route("/trickle", get(trickle))
+        .route("/endless", get(endless))
         .route("/size/{bytes}", get(sized))
         .route("/redirect/{n}", get(redirect))
         .route("/loop", get(redirect_loop))
         .route("/to-ftp", get(to_ftp))
+        .route("/goto", get(goto))
+        .route("/raw-location", get(raw_location))
         .route("/awkward", get(awkward))
         .route("/status/{code}", get(status))
+        .route("/flaky/{failures}/{id}", get(flaky))
+        .route("/limited/{secs}/{*rest}", get(limited))
+        .route("/encoded/{coding}", get(encoded))
+        .route("/bomb", get(bomb))
+        .layer(middleware::from_fn_with_state(Arc::clone(&stats), record))
         .with_state(stats)
 }
 
-async fn ok(State(stats): State<Arc<Stats>>) -> impl IntoResponse {
-    let _guard = InFlight::enter(&stats);
+async fn ok() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/html")], "<title>ok</title>")
 }
 
-async fn slow(State(stats): State<Arc<Stats>>, Path((ms, _)): Path<(u64, String)>) -> &'static str {
-    let _guard = InFlight::enter(&stats);
+async fn slow(Path((ms, _)): Path<(u64, String)>) -> &'static str {
     tokio::time::sleep(Duration::from_millis(ms)).await;
     "slow"
 }
 
-async fn hang(State(stats): State<Arc<Stats>>) -> &'static str {
-    let _guard = InFlight::enter(&stats);
+async fn hang() -> &'static str {
     std::future::pending::<()>().await;
     unreachable!()
 }
 
 /// Headers at once, then one byte every 100 ms for about a minute.
-async fn trickle(State(stats): State<Arc<Stats>>) -> Response {
-    let guard = InFlight::enter(&stats);
-    let stream = futures::stream::unfold((0, guard), |(i, guard)| async move {
+async fn trickle() -> Response {
+    let stream = futures::stream::unfold(0, |i| async move {
         if i > 600 {
             return None;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        Some((
-            Ok::<_, std::io::Error>(Bytes::from_static(b"x")),
-            (i + 1, guard),
-        ))
+        Some((Ok::<_, std::io::Error>(Bytes::from_static(b"x")), i + 1))
     });
     Body::from_stream(stream).into_response()
 }
 
-async fn sized(State(stats): State<Arc<Stats>>, Path(bytes): Path<usize>) -> Vec<u8> {
-    let _guard = InFlight::enter(&stats);
+/// A body with no length that (for all practical purposes) never ends: 64 KiB chunks, 2 GiB.
+async fn endless() -> Response {
+    let chunk = Bytes::from(vec![b'z'; 64 * 1024]);
+    let stream =
+        futures::stream::iter((0..32 * 1024).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    Body::from_stream(stream).into_response()
+}
+
+async fn sized(Path(bytes): Path<usize>) -> Vec<u8> {
     vec![b'a'; bytes]
 }
 
-async fn redirect(State(stats): State<Arc<Stats>>, Path(n): Path<u32>) -> Response {
-    let _guard = InFlight::enter(&stats);
+async fn redirect(Path(n): Path<u32>) -> Response {
     if n == 0 {
         return "arrived".into_response();
     }
@@ -177,13 +252,11 @@ async fn redirect(State(stats): State<Arc<Stats>>, Path(n): Path<u32>) -> Respon
         .into_response()
 }
 
-async fn redirect_loop(State(stats): State<Arc<Stats>>) -> Response {
-    let _guard = InFlight::enter(&stats);
+async fn redirect_loop() -> Response {
     (StatusCode::FOUND, [(header::LOCATION, "/loop")]).into_response()
 }
 
-async fn to_ftp(State(stats): State<Arc<Stats>>) -> Response {
-    let _guard = InFlight::enter(&stats);
+async fn to_ftp() -> Response {
     (
         StatusCode::MOVED_PERMANENTLY,
         [(header::LOCATION, "ftp://127.0.0.1/file")],
@@ -191,9 +264,20 @@ async fn to_ftp(State(stats): State<Arc<Stats>>) -> Response {
         .into_response()
 }
 
+/// `/goto?to=URL`: a redirect anywhere.
+async fn goto(Query(q): Query<HashMap<String, String>>) -> Response {
+    let to = q.get("to").cloned().unwrap_or_default();
+    (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
+}
+
+/// A redirect whose Location carries raw UTF-8 bytes, as some servers send.
+async fn raw_location() -> Response {
+    let location = header::HeaderValue::from_bytes("/ok/café".as_bytes()).unwrap();
+    (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+}
+
 /// A content type full of CSV metacharacters.
-async fn awkward(State(stats): State<Arc<Stats>>) -> Response {
-    let _guard = InFlight::enter(&stats);
+async fn awkward() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; note=\"a,b\"; x=\"y\"")],
         "body",
@@ -201,36 +285,148 @@ async fn awkward(State(stats): State<Arc<Stats>>) -> Response {
         .into_response()
 }
 
-async fn status(State(stats): State<Arc<Stats>>, Path(code): Path<u16>) -> Response {
-    let _guard = InFlight::enter(&stats);
+async fn status(Path(code): Path<u16>) -> Response {
     StatusCode::from_u16(code).unwrap().into_response()
 }
 
-/// A listener that accepts connections and never answers: for timeouts.
-pub struct Silent {
-    pub addr: SocketAddr,
-    held: Arc<Mutex<Vec<std::net::TcpStream>>>,
+/// 503 for the first `failures` requests of `id`, then 200.
+async fn flaky(
+    State(stats): State<Arc<Stats>>,
+    Path((failures, id)): Path<(usize, String)>,
+) -> Response {
+    if stats.bump(&format!("flaky/{id}")) < failures {
+        StatusCode::SERVICE_UNAVAILABLE.into_response()
+    } else {
+        "recovered".into_response()
+    }
 }
 
-impl Silent {
-    pub fn start() -> Silent {
+/// The first request to any /limited URL gets 429 with `Retry-After: secs`; the rest get 200.
+async fn limited(
+    State(stats): State<Arc<Stats>>,
+    Path((secs, _)): Path<(u64, String)>,
+) -> Response {
+    if stats.bump("limited") == 0 {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs.to_string())],
+        )
+            .into_response()
+    } else {
+        "welcome back".into_response()
+    }
+}
+
+pub const ENCODED_TEXT: &str = "hello, compressed world\n";
+pub const ENCODED_REPEAT: usize = 1000;
+
+/// `ENCODED_TEXT` × `ENCODED_REPEAT`, compressed with the named coding.
+async fn encoded(Path(coding): Path<String>) -> Response {
+    let plain = ENCODED_TEXT.repeat(ENCODED_REPEAT).into_bytes();
+    let body = match coding.as_str() {
+        "gzip" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&plain).unwrap();
+            e.finish().unwrap()
+        }
+        "deflate" => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&plain).unwrap();
+            e.finish().unwrap()
+        }
+        "br" => {
+            let mut out = Vec::new();
+            let mut e = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+            e.write_all(&plain).unwrap();
+            drop(e);
+            out
+        }
+        "zstd" => zstd::encode_all(&plain[..], 3).unwrap(),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    ([(header::CONTENT_ENCODING, coding)], body).into_response()
+}
+
+/// Bytes the gzip bomb inflates to.
+pub const BOMB_INFLATED: usize = 64 * 1024 * 1024;
+
+/// A small gzip body that inflates to [`BOMB_INFLATED`] bytes of zeros.
+async fn bomb() -> Response {
+    static BOMB: OnceLock<Bytes> = OnceLock::new();
+    let body = BOMB.get_or_init(|| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let zeros = vec![0u8; 1024 * 1024];
+        for _ in 0..BOMB_INFLATED / zeros.len() {
+            e.write_all(&zeros).unwrap();
+        }
+        Bytes::from(e.finish().unwrap())
+    });
+    ([(header::CONTENT_ENCODING, "gzip")], body.clone()).into_response()
+}
+
+/// A raw TCP server on 127.0.0.1 that runs `behave` on each connection, for misbehaviour a
+/// well-behaved HTTP server cannot produce. Stops accepting when dropped.
+pub struct RawServer {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl RawServer {
+    pub fn start(behave: fn(std::net::TcpStream)) -> RawServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
-        let held = Arc::new(Mutex::new(Vec::new()));
-        let keep = Arc::clone(&held);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
         std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                keep.lock().unwrap().push(stream);
+            while !stopped.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        std::thread::spawn(move || behave(stream));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
             }
         });
-        Silent { addr, held }
+        RawServer { addr, stop }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+}
 
-    pub fn connections(&self) -> usize {
-        self.held.lock().unwrap().len()
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
     }
+}
+
+/// Reads one request head (up to the blank line), so a response does not race the request.
+pub fn read_head(stream: &mut std::net::TcpStream) {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+}
+
+/// Closes with RST instead of FIN.
+pub fn reset(stream: std::net::TcpStream) {
+    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
+/// A listener that accepts connections and never answers: for timeouts.
+pub fn silent(stream: std::net::TcpStream) {
+    std::thread::sleep(Duration::from_secs(60));
+    drop(stream);
 }

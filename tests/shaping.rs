@@ -1,0 +1,100 @@
+//! Request shaping: method, headers, user agent, proxy, TLS verification, HTTP/2.
+
+use fetch::config::{parse_header, parse_proxy};
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+
+use crate::support::server::TestServer;
+use crate::support::tls::TlsServer;
+use crate::support::{config, run_list};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_user_agent_and_get() {
+    let server = TestServer::start();
+    run_list(config(), server.url("/ok/x")).await;
+    let seen = &server.stats.seen()[0];
+    assert_eq!(seen.method, Method::GET);
+    let agent = seen.headers["user-agent"].to_str().unwrap();
+    assert_eq!(agent, format!("fetch/{}", env!("CARGO_PKG_VERSION")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_requests_have_no_body() {
+    let server = TestServer::start();
+    let mut config = config();
+    config.method = Method::HEAD;
+    let (_, table) = run_list(config, server.url("/size/5000")).await;
+    assert_eq!(server.stats.seen()[0].method, Method::HEAD);
+    assert_eq!(table.line(1).get("status"), "200");
+    assert_eq!(table.line(1).get("bytes"), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_are_sent_and_credentials_stay_on_their_origin() {
+    let first = TestServer::start();
+    let other = TestServer::start_on("127.0.0.6");
+    let mut headers = HeaderMap::new();
+    for h in [
+        "Authorization: Bearer secret",
+        "X-Team: ops",
+        "User-Agent: custom/1",
+    ] {
+        let (name, value) = parse_header(h).unwrap();
+        headers.append(name, value);
+    }
+    let mut config = config();
+    config.headers = headers;
+    let same = first.url("/goto?to=/ok/same");
+    let away = first.url(&format!("/goto?to={}", other.url("/ok/away")));
+    let (_, table) = run_list(config, format!("{same}\n{away}\n")).await;
+    assert_eq!(table.line(1).get("redirects"), "1");
+    assert_eq!(table.line(2).get("final_url"), other.url("/ok/away"));
+
+    for seen in first.stats.seen() {
+        assert_eq!(seen.headers["authorization"], "Bearer secret");
+        assert_eq!(seen.headers["x-team"], "ops");
+        assert_eq!(seen.headers["user-agent"], "custom/1", "-H overrides -A");
+    }
+    let away_seen = &other.stats.seen()[0];
+    assert!(
+        away_seen.headers.get("authorization").is_none(),
+        "credentials leaked"
+    );
+    assert_eq!(away_seen.headers["x-team"], "ops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_receives_absolute_form_requests() {
+    let proxy = TestServer::start();
+    let mut config = config();
+    config.proxy = Some(parse_proxy(&proxy.url("")).unwrap());
+    // The origin's name is never resolved: the proxy is asked for it.
+    let (_, table) = run_list(config, "http://origin.invalid/ok/via-proxy\n").await;
+    assert_eq!(table.line(1).get("status"), "200");
+    let seen = &proxy.stats.seen()[0];
+    assert_eq!(seen.uri, "http://origin.invalid/ok/via-proxy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_verified_unless_insecure_and_http2_is_used() {
+    let server = TlsServer::start();
+    let url = server.url("/ok/tls");
+    let (_, table) = run_list(config(), &url).await;
+    assert_eq!(
+        table.line(1).get("error"),
+        "tls",
+        "{}",
+        table.line(1).get("error_detail")
+    );
+    assert_eq!(server.stats.hits(), 0);
+
+    let mut insecure = config();
+    insecure.insecure = true;
+    let (_, table) = run_list(insecure, &url).await;
+    assert_eq!(table.line(1).get("status"), "200");
+    assert_eq!(
+        server.stats.seen()[0].version,
+        reqwest::Version::HTTP_2,
+        "ALPN chose h2"
+    );
+}
