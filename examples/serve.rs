@@ -7,13 +7,18 @@
 //!   /delay/MS/...        the small page after MS milliseconds
 //!   /size/BYTES/...      a body of BYTES bytes
 //!   /status/CODE/...     an empty response with that status
+//!   /bomb/MIB/...        a gzip body that inflates to MIB MiB of zeros (made once per size)
+//!   /endless/...         a body with no length that streams 64 KiB chunks for 2 GiB
 //!
 //! It listens on 127.0.0.1 only. The port defaults to 0 (any free port); the address is printed.
 
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -41,6 +46,8 @@ fn app() -> Router {
         .route("/delay/{ms}/{*rest}", get(delay))
         .route("/size/{bytes}/{*rest}", get(size))
         .route("/status/{code}/{*rest}", get(status))
+        .route("/bomb/{mib}/{*rest}", get(bomb))
+        .route("/endless/{*rest}", get(endless))
 }
 
 async fn page() -> impl IntoResponse {
@@ -59,4 +66,41 @@ async fn size(Path((bytes, _)): Path<(usize, String)>) -> impl IntoResponse {
 
 async fn status(Path((code, _)): Path<(u16, String)>) -> impl IntoResponse {
     StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+async fn bomb(Path((mib, _)): Path<(usize, String)>) -> impl IntoResponse {
+    static MADE: OnceLock<Mutex<HashMap<usize, Bytes>>> = OnceLock::new();
+    let mib = mib.min(16 * 1024);
+    let made = MADE.get_or_init(Mutex::default);
+    let cached = made.lock().ok().and_then(|m| m.get(&mib).cloned());
+    let body = match cached {
+        Some(body) => body,
+        None => {
+            let body = tokio::task::spawn_blocking(move || gzip_zeros(mib))
+                .await
+                .unwrap_or_default();
+            if let Ok(mut m) = made.lock() {
+                m.insert(mib, body.clone());
+            }
+            body
+        }
+    };
+    ([(header::CONTENT_ENCODING, "gzip")], body)
+}
+
+fn gzip_zeros(mib: usize) -> Bytes {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        if encoder.write_all(&zeros).is_err() {
+            break;
+        }
+    }
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+async fn endless() -> impl IntoResponse {
+    let chunk = Bytes::from(vec![b'z'; 64 * 1024]);
+    let chunks = (0..32 * 1024).map(move |_| Ok::<_, std::io::Error>(chunk.clone()));
+    Body::from_stream(futures::stream::iter(chunks))
 }

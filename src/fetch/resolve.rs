@@ -13,10 +13,10 @@ use std::sync::Arc;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use tokio::sync::Semaphore;
 
-/// Most getaddrinfo calls in flight at once, hence most threads parked on DNS: a quarter of the
-/// concurrency (a request spends most of its time after DNS), between 8 and 64.
+/// Most getaddrinfo calls in flight at once, hence most threads parked on DNS: one per request
+/// slot (a list of new hosts has every request start with a lookup), but never more than 64.
 pub fn lookup_slots(concurrency: usize) -> usize {
-    (concurrency / 4).clamp(8, 64)
+    concurrency.clamp(1, 64)
 }
 
 #[derive(Debug)]

@@ -42,8 +42,9 @@ pub(crate) struct Pending {
 
 #[derive(Debug, Default)]
 struct Host {
-    /// New jobs, in input order.
-    fresh: VecDeque<Pending>,
+    /// New jobs, in input order. Boxed: most hosts in a long list have one job, and a queue of
+    /// unboxed jobs would reserve room for four of them per host.
+    fresh: VecDeque<Box<Pending>>,
     /// Jobs waiting for a retry, each with its own `not_before`. Kept apart from `fresh` so a
     /// backing-off URL does not hold up the rest of its host.
     retries: Vec<Pending>,
@@ -92,7 +93,7 @@ impl Host {
             .map(|(i, _)| i);
         match due {
             Some(i) => Some(self.retries.swap_remove(i)),
-            None => self.fresh.pop_front(),
+            None => self.fresh.pop_front().map(|job| *job),
         }
     }
 }
@@ -134,7 +135,7 @@ impl Hosts {
             .entry(Arc::clone(&key))
             .or_default()
             .fresh
-            .push_back(job);
+            .push_back(Box::new(job));
         self.queued += 1;
         self.consider(&key, now);
     }
@@ -221,7 +222,10 @@ impl Hosts {
         let attempted = self
             .map
             .drain()
-            .flat_map(|(_, host)| host.retries.into_iter().chain(host.fresh))
+            .flat_map(|(_, host)| {
+                let fresh = host.fresh.into_iter().map(|job| *job);
+                host.retries.into_iter().chain(fresh)
+            })
             .filter(|job| job.attempts > 0)
             .collect();
         self.ready.clear();

@@ -10,8 +10,10 @@
 //! 3. the per-host rate and then the global rate (governor limiters, burst of one, so starts are
 //!    spread evenly). Retries come back through the same path, so `--rate` bounds every start.
 //!
-//! Reading ahead is bounded by [`LOOKAHEAD`] queued jobs, and rows go to the writer over a
-//! bounded channel that tasks wait on, so memory depends on the limits, never on the list.
+//! Reading ahead is bounded: while every global slot is busy only a small buffer of jobs is kept
+//! queued; only when slots are free but the queued jobs' hosts are all busy does the dispatcher
+//! read further, up to [`LOOKAHEAD`] jobs, looking for another host. Rows go to the writer over a
+//! bounded channel that tasks wait on. So memory depends on the limits, never on the list.
 //!
 //! Every wait listens to [`Stop`]: once a run is stopped, nothing new starts, requests in flight
 //! end at once as `cancelled` (or `deadline`) rows, and jobs waiting for a retry are written with
@@ -48,8 +50,12 @@ use crate::stop::{Stop, StopReason};
 /// letting a slow host's backlog sit aside as later lines for other hosts go ahead.
 pub const LOOKAHEAD: usize = 10_000;
 
-/// How often idle keys are dropped from the per-host rate limiter.
-const HOUSEKEEPING: Duration = Duration::from_secs(5);
+/// Jobs kept queued while every slot is busy, so a freed slot never waits for the input thread.
+const BUFFER_PER_SLOT: usize = 2;
+
+/// How often keys whose rate limit has run out are dropped from the per-host rate limiter. Often
+/// enough that a list of millions of distinct hosts keeps only the last second or so of them.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 type DirectLimiter =
     RateLimiter<NotKeyed, InMemoryState, MonotonicClock, NoOpMiddleware<std::time::Instant>>;
@@ -221,7 +227,7 @@ impl Dispatcher {
             if let Some(at) = wake {
                 timer.as_mut().reset(at);
             }
-            let accepting = input_open && self.hosts.queued() < LOOKAHEAD;
+            let accepting = input_open && self.wants_input();
             tokio::select! {
                 biased;
                 () = stop.stopped() => return Ok(()),
@@ -238,6 +244,14 @@ impl Dispatcher {
                 },
             }
         }
+    }
+
+    /// Whether reading another line could help: always up to a small buffer; beyond it only while
+    /// slots are free (the queued jobs' hosts are busy, so look further for other hosts).
+    fn wants_input(&self) -> bool {
+        let queued = self.hosts.queued();
+        queued < self.concurrency * BUFFER_PER_SLOT
+            || (self.in_flight < self.concurrency && queued < LOOKAHEAD)
     }
 
     fn is_idle(&self) -> bool {
