@@ -12,8 +12,8 @@ use clap::Parser;
 
 use std::net::IpAddr;
 
-use reqwest::Method;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use http::Method;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use crate::config::{

@@ -26,8 +26,8 @@ pub enum Error {
         partial: Option<PathBuf>,
     },
 
-    #[error("cannot build the HTTP client: {0}")]
-    Client(#[source] reqwest::Error),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[source] rustls::Error),
 
     #[error("cannot start a thread: {0}")]
     Thread(#[source] io::Error),

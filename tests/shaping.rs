@@ -1,8 +1,8 @@
 //! Request shaping: method, headers, user agent, proxy, TLS verification, HTTP/2.
 
 use fetch::config::{parse_header, parse_proxy};
-use reqwest::Method;
-use reqwest::header::HeaderMap;
+use http::Method;
+use http::header::HeaderMap;
 
 use crate::support::server::TestServer;
 use crate::support::tls::TlsServer;
@@ -94,7 +94,7 @@ async fn tls_is_verified_unless_insecure_and_http2_is_used() {
     assert_eq!(table.line(1).get("status"), "200");
     assert_eq!(
         server.stats.seen()[0].version,
-        reqwest::Version::HTTP_2,
+        http::Version::HTTP_2,
         "ALPN chose h2"
     );
 }

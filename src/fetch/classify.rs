@@ -1,56 +1,57 @@
-//! Sorting client errors into the stable error kinds, and describing them in one line.
+//! Sorting request and body errors into the stable error kinds, and describing them in one line.
 
 use std::error::Error as StdError;
+use std::io;
 
+use super::connect::ConnectError;
 use crate::row::{ErrorKind, Failure};
 
-/// Sorts a client error into a stable kind, keeping the underlying message as the detail.
-pub(crate) fn classify(error: &reqwest::Error) -> Failure {
-    let kind = if error.is_timeout() {
-        ErrorKind::Timeout
-    } else if error.is_dns() {
-        ErrorKind::Dns
-    } else if is_tls(error) {
-        ErrorKind::Tls
-    } else if error.is_connect() {
-        ErrorKind::Connect
-    } else if error.is_body() || error.is_decode() {
-        ErrorKind::Body
-    } else {
-        ErrorKind::Protocol
+/// An error from sending a request and waiting for its response headers.
+pub(super) fn classify_request(error: &hyper_util::client::legacy::Error) -> Failure {
+    let kind = match causes(error).find_map(|c| c.downcast_ref::<ConnectError>()) {
+        Some(ConnectError::Dns { .. } | ConnectError::NoAddresses(_)) => ErrorKind::Dns,
+        Some(ConnectError::Timeout(_)) => ErrorKind::Timeout,
+        Some(ConnectError::Tls(_)) => ErrorKind::Tls,
+        Some(ConnectError::Tcp(e)) if e.kind() == io::ErrorKind::TimedOut => ErrorKind::Timeout,
+        Some(ConnectError::Tcp(_) | ConnectError::Proxy(_) | ConnectError::NoHost) => {
+            ErrorKind::Connect
+        }
+        None => ErrorKind::Protocol,
     };
     Failure::new(kind, describe(error))
 }
 
+/// An error while reading (or decoding) a response body.
+pub(super) fn classify_body(error: &io::Error) -> Failure {
+    Failure::new(ErrorKind::Body, describe(error))
+}
+
 /// Whether the connection was closed or reset under the request, as opposed to the server
 /// saying something broken: the former is worth a retry, the latter is not.
-pub(crate) fn is_transient(error: &reqwest::Error) -> bool {
+pub(super) fn is_transient(error: &hyper_util::client::legacy::Error) -> bool {
     causes(error).any(|cause| {
         if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
             return hyper.is_incomplete_message() || hyper.is_canceled();
         }
-        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+        cause.downcast_ref::<io::Error>().is_some_and(|io| {
             matches!(
                 io.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::BrokenPipe
-                    | std::io::ErrorKind::UnexpectedEof
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
             )
         })
     })
 }
 
-fn is_tls(error: &reqwest::Error) -> bool {
-    causes(error).any(|cause| cause.is::<rustls::Error>())
-}
-
-/// The causes of an error, outermost first. Unlike `source()` alone, this also descends into the
-/// error an `io::Error` wraps, which is where connectors put TLS errors (sometimes twice nested).
-fn causes(error: &reqwest::Error) -> impl Iterator<Item = &(dyn StdError + 'static)> {
-    let first = error.source();
-    std::iter::successors(first, |&cause| {
-        match cause.downcast_ref::<std::io::Error>() {
+/// An error and its causes, outermost first. Unlike `source()` alone, this also descends into
+/// the error an `io::Error` wraps (where TLS and body errors travel).
+fn causes<'a>(
+    error: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(error), |&cause| {
+        match cause.downcast_ref::<io::Error>() {
             Some(io) => match io.get_ref() {
                 Some(inner) => Some(inner as &(dyn StdError + 'static)),
                 None => io.source(),
@@ -60,14 +61,13 @@ fn causes(error: &reqwest::Error) -> impl Iterator<Item = &(dyn StdError + 'stat
     })
 }
 
-/// A one-line account of an error, from its causes, without reqwest's own "error sending request
-/// for url (...)" (the URL is already in the row) and without the repeats that wrapping adds.
-fn describe(error: &reqwest::Error) -> String {
+/// A one-line account of an error from its causes, without hyper-util's wrapper ("client error
+/// (Connect)", which names its plumbing, not the cause) and without the repeats wrapping adds.
+fn describe(error: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in causes(error) {
         let message = cause.to_string();
-        // hyper-util's wrapper ("client error (Connect)") names its own plumbing, not the cause.
-        if message.starts_with("client error (") {
+        if message.starts_with("client error (") || message.is_empty() {
             continue;
         }
         if !parts.iter().any(|p| p.contains(&message)) {

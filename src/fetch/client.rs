@@ -1,11 +1,17 @@
-//! Building the one HTTP client a run uses: TLS, proxy, resolver, connection pool.
+//! Building the one HTTP client a run uses: hyper-util's pooled client over our connector.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Client;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio_rustls::TlsConnector;
 
+use super::HttpClient;
+use super::connect::Connector;
 use super::resolve::{BoundedResolver, lookup_slots};
+use super::tls;
 use crate::config::Config;
 use crate::error::Error;
 
@@ -13,35 +19,42 @@ use crate::error::Error;
 /// would otherwise hold a socket per host for the whole timeout.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(super) fn build(config: &Config) -> Result<Client, Error> {
-    // reqwest is built without a default crypto provider so that ring (no cmake, no OpenSSL) is
-    // used; installing fails harmlessly when another part of the process already did.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+pub(super) fn build(config: &Config, proxy: Option<Arc<Matcher>>) -> Result<HttpClient, Error> {
+    let connector = Connector::new(
+        BoundedResolver::new(lookup_slots(config.concurrency.get()), &config.resolve),
+        TlsConnector::from(tls::client_config(config.insecure)?),
+        config.connect_timeout,
+        proxy,
+    );
+    // Enough idle connections to keep one busy host at full concurrency without reconnecting,
+    // and no more.
     let idle_per_host = config
         .per_host_concurrency
         .map_or(config.concurrency, |per_host| {
             per_host.min(config.concurrency)
         });
-    let mut builder = Client::builder()
-        .user_agent(&config.user_agent)
-        .redirect(reqwest::redirect::Policy::none())
-        .referer(false)
-        .tcp_nodelay(true)
-        .dns_resolver(Arc::new(BoundedResolver::new(
-            lookup_slots(config.concurrency.get()),
-            &config.resolve,
-        )))
-        // Enough idle connections to keep one busy host at full concurrency without
-        // reconnecting, and no more.
-        .pool_max_idle_per_host(idle_per_host.get())
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .tls_danger_accept_invalid_certs(config.insecure);
-    if let Some(connect_timeout) = config.connect_timeout {
-        builder = builder.connect_timeout(connect_timeout);
-    }
-    if let Some(proxy) = &config.proxy {
-        let proxy = reqwest::Proxy::all(proxy.as_str()).map_err(Error::Client)?;
-        builder = builder.proxy(proxy);
-    }
-    builder.build().map_err(Error::Client)
+        .pool_max_idle_per_host(idle_per_host.get())
+        .build(connector))
+}
+
+/// The proxy rules: `--proxy` for everything, else the usual environment variables (HTTP_PROXY,
+/// HTTPS_PROXY, ALL_PROXY, NO_PROXY and their lowercase forms). `None` when no proxy applies.
+pub(super) fn proxy_matcher(config: &Config) -> Result<Option<Arc<Matcher>>, Error> {
+    let matcher = match &config.proxy {
+        Some(url) => Matcher::builder().all(url.to_string()).build(),
+        None => {
+            let from_env = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"].iter().any(|v| {
+                std::env::var_os(v).is_some() || std::env::var_os(v.to_lowercase()).is_some()
+            });
+            if !from_env {
+                return Ok(None);
+            }
+            Matcher::from_env()
+        }
+    };
+    Ok(Some(Arc::new(matcher)))
 }

@@ -3,21 +3,34 @@
 //! This module knows nothing of scheduling; by the time [`Fetcher::fetch`] is called every limit
 //! has been passed, so all the time measured here is time spent on the request. Redirects are
 //! followed here, by hand, so the chain can be counted and bounded, every hop checked, and each
-//! further hop paced by the caller's [`Pace`] like any other request start. Bodies are streamed,
-//! counted and dropped: nothing of a body is kept.
+//! further hop paced by the caller's [`Pace`] like any other request start. Bodies are streamed
+//! and decoded, counted, and offered to a [`BodySink`], which keeps what later stages need.
+//!
+//! It builds on hyper-util's pooled client with a connector of its own (see [`connect`]), because
+//! per-phase timing (DNS, connect, TLS) and connection reuse can only be observed from inside
+//! the connection, which higher-level clients do not expose.
 
 mod classify;
 mod client;
+mod connect;
+mod decode;
 mod resolve;
+mod tls;
 
-use std::time::{Duration, Instant, SystemTime};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
-use reqwest::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_TYPE, COOKIE, HeaderMap, LOCATION, PROXY_AUTHORIZATION,
-    RETRY_AFTER,
+use http::header::{
+    ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE, COOKIE,
+    HeaderMap, HeaderValue, LOCATION, PROXY_AUTHORIZATION, RETRY_AFTER, USER_AGENT,
 };
-use reqwest::{Client, Method, Response};
+use http::{Method, Request, Uri};
+use http_body_util::Empty;
+use hyper::body::{Bytes, Incoming};
+use hyper_util::client::proxy::matcher::Matcher;
+use tokio::time::Instant;
 use url::Url;
 
 use crate::config::Config;
@@ -26,23 +39,39 @@ use crate::human;
 use crate::retry::parse_retry_after;
 use crate::row::{ErrorKind, Failure};
 
-use self::classify::{classify, is_transient};
+use self::classify::{classify_body, classify_request, is_transient};
+use self::connect::ConnExtra;
+use self::decode::DecodedBody;
 pub use self::resolve::{BoundedResolver, lookup_slots};
 
+type HttpClient = hyper_util::client::legacy::Client<connect::Connector, Empty<Bytes>>;
+
 /// What one attempt at a URL observed. Filled in as the request progresses, so that a request cut
-/// short (timeout, cancellation) still reports what it got before.
+/// short (timeout, cancellation) still reports what it got before. Durations are measured from
+/// the moment the attempt started (after all limits), like curl's `-w` times.
 #[derive(Debug, Default, Clone)]
 pub struct Attempt {
-    /// When the request was handed to the HTTP client (after all limits).
+    /// When the request was handed to the HTTP client.
     pub started_at: Option<SystemTime>,
     pub status: Option<u16>,
+    /// Start → the name of the final hop's new connection was resolved.
+    pub dns: Option<Duration>,
+    /// Start → its TCP connection was established.
+    pub connect: Option<Duration>,
+    /// Start → its TLS handshake finished.
+    pub tls: Option<Duration>,
     /// Start → headers of the final response.
     pub ttfb: Option<Duration>,
     /// Start → last body byte; only set when the body was read to its end or to the cap.
     pub latency: Option<Duration>,
+    /// Whether the final response came over a connection that existed before its request.
+    pub reused: Option<bool>,
+    /// The address the final response came from (the proxy's, through a proxy).
+    pub remote_ip: Option<IpAddr>,
     /// Decoded body bytes read from the final response.
     pub bytes: u64,
     pub content_type: Option<String>,
+    /// The URL requested last: after redirects, or the hop that failed.
     pub final_url: Option<Url>,
     pub redirects: u32,
     /// The body was longer than `--max-body` and reading stopped there.
@@ -60,39 +89,71 @@ pub trait Pace: Send + Sync {
     fn before_hop<'a>(&'a self, url: &'a Url) -> BoxFuture<'a, ()>;
 }
 
+/// Receives the final response's body as it is read (decoded, at most `--max-body` bytes), so a
+/// later stage can keep what it needs and nothing more. Redirect bodies are not offered.
+pub trait BodySink: Send {
+    /// The final response's `Content-Type`, before any body byte.
+    fn begin(&mut self, content_type: Option<&str>);
+    fn feed(&mut self, bytes: &[u8]);
+}
+
+/// A sink that keeps nothing.
+pub struct Discard;
+
+impl BodySink for Discard {
+    fn begin(&mut self, _: Option<&str>) {}
+    fn feed(&mut self, _: &[u8]) {}
+}
+
 /// Makes requests. One per run, shared by all tasks.
-#[derive(Debug)]
 pub struct Fetcher {
-    client: Client,
+    client: HttpClient,
     method: Method,
+    /// Sent with every request: defaults, then the user's `-H`.
     headers: HeaderMap,
+    /// Whether any of `headers` must stay on the first origin.
+    has_credentials: bool,
+    /// For `Proxy-Authorization` on plain-HTTP requests through a proxy.
+    proxy: Option<Arc<Matcher>>,
     timeout: Duration,
-    connect_timeout: Option<Duration>,
     max_body: u64,
     max_redirects: u32,
 }
 
 impl Fetcher {
     pub fn new(config: &Config) -> Result<Fetcher, Error> {
+        let proxy = client::proxy_matcher(config)?;
+        let headers = default_headers(config)?;
+        let has_credentials = [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION]
+            .iter()
+            .any(|h| headers.contains_key(h));
         Ok(Fetcher {
-            client: client::build(config)?,
+            client: client::build(config, proxy.clone())?,
             method: config.method.clone(),
-            headers: config.headers.clone(),
+            headers,
+            has_credentials,
+            proxy,
             timeout: config.timeout,
-            connect_timeout: config.connect_timeout,
             max_body: config.max_body,
             max_redirects: config.max_redirects,
         })
     }
 
-    /// Requests `url`, following redirects, and reads the body within the timeout. Never fails:
-    /// a failure is recorded in the attempt. `keep_alive: false` asks the server to close the
-    /// connection afterwards (no further request to this host is queued, so an idle pooled
-    /// connection would only hold a socket).
-    pub async fn fetch(&self, url: Url, keep_alive: bool, pace: &dyn Pace, attempt: &mut Attempt) {
+    /// Requests `url`, following redirects, and reads the body within the timeout, handing it to
+    /// `sink`. Never fails: a failure is recorded in the attempt. `keep_alive: false` asks the
+    /// server to close the connection afterwards (no further request to this host is queued, so
+    /// an idle pooled connection would only hold a socket).
+    pub async fn fetch(
+        &self,
+        url: Url,
+        keep_alive: bool,
+        pace: &dyn Pace,
+        sink: &mut dyn BodySink,
+        attempt: &mut Attempt,
+    ) {
         attempt.started_at = Some(SystemTime::now());
         let start = Instant::now();
-        let exchange = self.exchange(url, keep_alive, start, pace, attempt);
+        let exchange = self.exchange(url, keep_alive, start, pace, sink, attempt);
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(())) => attempt.latency = Some(start.elapsed()),
             Ok(Err(failure)) => attempt.failure = Some(failure),
@@ -119,6 +180,7 @@ impl Fetcher {
         keep_alive: bool,
         start: Instant,
         pace: &dyn Pace,
+        sink: &mut dyn BodySink,
         attempt: &mut Attempt,
     ) -> Result<(), Failure> {
         // Once a chain leaves the first origin, credentials stay behind for the rest of it.
@@ -127,70 +189,76 @@ impl Fetcher {
             // What the row shows is about the URL requested last: a failed hop leaves no status.
             attempt.status = None;
             attempt.ttfb = None;
-            attempt.final_url = Some(url.clone());
-            let mut request = self.client.request(self.method.clone(), url.clone());
-            if !self.headers.is_empty() {
-                request = request.headers(self.headers_for(left_origin));
-            }
-            if !keep_alive {
-                request = request.header(CONNECTION, "close");
-            }
-            let response = request.send().await.map_err(|e| {
+            let request = self.request(&url, keep_alive, left_origin)?;
+            attempt.final_url = Some(url);
+            let hop_start = Instant::now();
+            let response = self.client.request(request).await.map_err(|e| {
                 attempt.transient = is_transient(&e);
-                self.explain(classify(&e))
+                classify_request(&e)
             })?;
             attempt.ttfb = Some(start.elapsed());
             attempt.status = Some(response.status().as_u16());
-            match self.redirect_target(&response, attempt.redirects)? {
-                Some(next) => {
-                    attempt.redirects += 1;
-                    left_origin |= !same_origin(&url, &next);
-                    drop(response);
-                    pace.before_hop(&next).await;
-                    url = next;
-                }
-                None => return self.read_body(response, attempt).await,
+            record_connection(attempt, &response, start, hop_start);
+            let Some(next) = self.redirect_target(&response, attempt)? else {
+                return self.read_body(response, sink, attempt).await;
+            };
+            attempt.redirects += 1;
+            if let Some(current) = &attempt.final_url {
+                left_origin |= !same_origin(current, &next);
             }
+            drop(response);
+            pace.before_hop(&next).await;
+            url = next;
         }
     }
 
-    /// A connect timeout is the user's `--connect-timeout`, not the library's wording.
-    fn explain(&self, failure: Failure) -> Failure {
-        match (failure.kind, self.connect_timeout) {
-            (ErrorKind::Timeout, Some(limit)) => Failure::new(
-                ErrorKind::Timeout,
-                format!(
-                    "no connection within {} (--connect-timeout)",
-                    human::duration(limit)
-                ),
-            ),
-            _ => failure,
-        }
-    }
-
-    /// The user's headers, without credentials once a redirect chain has left the first origin
-    /// (as browsers and curl do).
-    fn headers_for(&self, left_origin: bool) -> HeaderMap {
-        let mut headers = self.headers.clone();
-        if left_origin {
+    fn request(
+        &self,
+        url: &Url,
+        keep_alive: bool,
+        left_origin: bool,
+    ) -> Result<Request<Empty<Bytes>>, Failure> {
+        let uri = to_uri(url)?;
+        let mut request = Request::new(Empty::new());
+        *request.method_mut() = self.method.clone();
+        let headers = request.headers_mut();
+        headers.clone_from(&self.headers);
+        if left_origin && self.has_credentials {
             for sensitive in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION] {
                 headers.remove(sensitive);
             }
         }
-        headers
+        if !keep_alive {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        if url.scheme() == "http"
+            && let Some(auth) = self
+                .proxy
+                .as_ref()
+                .and_then(|p| p.intercept(&uri))
+                .and_then(|i| i.basic_auth().cloned())
+        {
+            headers.insert(PROXY_AUTHORIZATION, auth);
+        }
+        *request.uri_mut() = uri;
+        Ok(request)
     }
 
-    /// Where a redirect response points, if it is one we follow. `hops` is the number of
-    /// redirects already followed.
-    fn redirect_target(&self, response: &Response, hops: u32) -> Result<Option<Url>, Failure> {
+    /// Where a redirect response points, if it is one we follow.
+    fn redirect_target(
+        &self,
+        response: &http::Response<Incoming>,
+        attempt: &Attempt,
+    ) -> Result<Option<Url>, Failure> {
         let followed = matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308);
         if !followed || self.max_redirects == 0 {
             return Ok(None);
         }
-        let Some(location) = response.headers().get(LOCATION) else {
+        let (Some(location), Some(base)) = (response.headers().get(LOCATION), &attempt.final_url)
+        else {
             return Ok(None);
         };
-        if hops >= self.max_redirects {
+        if attempt.redirects >= self.max_redirects {
             return Err(Failure::new(
                 ErrorKind::TooManyRedirects,
                 format!(
@@ -201,8 +269,7 @@ impl Fetcher {
         }
         let bad = |why: String| Failure::new(ErrorKind::BadRedirect, why);
         let location = &encode_raw_bytes(location.as_bytes());
-        let next = response
-            .url()
+        let next = base
             .join(location)
             .map_err(|e| bad(format!("Location '{location}' is not a URL: {e}")))?;
         match next.scheme() {
@@ -213,13 +280,16 @@ impl Fetcher {
         }
     }
 
-    /// Streams the body to its end or to the cap, counting decoded bytes and keeping none.
+    /// Streams the body to its end or to the cap, counting decoded bytes and offering them to
+    /// the sink.
     async fn read_body(
         &self,
-        mut response: Response,
+        response: http::Response<Incoming>,
+        sink: &mut dyn BodySink,
         attempt: &mut Attempt,
     ) -> Result<(), Failure> {
-        let headers = response.headers();
+        let (parts, body) = response.into_parts();
+        let headers = &parts.headers;
         attempt.content_type = headers
             .get(CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
@@ -227,17 +297,97 @@ impl Fetcher {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
+        sink.begin(attempt.content_type.as_deref());
+        let mut body = DecodedBody::new(body, headers.get(CONTENT_ENCODING));
+        while let Some(chunk) = body.next().await.map_err(|e| classify_body(&e))? {
             let room = self.max_body - attempt.bytes;
             if chunk.len() as u64 > room {
+                sink.feed(&chunk[..room as usize]);
                 attempt.bytes = self.max_body;
                 attempt.truncated = true;
                 break;
             }
+            sink.feed(chunk);
             attempt.bytes += chunk.len() as u64;
         }
         Ok(())
     }
+}
+
+/// The headers every request carries: ours first, then the user's `-H` (which win).
+fn default_headers(config: &Config) -> Result<HeaderMap, Error> {
+    let mut headers = HeaderMap::new();
+    let agent = HeaderValue::from_str(&config.user_agent)
+        .map_err(|_| Error::Usage("the user agent is not a valid header value".into()))?;
+    headers.insert(USER_AGENT, agent);
+    headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+    if config.method != Method::HEAD {
+        headers.insert(
+            ACCEPT_ENCODING,
+            HeaderValue::from_static(decode::ACCEPT_ENCODING),
+        );
+    }
+    for name in config.headers.keys() {
+        headers.remove(name);
+    }
+    for (name, value) in &config.headers {
+        headers.append(name, value.clone());
+    }
+    Ok(headers)
+}
+
+/// Fills in what the connection that served `response` says about its phases and reuse.
+fn record_connection(
+    attempt: &mut Attempt,
+    response: &http::Response<Incoming>,
+    start: Instant,
+    hop_start: Instant,
+) {
+    let Some(ConnExtra(info)) = response.extensions().get::<ConnExtra>() else {
+        return;
+    };
+    attempt.remote_ip = Some(info.remote.ip());
+    // New for this request: first used now, and opened after the request began (hyper may open
+    // a connection for one request and hand it to another).
+    let fresh = info.first_use() && info.started >= hop_start;
+    attempt.reused = Some(!fresh);
+    let since_start = |t: Instant| t.saturating_duration_since(start);
+    (attempt.dns, attempt.connect, attempt.tls) = if fresh {
+        (
+            info.resolved.map(since_start),
+            Some(since_start(info.connected)),
+            info.secured.map(since_start),
+        )
+    } else {
+        (None, None, None)
+    };
+}
+
+/// The URL as the HTTP layer's URI. The url crate and http agree on almost everything; what http
+/// refuses (a few characters url leaves as they are) is percent-encoded.
+fn to_uri(url: &Url) -> Result<Uri, Failure> {
+    url.as_str()
+        .parse()
+        .or_else(|_| encode_raw_bytes(url.as_str().as_bytes()).parse())
+        .or_else(|_| {
+            let strict: String = url
+                .as_str()
+                .bytes()
+                .map(|b| match b {
+                    b'|' | b'^' | b'`' | b'{' | b'}' | b'"' | b'<' | b'>' | b'\\' => {
+                        format!("%{b:02X}")
+                    }
+                    _ => char::from(b).to_string(),
+                })
+                .collect();
+            strict.parse()
+        })
+        .map_err(|e: http::uri::InvalidUri| {
+            Failure::new(
+                ErrorKind::InvalidUrl,
+                format!("not a valid request URI: {e}"),
+            )
+        })
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
@@ -269,5 +419,29 @@ mod tests {
         assert_eq!(encode_raw_bytes("/café".as_bytes()), "/caf%C3%A9");
         assert_eq!(encode_raw_bytes(b"/caf\xe9?q=1"), "/caf%E9?q=1");
         assert_eq!(encode_raw_bytes(b"/plain/path?x=1"), "/plain/path?x=1");
+    }
+
+    #[test]
+    fn every_url_becomes_a_uri() {
+        for text in [
+            "http://a.test/",
+            "http://a.test/a|b^c`d{e}",
+            "https://[::1]:8443/x?y=\"z\"",
+            "http://a.test/caf%C3%A9?q=a b",
+        ] {
+            let url = Url::parse(text).unwrap();
+            assert!(to_uri(&url).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn user_headers_replace_defaults() {
+        let mut config = Config::default();
+        let (name, value) = crate::config::parse_header("User-Agent: mine").unwrap();
+        config.headers.append(name, value);
+        let headers = default_headers(&config).unwrap();
+        assert_eq!(headers.get_all(USER_AGENT).iter().count(), 1);
+        assert_eq!(headers[USER_AGENT], "mine");
+        assert_eq!(headers[ACCEPT_ENCODING], decode::ACCEPT_ENCODING);
     }
 }

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::hosts::{HostKey, Pending};
 use super::{Done, Shared};
-use crate::fetch::Attempt;
+use crate::fetch::{Attempt, Discard};
 use crate::retry::Verdict;
 use crate::row::{ErrorKind, Failure, Row, millis, timestamp};
 use crate::stop::StopReason;
@@ -20,9 +20,10 @@ use crate::stop::StopReason;
 pub(super) async fn attempt(shared: Arc<Shared>, mut job: Pending, keep_alive: bool) {
     let mut attempt = Attempt::default();
     let url = job.url.clone();
+    let mut sink = Discard;
     let fetch = shared
         .fetcher
-        .fetch(url, keep_alive, &shared.limiters, &mut attempt);
+        .fetch(url, keep_alive, &shared.limiters, &mut sink, &mut attempt);
     let finished = tokio::select! {
         biased;
         () = shared.stop.stopped() => Ok(false),
