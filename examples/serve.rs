@@ -6,6 +6,7 @@
 //!   /page/...            a small HTML page
 //!   /delay/MS/...        the small page after MS milliseconds
 //!   /size/BYTES/...      a body of BYTES bytes
+//!   /html/BYTES/...      an HTML page of BYTES bytes with a title at the top
 //!   /status/CODE/...     an empty response with that status
 //!   /bomb/MIB/...        a gzip body that inflates to MIB MiB of zeros (made once per size)
 //!   /endless/...         a body with no length that streams 64 KiB chunks for 2 GiB
@@ -45,6 +46,7 @@ fn app() -> Router {
         .route("/page/{*rest}", get(page))
         .route("/delay/{ms}/{*rest}", get(delay))
         .route("/size/{bytes}/{*rest}", get(size))
+        .route("/html/{bytes}/{*rest}", get(html))
         .route("/status/{code}/{*rest}", get(status))
         .route("/bomb/{mib}/{*rest}", get(bomb))
         .route("/endless/{*rest}", get(endless))
@@ -62,6 +64,20 @@ async fn delay(Path((ms, _)): Path<(u64, String)>) -> impl IntoResponse {
 async fn size(Path((bytes, _)): Path<(usize, String)>) -> impl IntoResponse {
     let body = Bytes::from(vec![b'x'; bytes.min(1 << 30)]);
     ([(header::CONTENT_TYPE, "application/octet-stream")], body)
+}
+
+async fn html(Path((bytes, _)): Path<(usize, String)>) -> impl IntoResponse {
+    let mut page = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>A page of some size</title>\
+         </head><body>",
+    );
+    let paragraph = "<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod \
+                     tempor incididunt ut labore et dolore magna aliqua.</p>\n";
+    while page.len() + paragraph.len() < bytes.min(64 << 20) {
+        page.push_str(paragraph);
+    }
+    page.push_str("</body></html>");
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page)
 }
 
 async fn status(Path((code, _)): Path<(u16, String)>) -> impl IntoResponse {

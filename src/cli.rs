@@ -21,6 +21,7 @@ use crate::config::{
     parse_proxy, parse_resolve,
 };
 use crate::error::Error;
+use crate::extract::{ExtractSpec, PatternSpec, SelectSpec, parse_pattern, parse_select};
 use crate::input::Source;
 use crate::output;
 use crate::retry::RetryPolicy;
@@ -89,6 +90,35 @@ pub struct Args {
     /// as 'deadline', and fetch exits with code 124.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub max_time: Option<Duration>,
+
+    /// Don't extract the page title (the title column stays, empty).
+    #[arg(long)]
+    pub no_title: bool,
+
+    /// Add a column NAME with the text of the first element matching the CSS selector, or with
+    /// an attribute of it: NAME=CSS@attr. Repeatable.
+    /// Example: --select 'og=meta[property="og:title"]@content'
+    #[arg(long, value_name = "NAME=CSS", value_parser = |s: &str| parse_select(s, false))]
+    pub select: Vec<SelectSpec>,
+
+    /// Like --select, but with every match, joined with ' | '. Repeatable.
+    #[arg(long, value_name = "NAME=CSS", value_parser = |s: &str| parse_select(s, true))]
+    pub select_all: Vec<SelectSpec>,
+
+    /// Add a column NAME with the first capture group (or the whole match) of the regular
+    /// expression in the decoded body. Repeatable. Example: --regex 'price=\$(\d+\.\d\d)'
+    #[arg(long, value_name = "NAME=PATTERN", value_parser = parse_pattern)]
+    pub regex: Vec<PatternSpec>,
+
+    /// Add a body_sha256 column: the SHA-256 of the body as read (decoded, capped), to see which
+    /// pages changed since the last run.
+    #[arg(long)]
+    pub hash: bool,
+
+    /// Write text cells as they are. By default a cell a spreadsheet would run as a formula
+    /// (starting with =, +, -, @, tab, CR, LF) gets a leading apostrophe.
+    #[arg(long)]
+    pub raw: bool,
 
     /// Write the CSV to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE")]
@@ -172,6 +202,15 @@ impl Args {
         for (name, value) in self.headers {
             headers.append(name, value);
         }
+        let mut selects = self.select;
+        selects.extend(self.select_all);
+        let extract = ExtractSpec {
+            title: !self.no_title,
+            selects,
+            patterns: self.regex,
+            hash: self.hash,
+        };
+        check_column_names(&extract)?;
         let config = Config {
             concurrency: self.concurrency,
             rate: self.rate,
@@ -197,6 +236,8 @@ impl Args {
             proxy: self.proxy,
             insecure: self.insecure,
             resolve: self.resolve,
+            extract,
+            raw: self.raw,
             progress: !self.quiet && std::io::stderr().is_terminal(),
         };
         Ok(Plan {
@@ -220,6 +261,24 @@ impl Args {
         }
         Ok(vec![Source::Stdin])
     }
+}
+
+/// Value columns need names of their own: not a built-in column's, not another value's.
+fn check_column_names(extract: &ExtractSpec) -> Result<(), Error> {
+    let mut seen = std::collections::HashSet::new();
+    for name in extract.value_names() {
+        if output::is_built_in(name) {
+            return Err(Error::Usage(format!(
+                "'{name}' is the name of a built-in column; choose another for --select/--regex"
+            )));
+        }
+        if !seen.insert(name) {
+            return Err(Error::Usage(format!(
+                "the column name '{name}' is given twice in --select/--regex"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Concurrency limits: at least 1; at most 100,000, beyond which no machine has the sockets.

@@ -11,6 +11,7 @@ use http::Method;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
+use crate::extract::ExtractSpec;
 use crate::retry::RetryPolicy;
 
 /// Everything the pipeline needs to know, already checked.
@@ -46,6 +47,10 @@ pub struct Config {
     pub insecure: bool,
     /// Host names pinned to addresses, skipping DNS (`--resolve`).
     pub resolve: Vec<(String, IpAddr)>,
+    /// Title, selectors, regexes, hash.
+    pub extract: ExtractSpec,
+    /// Write cells as they are, without neutralising spreadsheet formulas.
+    pub raw: bool,
     /// Draw a progress bar on stderr.
     pub progress: bool,
 }
@@ -69,6 +74,11 @@ impl Default for Config {
             proxy: None,
             insecure: false,
             resolve: Vec::new(),
+            extract: ExtractSpec {
+                title: true,
+                ..ExtractSpec::default()
+            },
+            raw: false,
             progress: false,
         }
     }

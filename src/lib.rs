@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod exit;
+pub mod extract;
 pub mod fetch;
 pub mod human;
 pub mod input;
@@ -48,7 +49,9 @@ pub use crate::output::Output;
 pub use crate::report::Summary;
 pub use crate::stop::{Stop, StopReason};
 
+use crate::extract::Extractor;
 use crate::fetch::Fetcher;
+use crate::output::{Columns, Layout};
 use crate::report::{Counters, Progress, Tally};
 
 /// Jobs read ahead of admission. Small: reading is far faster than fetching.
@@ -69,6 +72,17 @@ impl Pipeline {
         Ok(Pipeline { config, fetcher })
     }
 
+    /// The output columns this pipeline writes.
+    pub fn columns(&self) -> Columns {
+        let names: Vec<String> = self
+            .config
+            .extract
+            .value_names()
+            .map(String::from)
+            .collect();
+        Columns::new(self.config.extract.hash, &names)
+    }
+
     /// Runs the whole pipeline: reads `inputs`, fetches under the configured limits, writes one
     /// row per non-skipped line to `output`. Returns when the input is done or `stop` was
     /// triggered (by a signal, the `max_time` deadline, a closed output) and every row produced
@@ -77,7 +91,12 @@ impl Pipeline {
     /// The summary's `stopped` field tells whether the run was cut short. An error means the run
     /// could not go on (unreadable input mid-way, failed write); rows written before it are kept.
     pub async fn run(self, inputs: Inputs, output: Output, stop: Stop) -> Result<Summary, Error> {
+        let layout = Layout {
+            columns: self.columns(),
+            spreadsheet_safe: !self.config.raw,
+        };
         let Pipeline { config, fetcher } = self;
+        let extractor = Arc::new(Extractor::new(config.extract.clone()));
         let started = Instant::now();
         let counters = Arc::new(Counters::default());
         let progress = Progress::start(
@@ -87,7 +106,8 @@ impl Pipeline {
         );
 
         let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE);
-        let written = output::spawn_writer(output, row_rx, Tally::new(counters), stop.clone())?;
+        let written =
+            output::spawn_writer(output, layout, row_rx, Tally::new(counters), stop.clone())?;
         let jobs = inputs.spawn_reader(JOB_QUEUE).map_err(Error::Thread)?;
         let deadline = config
             .max_time
@@ -102,7 +122,16 @@ impl Pipeline {
             })
         });
 
-        let scheduled = schedule::run(&config, fetcher, jobs, row_tx, stop.clone(), deadline).await;
+        let scheduled = schedule::run(
+            &config,
+            fetcher,
+            extractor,
+            jobs,
+            row_tx,
+            stop.clone(),
+            deadline,
+        )
+        .await;
         if let Some(watch) = deadline_watch {
             watch.abort();
         }

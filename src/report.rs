@@ -65,8 +65,8 @@ impl Tally {
             let class = usize::from(status / 100);
             self.by_class[if (1..=5).contains(&class) { class } else { 0 }] += 1;
         }
-        if let Some(ms) = row.latency_ms {
-            let us = (ms * 1000.0) as u64;
+        if let Some(latency) = row.latency {
+            let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
             self.latency_us
                 .saturating_record(us.clamp(1, LATENCY_CEILING_US));
         }
@@ -277,10 +277,10 @@ mod tests {
     use super::*;
     use crate::row::Failure;
 
-    fn row(status: Option<u16>, latency_ms: Option<f64>, error: Option<ErrorKind>) -> Row {
+    fn row(status: Option<u16>, latency_ms: Option<u64>, error: Option<ErrorKind>) -> Row {
         let mut row = Row::unrequested(1, "u".into(), Failure::new(ErrorKind::Dns, ""));
         row.status = status;
-        row.latency_ms = latency_ms;
+        row.latency = latency_ms.map(Duration::from_millis);
         row.error = error;
         row
     }
@@ -288,9 +288,9 @@ mod tests {
     #[test]
     fn tallies_classes_errors_and_latency() {
         let mut tally = Tally::new(Arc::default());
-        tally.record(&row(Some(200), Some(10.0), None));
-        tally.record(&row(Some(204), Some(30.0), None));
-        tally.record(&row(Some(503), Some(20.0), None));
+        tally.record(&row(Some(200), Some(10), None));
+        tally.record(&row(Some(204), Some(30), None));
+        tally.record(&row(Some(503), Some(20), None));
         tally.record(&row(None, None, Some(ErrorKind::Timeout)));
         tally.record(&row(Some(999), None, None));
         let s = tally.summary(Duration::from_secs(2), None);

@@ -155,6 +155,18 @@ async fn retry_after_pauses_the_whole_host_but_not_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_url_retried_after_retry_after_finishes() {
+    // Regression: the host's ended pause used to re-arm a timer in the past forever.
+    let server = TestServer::start();
+    let started = Instant::now();
+    let (summary, table) = run_list(retrying(1), server.url("/limited/1/x")).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(summary.stopped, None);
+    assert_eq!(table.line(1).get("status"), "200");
+    assert_eq!(table.line(1).get("attempts"), "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_never_outlive_the_deadline() {
     let server = TestServer::start();
     let mut config = retrying(3);

@@ -9,4 +9,5 @@ mod input_lines;
 mod limits;
 mod politeness;
 mod requests;
+mod scraping;
 mod shaping;

@@ -1,25 +1,29 @@
 //! CSV rows through the csv crate, which quotes commas, quotes and newlines so every value
 //! round-trips. The header is written up front, so even a run with no rows leaves a valid file.
+//! Cells are rendered by `columns`, into one reused buffer: no allocation per cell.
 
 use std::io::{self, Write};
 
-use crate::row::{COLUMNS, Row};
-
-use super::Sink;
+use super::{Layout, Sink};
+use crate::row::Row;
 
 pub(crate) struct CsvSink<W: Write> {
     writer: csv::Writer<W>,
+    layout: Layout,
     header_pending: bool,
+    cell: String,
 }
 
 impl<W: Write> CsvSink<W> {
-    pub(crate) fn new(sink: W) -> Self {
+    pub(crate) fn new(sink: W, layout: Layout) -> Self {
         CsvSink {
             writer: csv::WriterBuilder::new()
                 .has_headers(false)
                 .buffer_capacity(64 * 1024)
                 .from_writer(sink),
+            layout,
             header_pending: true,
+            cell: String::with_capacity(256),
         }
     }
 
@@ -31,7 +35,9 @@ impl<W: Write> CsvSink<W> {
 
     fn write_header(&mut self) -> io::Result<()> {
         if std::mem::take(&mut self.header_pending) {
-            self.writer.write_record(COLUMNS).map_err(into_io)?;
+            self.writer
+                .write_record(self.layout.columns.names())
+                .map_err(into_io)?;
         }
         Ok(())
     }
@@ -40,7 +46,13 @@ impl<W: Write> CsvSink<W> {
 impl<W: Write> Sink for CsvSink<W> {
     fn write_row(&mut self, row: &Row) -> io::Result<()> {
         self.write_header()?;
-        self.writer.serialize(row).map_err(into_io)
+        for column in self.layout.columns.iter() {
+            column
+                .cell(row)
+                .render(&mut self.cell, self.layout.spreadsheet_safe);
+            self.writer.write_field(&self.cell).map_err(into_io)?;
+        }
+        self.writer.write_record(None::<&[u8]>).map_err(into_io)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -59,7 +71,27 @@ fn into_io(error: csv::Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::Columns;
     use crate::row::{ErrorKind, Failure};
+
+    fn layout(safe: bool) -> Layout {
+        Layout {
+            columns: Columns::new(false, &[]),
+            spreadsheet_safe: safe,
+        }
+    }
+
+    fn write(rows: &[Row], safe: bool) -> Vec<u8> {
+        let mut buf = Vec::new();
+        {
+            let mut sink = CsvSink::new(&mut buf, layout(safe));
+            for row in rows {
+                sink.write_row(row).unwrap();
+            }
+            sink.flush().unwrap();
+        }
+        buf
+    }
 
     #[test]
     fn awkward_values_round_trip() {
@@ -69,29 +101,34 @@ mod tests {
             Failure::new(ErrorKind::Protocol, "line one\nline two, \"quoted\""),
         );
         row.content_type = Some("text/html; charset=\"utf-8\"".into());
-        let mut buf = Vec::new();
-        {
-            let mut sink = CsvSink::new(&mut buf);
-            sink.write_row(&row).unwrap();
-            sink.flush().unwrap();
-        }
+        row.title = Some("=HYPERLINK(\"http://evil\")".into());
+        let buf = write(&[row.clone()], false);
         let mut reader = csv::Reader::from_reader(&buf[..]);
-        assert_eq!(reader.headers().unwrap(), COLUMNS.as_slice());
+        let headers = reader.headers().unwrap().clone();
         let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
         assert_eq!(records.len(), 1);
-        assert_eq!(&records[0][1], row.url);
-        assert_eq!(&records[0][6], "text/html; charset=\"utf-8\"");
-        assert_eq!(&records[0][11], "protocol");
-        assert_eq!(&records[0][12], "line one\nline two, \"quoted\"");
+        let get = |name: &str| &records[0][headers.iter().position(|h| h == name).unwrap()];
+        assert_eq!(get("url"), row.url);
+        assert_eq!(get("content_type"), "text/html; charset=\"utf-8\"");
+        assert_eq!(get("error"), "protocol");
+        assert_eq!(get("error_detail"), "line one\nline two, \"quoted\"");
+        assert_eq!(
+            get("title"),
+            "=HYPERLINK(\"http://evil\")",
+            "--raw keeps it"
+        );
+
+        let safe = write(&[row], true);
+        let mut reader = csv::Reader::from_reader(&safe[..]);
+        let record = reader.records().next().unwrap().unwrap();
+        assert_eq!(&record[13], "'=HYPERLINK(\"http://evil\")");
     }
 
     #[test]
     fn header_alone_when_no_rows() {
-        let mut buf = Vec::new();
-        CsvSink::new(&mut buf).flush().unwrap();
-        assert_eq!(
-            String::from_utf8(buf).unwrap(),
-            format!("{}\n", COLUMNS.join(","))
-        );
+        let buf = write(&[], true);
+        let header = String::from_utf8(buf).unwrap();
+        assert!(header.starts_with("line,url,status,latency_ms,ttfb_ms,bytes,"));
+        assert_eq!(header.lines().count(), 1);
     }
 }

@@ -6,10 +6,19 @@
 //! The buffer is flushed whenever the channel runs dry, so a watcher (`tail -f`, a crashed run)
 //! sees complete rows soon after they are done, without a write per row under load.
 
+mod columns;
 mod csv;
 mod file;
 
+pub use self::columns::{BUILT_IN, Cell, Column, Columns, is_built_in, is_formula_like};
 pub use self::file::{Output, clobbers_input, partial_path};
+
+/// How rows are laid out: which columns, and whether text cells are made spreadsheet-safe.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub columns: Columns,
+    pub spreadsheet_safe: bool,
+}
 
 use std::io;
 use std::path::PathBuf;
@@ -28,6 +37,7 @@ pub(crate) type Written = (Tally, Result<(), Error>);
 /// and the last row is flushed.
 pub(crate) fn spawn_writer(
     output: Output,
+    layout: Layout,
     rows: mpsc::Receiver<Row>,
     tally: Tally,
     stop: Stop,
@@ -36,7 +46,7 @@ pub(crate) fn spawn_writer(
     std::thread::Builder::new()
         .name("fetch-writer".into())
         .spawn(move || {
-            let written = write_all(output, rows, tally, &stop);
+            let written = write_all(output, layout, rows, tally, &stop);
             let _ = done_tx.send(written);
         })
         .map_err(Error::Thread)?;
@@ -45,13 +55,14 @@ pub(crate) fn spawn_writer(
 
 fn write_all(
     output: Output,
+    layout: Layout,
     mut rows: mpsc::Receiver<Row>,
     mut tally: Tally,
     stop: &Stop,
 ) -> Written {
     let destination = output.destination;
     let partial = destination.partial().map(PathBuf::from);
-    let mut sink = csv::CsvSink::new(destination);
+    let mut sink = csv::CsvSink::new(destination, layout);
     let result = drain(&mut sink, &mut rows, &mut tally)
         .and_then(|()| sink.into_inner())
         .and_then(|destination| destination.finish());

@@ -36,6 +36,9 @@ pub(crate) struct Pending {
     pub attempts: u32,
     /// A retry must not start before this.
     pub not_before: Option<Instant>,
+    /// Since when the job has been waiting to start: when it was read, or when its retry became
+    /// due. What it waits from here on is time spent on limits (`queue_ms`).
+    pub queued_at: Instant,
     /// The previous attempt, so a retry cut off by a stop still has a row to show.
     pub last: Option<Box<Attempt>>,
 }
@@ -239,6 +242,11 @@ impl Hosts {
         let Some(host) = self.map.get_mut(key) else {
             return;
         };
+        // A pause that has ended is no pause: forget it, so nothing waits for it (a timer set
+        // for a moment already past would fire again at once, forever).
+        if host.paused_until.is_some_and(|until| until <= now) {
+            host.paused_until = None;
+        }
         if host.is_idle(now) {
             self.map.remove(key);
             return;
@@ -247,8 +255,8 @@ impl Hosts {
             return; // A finishing job brings it back.
         }
         match host.next_start(now) {
-            // Nothing queued, nothing running, but a pause still on: look again when it ends,
-            // to evict the host then.
+            // Nothing queued but a pause still on (with or without jobs running): look again
+            // when it ends, to evict the host then if it is idle.
             None => {
                 if let Some(until) = host.paused_until {
                     self.set_timer(key, until);
@@ -290,6 +298,7 @@ mod tests {
             url,
             attempts: 0,
             not_before: None,
+            queued_at: Instant::now(),
             last: None,
         }
     }
@@ -365,6 +374,29 @@ mod tests {
         let key = hosts.next_ready(later).unwrap();
         let (job, _) = hosts.take(&key, later).unwrap();
         assert_eq!(job.line, 1, "the due retry goes first");
+    }
+
+    #[test]
+    fn an_ended_pause_with_a_job_in_flight_sets_no_timer() {
+        // The job that got the 429 was retried; it is in flight, nothing else is queued, and
+        // the pause it caused has ended. Timers must not fire forever.
+        let now = Instant::now();
+        let mut hosts = Hosts::new(usize::MAX);
+        hosts.push(job("http://a.test/1", 1), now);
+        let key = hosts.next_ready(now).unwrap();
+        let (mut first, _) = hosts.take(&key, now).unwrap();
+        first.attempts = 1;
+        let until = now + Duration::from_millis(10);
+        first.not_before = Some(until);
+        hosts.retry(first, Some(until), now);
+        hosts.fire_timers(until);
+        let key = hosts.next_ready(until).unwrap();
+        hosts.take(&key, until).unwrap();
+        let later = until + Duration::from_millis(1);
+        hosts.fire_timers(later);
+        assert_eq!(hosts.next_timer(), None);
+        hosts.finished(&key, later);
+        assert_eq!(hosts.len(), 0);
     }
 
     #[test]

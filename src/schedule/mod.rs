@@ -32,7 +32,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use url::Url;
@@ -40,6 +40,7 @@ use url::Url;
 use self::hosts::{HostKey, Hosts, Pending, host_key};
 use crate::config::{Config, Rate};
 use crate::error::Error;
+use crate::extract::{Capture, Extracted, Extractor};
 use crate::fetch::{Fetcher, Pace};
 use crate::input::Job;
 use crate::retry::RetryPolicy;
@@ -116,6 +117,10 @@ impl Pace for Limiters {
 /// What request tasks share.
 struct Shared {
     fetcher: Fetcher,
+    extractor: Arc<Extractor>,
+    /// Extractions running at once on the blocking pool: one per core, so parsing never takes
+    /// more CPU than the machine has and never runs on the async workers.
+    extract_slots: Semaphore,
     limiters: Limiters,
     retry: RetryPolicy,
     deadline: Option<Instant>,
@@ -125,6 +130,21 @@ struct Shared {
 }
 
 impl Shared {
+    /// Runs the CPU part of extraction on the blocking pool, at most one per core at a time.
+    async fn extract(&self, capture: Capture) -> Extracted {
+        let captured = capture.finish();
+        if !captured.needs_work() {
+            return self.extractor.extract(captured);
+        }
+        let Ok(_slot) = self.extract_slots.acquire().await else {
+            return Extracted::default();
+        };
+        let extractor = Arc::clone(&self.extractor);
+        tokio::task::spawn_blocking(move || extractor.extract(captured))
+            .await
+            .unwrap_or_default()
+    }
+
     fn time_left(&self) -> Option<Duration> {
         self.deadline
             .map(|deadline| deadline.saturating_duration_since(Instant::now()))
@@ -148,6 +168,7 @@ enum Done {
 pub(crate) async fn run(
     config: &Config,
     fetcher: Fetcher,
+    extractor: Arc<Extractor>,
     jobs: mpsc::Receiver<Result<Job, Error>>,
     rows: mpsc::Sender<Row>,
     stop: Stop,
@@ -158,6 +179,10 @@ pub(crate) async fn run(
     let (done_tx, done_rx) = mpsc::channel(concurrency);
     let shared = Arc::new(Shared {
         fetcher,
+        extractor,
+        extract_slots: Semaphore::new(
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+        ),
         limiters: Limiters::new(config),
         retry: config.retry,
         deadline,
@@ -283,6 +308,7 @@ impl Dispatcher {
                     url,
                     attempts: 0,
                     not_before: None,
+                    queued_at: Instant::now(),
                     last: None,
                 };
                 self.hosts.push(pending, Instant::now());

@@ -199,6 +199,7 @@ pub fn routes(stats: Arc<Stats>) -> Router {
         .route("/limited/{secs}/{*rest}", get(limited))
         .route("/encoded/{coding}", get(encoded))
         .route("/bomb", get(bomb))
+        .route("/html/{name}", get(html))
         .layer(middleware::from_fn_with_state(Arc::clone(&stats), record))
         .with_state(stats)
 }
@@ -345,6 +346,49 @@ async fn encoded(Path(coding): Path<String>) -> Response {
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     ([(header::CONTENT_ENCODING, coding)], body).into_response()
+}
+
+/// Pages with tricky titles and things to select: (content type, body).
+fn page(name: &str) -> Option<(&'static str, Vec<u8>)> {
+    let html = "text/html";
+    Some(match name {
+        "entities" => (html, b"<title>Tom &amp; Jerry&#39;s &lt;Caf&eacute;&gt; &#x263A;</title>".to_vec()),
+        "newlines" => (html, b"<title>\n  Line one\r\n\t line   two \n</title>".to_vec()),
+        "formula" => (html, b"<title>=HYPERLINK(\"http://x.test\",\"click\")</title>".to_vec()),
+        "latin1-header" => ("text/html; charset=ISO-8859-1", b"<title>Caf\xe9 cr\xe8me br\xfbl\xe9e</title>".to_vec()),
+        "latin1-meta" => (
+            html,
+            b"<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=iso-8859-1\"><title>Caf\xe9 cr\xe8me</title></head></html>".to_vec(),
+        ),
+        "latin1-bare" => (
+            html,
+            b"<html><head><title>Le caf\xe9 de la gare, o\xf9 l'on d\xe9jeune tr\xe8s bien</title></head><body>Ici on mange bien, \xe0 c\xf4t\xe9 de la for\xeat.</body></html>".to_vec(),
+        ),
+        "huge-title" => (html, format!("<title>{}</title>", "long ".repeat(20_000)).into_bytes()),
+        "no-title" => (html, b"<html><body><p>nothing here</p></body></html>".to_vec()),
+        "json" => ("application/json", br#"{"title": "not html", "price": "$12.50"}"#.to_vec()),
+        "product" => (
+            html,
+            br#"<html><head><title>Widget</title>
+            <meta property="og:title" content="The Widget">
+            <link rel="canonical" href="https://shop.test/widget"></head>
+            <body><h1>
+               Widget   Deluxe
+            </h1><ul class="tags"><li>blue</li><li> small </li><li>new</li></ul>
+            <p class="price">Now only $12.50 (was $20.00)</p></body></html>"#
+                .to_vec(),
+        ),
+        _ => return None,
+    })
+}
+
+async fn html(Path(name): Path<String>) -> Response {
+    match page(&name) {
+        Some((content_type, body)) => {
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// Bytes the gzip bomb inflates to.

@@ -1,0 +1,125 @@
+//! Turning body bytes into text with the right character encoding, in the order browsers use:
+//! a byte-order mark, then the `Content-Type` charset, then a `<meta charset>` (or `http-equiv`)
+//! in the first 1024 bytes, then a statistical guess (chardetng). A Latin-1 page shows "é", not
+//! mojibake, whether or not its server said so.
+
+use std::borrow::Cow;
+
+use chardetng::{EncodingDetector, Iso2022JpDetection, Utf8Detection};
+use encoding_rs::{Encoding, UTF_8};
+
+/// How far into a page a `<meta>` charset declaration is looked for (the HTML spec's prescan).
+const META_PRESCAN: usize = 1024;
+
+pub(super) fn decode<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Cow<'a, str> {
+    if let Some((encoding, bom)) = Encoding::for_bom(bytes) {
+        return encoding.decode_without_bom_handling(&bytes[bom..]).0;
+    }
+    let encoding = content_type
+        .and_then(header_charset)
+        .or_else(|| meta_charset(&bytes[..bytes.len().min(META_PRESCAN)]))
+        .unwrap_or_else(|| guess(bytes));
+    encoding.decode_without_bom_handling(bytes).0
+}
+
+/// `charset=` in a `Content-Type` value.
+fn header_charset(content_type: &str) -> Option<&'static Encoding> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (key, value) = param.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| Encoding::for_label(value.trim().trim_matches(['"', '\'']).as_bytes()))?
+    })
+}
+
+/// A charset declared in a `<meta charset=...>` or `<meta http-equiv="Content-Type"
+/// content="...; charset=...">` tag. UTF-16 declared in ASCII-compatible bytes means UTF-8, as
+/// the HTML spec says.
+fn meta_charset(head: &[u8]) -> Option<&'static Encoding> {
+    let lower = head.to_ascii_lowercase();
+    let mut rest = &lower[..];
+    while let Some(start) = find(rest, b"<meta") {
+        let tag = &rest[start..];
+        let end = tag.iter().position(|&b| b == b'>').unwrap_or(tag.len());
+        let tag = &tag[..end];
+        if let Some(at) = find(tag, b"charset=") {
+            let value = &tag[at + b"charset=".len()..];
+            let value = value
+                .strip_prefix(b"\"")
+                .or_else(|| value.strip_prefix(b"'"))
+                .unwrap_or(value);
+            let len = value
+                .iter()
+                .position(|&b| matches!(b, b'"' | b'\'' | b';' | b' ' | b'/' | b'>'))
+                .unwrap_or(value.len());
+            if let Some(encoding) = Encoding::for_label(&value[..len]) {
+                let ascii_compatible = encoding.output_encoding();
+                return Some(if ascii_compatible == encoding {
+                    encoding
+                } else {
+                    UTF_8
+                });
+            }
+        }
+        rest = &rest[start + end.max(1)..];
+    }
+    None
+}
+
+fn guess(bytes: &[u8]) -> &'static Encoding {
+    // Pages that can run scripts must not be guessed as ISO-2022-JP; UTF-8 is allowed, as bodies
+    // are never executed here.
+    let mut detector = EncodingDetector::new(Iso2022JpDetection::Deny);
+    detector.feed(bytes, true);
+    detector.guess(None, Utf8Detection::Allow)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LATIN1_CAFE: &[u8] = b"<title>Caf\xe9 cr\xe8me</title>";
+
+    #[test]
+    fn header_charset_wins_over_guessing() {
+        assert_eq!(
+            decode(LATIN1_CAFE, Some("text/html; charset=ISO-8859-1")),
+            "<title>Café crème</title>"
+        );
+    }
+
+    #[test]
+    fn meta_charset_is_found_in_the_head() {
+        let page = b"<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=windows-1252\"><title>Caf\xe9</title>";
+        assert!(decode(page, Some("text/html")).contains("Café"));
+        let page = b"<meta charset='iso-8859-1'><title>Caf\xe9</title>";
+        assert!(decode(page, None).contains("Café"));
+    }
+
+    #[test]
+    fn latin1_without_any_declaration_is_guessed() {
+        let page = b"<html><head><title>Le caf\xe9 de la gare, o\xf9 l'on d\xe9jeune tr\xe8s bien</title></head></html>";
+        assert!(decode(page, Some("text/html")).contains("café de la gare, où"));
+    }
+
+    #[test]
+    fn bom_beats_everything() {
+        let page = b"\xEF\xBB\xBF<title>Caf\xc3\xa9</title>";
+        assert_eq!(
+            decode(page, Some("text/html; charset=iso-8859-1")),
+            "<title>Café</title>"
+        );
+    }
+
+    #[test]
+    fn utf8_is_utf8() {
+        assert_eq!(
+            decode("<title>naïve</title>".as_bytes(), Some("text/html")),
+            "<title>naïve</title>"
+        );
+    }
+}

@@ -1,0 +1,378 @@
+//! Extract: the page title, values picked by CSS selector or regex, and a hash of the body.
+//!
+//! Two halves with different costs. [`Capture`] sits in the request path as the body streams by
+//! and only decides what to keep: nothing, the head of an HTML page up to `</title>`, or the
+//! whole body (up to [`CAPTURE_LIMIT`]) when a selector or regex needs it; it also feeds the
+//! hash. [`Extractor::extract`] does the CPU work (charset detection, decoding, HTML parsing,
+//! regex) and is run by the scheduler on a bounded blocking pool, never on the async workers.
+
+mod charset;
+mod spec;
+
+use sha2::{Digest, Sha256};
+
+pub use self::spec::{ExtractSpec, PatternSpec, SelectSpec, parse_pattern, parse_select};
+use crate::fetch::BodySink;
+
+/// Most bytes kept from a page's start while looking for `</title>`: enough for any real head
+/// (and a 100 KB title), bounded for pages that never close it.
+pub const HEAD_LIMIT: usize = 256 * 1024;
+
+/// Most bytes kept for selectors and regexes. Bounds memory per request in flight; values past
+/// this point of a page are not found.
+pub const CAPTURE_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Longest title written; longer ones end in `…`.
+pub const TITLE_LIMIT: usize = 2048;
+
+/// What extraction found for one response.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extracted {
+    pub title: Option<String>,
+    /// One per `--select`/`--regex`, in the order given.
+    pub values: Vec<Option<String>>,
+    /// Lowercase hex SHA-256 of the body as read (decoded, capped).
+    pub sha256: Option<String>,
+}
+
+/// The run's extraction settings, shared by every request.
+#[derive(Debug)]
+pub struct Extractor {
+    spec: ExtractSpec,
+}
+
+impl Extractor {
+    pub fn new(spec: ExtractSpec) -> Extractor {
+        Extractor { spec }
+    }
+
+    /// Number of value columns (selectors and regexes).
+    pub fn value_count(&self) -> usize {
+        self.spec.selects.len() + self.spec.patterns.len()
+    }
+
+    /// A capture for one response.
+    pub fn capture(&self) -> Capture {
+        Capture {
+            wants_title: self.spec.title,
+            wants_html_body: !self.spec.selects.is_empty(),
+            wants_text_body: !self.spec.patterns.is_empty(),
+            hasher: self.spec.hash.then(Sha256::new),
+            keep: Keep::Nothing,
+            buf: Vec::new(),
+            content_type: None,
+        }
+    }
+
+    /// The CPU part: decode and search what the capture kept. Run it off the async workers.
+    pub fn extract(&self, captured: Captured) -> Extracted {
+        let mut extracted = Extracted {
+            values: vec![None; self.value_count()],
+            sha256: captured.sha256,
+            ..Extracted::default()
+        };
+        if captured.bytes.is_empty() {
+            return extracted;
+        }
+        let text = charset::decode(&captured.bytes, captured.content_type.as_deref());
+        if captured.html {
+            let document = scraper::Html::parse_document(&text);
+            if self.spec.title {
+                extracted.title =
+                    spec::first_text(&document, &spec::TITLE).map(|t| shorten(t, TITLE_LIMIT));
+            }
+            for (slot, select) in extracted.values.iter_mut().zip(&self.spec.selects) {
+                *slot = select.find(&document);
+            }
+        }
+        if captured.textual {
+            let offset = self.spec.selects.len();
+            for (slot, pattern) in extracted.values[offset..]
+                .iter_mut()
+                .zip(&self.spec.patterns)
+            {
+                *slot = pattern.find(&text);
+            }
+        }
+        extracted
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Keep {
+    Nothing,
+    /// The start of an HTML page, until `</title>` is seen.
+    Head,
+    /// The whole body, up to [`CAPTURE_LIMIT`].
+    All,
+}
+
+/// Collects what extraction will need while the body streams by.
+#[derive(Debug)]
+pub struct Capture {
+    wants_title: bool,
+    wants_html_body: bool,
+    wants_text_body: bool,
+    hasher: Option<Sha256>,
+    keep: Keep,
+    buf: Vec<u8>,
+    content_type: Option<String>,
+}
+
+/// What a capture kept, handed to [`Extractor::extract`].
+#[derive(Debug, Default)]
+pub struct Captured {
+    html: bool,
+    textual: bool,
+    content_type: Option<String>,
+    bytes: Vec<u8>,
+    sha256: Option<String>,
+}
+
+impl Captured {
+    /// Whether there is CPU work for [`Extractor::extract`] (a hash alone is already done).
+    pub fn needs_work(&self) -> bool {
+        !self.bytes.is_empty()
+    }
+}
+
+impl Capture {
+    pub fn finish(self) -> Captured {
+        let html = is_html(self.content_type.as_deref());
+        Captured {
+            html,
+            textual: html || is_textual(self.content_type.as_deref()),
+            content_type: self.content_type,
+            bytes: self.buf,
+            sha256: self.hasher.map(|h| hex(&h.finalize())),
+        }
+    }
+}
+
+impl BodySink for Capture {
+    fn begin(&mut self, content_type: Option<&str>) {
+        let html = is_html(content_type);
+        let textual = html || is_textual(content_type);
+        self.keep = if (html && self.wants_html_body) || (textual && self.wants_text_body) {
+            Keep::All
+        } else if html && self.wants_title {
+            Keep::Head
+        } else {
+            Keep::Nothing
+        };
+        self.content_type = content_type.map(str::to_owned);
+        self.buf.clear();
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(bytes);
+        }
+        match self.keep {
+            Keep::Nothing => {}
+            Keep::All => keep_up_to(&mut self.buf, bytes, CAPTURE_LIMIT),
+            Keep::Head => self.keep_head(bytes),
+        }
+    }
+}
+
+impl Capture {
+    /// Keeps the page's start up to `</title` and nothing after it, so the parser only sees the
+    /// head, and a 100 KB page costs a few hundred bytes of copying. The closing tag may be split
+    /// between chunks, so the seam is searched too.
+    fn keep_head(&mut self, bytes: &[u8]) {
+        let carried = self.buf.len().min(CLOSE_TITLE.len() - 1);
+        let mut seam = self.buf[self.buf.len() - carried..].to_vec();
+        seam.extend_from_slice(&bytes[..bytes.len().min(CLOSE_TITLE.len() - 1)]);
+        let end = match find_ignore_case(&seam, CLOSE_TITLE) {
+            Some(at) => Some(at + CLOSE_TITLE.len() - carried),
+            None => find_ignore_case(bytes, CLOSE_TITLE).map(|at| at + CLOSE_TITLE.len()),
+        };
+        match end {
+            Some(end) => {
+                keep_up_to(&mut self.buf, &bytes[..end], HEAD_LIMIT);
+                self.buf.push(b'>');
+                self.keep = Keep::Nothing;
+            }
+            None => keep_up_to(&mut self.buf, bytes, HEAD_LIMIT),
+        }
+    }
+}
+
+fn keep_up_to(buf: &mut Vec<u8>, bytes: &[u8], limit: usize) {
+    let room = limit.saturating_sub(buf.len());
+    buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+}
+
+const CLOSE_TITLE: &[u8] = b"</title";
+
+fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// HTML by its media type; with no `Content-Type` at all, assume HTML (what browsers sniff for
+/// most pages that omit it).
+fn is_html(content_type: Option<&str>) -> bool {
+    content_type.is_none_or(|ct| {
+        let mime = media_type(ct);
+        mime == "text/html" || mime == "application/xhtml+xml"
+    })
+}
+
+/// Bodies a regex makes sense on: text, JSON, XML, JavaScript.
+fn is_textual(content_type: Option<&str>) -> bool {
+    content_type.is_none_or(|ct| {
+        let mime = media_type(ct);
+        mime.starts_with("text/")
+            || mime.ends_with("+json")
+            || mime.ends_with("+xml")
+            || matches!(
+                mime.as_str(),
+                "application/json" | "application/xml" | "application/javascript"
+            )
+    })
+}
+
+fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Collapses whitespace runs (newlines included) to single spaces and trims: a value never breaks
+/// a row, and markup indentation does not leak into it.
+pub fn collapse_whitespace(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn shorten(text: String, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(spec: ExtractSpec, content_type: Option<&str>, chunks: &[&[u8]]) -> Extracted {
+        let extractor = Extractor::new(spec);
+        let mut capture = extractor.capture();
+        capture.begin(content_type);
+        for chunk in chunks {
+            capture.feed(chunk);
+        }
+        extractor.extract(capture.finish())
+    }
+
+    fn title_only() -> ExtractSpec {
+        ExtractSpec {
+            title: true,
+            ..ExtractSpec::default()
+        }
+    }
+
+    #[test]
+    fn titles_are_decoded_and_collapsed() {
+        let page =
+            b"<html><head><title>\n  Caf&eacute; &amp; Bar\n\t&#x263A;  </title></head></html>";
+        let got = run(title_only(), Some("text/html"), &[page]);
+        assert_eq!(got.title.as_deref(), Some("Café & Bar ☺"));
+    }
+
+    #[test]
+    fn head_capture_stops_at_the_title_even_across_chunks() {
+        let extractor = Extractor::new(title_only());
+        let mut capture = extractor.capture();
+        capture.begin(Some("text/html; charset=utf-8"));
+        capture.feed(b"<title>Split</ti");
+        capture.feed(b"tle><body>");
+        capture.feed(&vec![b'x'; 100_000]);
+        let captured = capture.finish();
+        assert!(
+            captured.bytes.len() < 100,
+            "kept {} bytes",
+            captured.bytes.len()
+        );
+        assert_eq!(extractor.extract(captured).title.as_deref(), Some("Split"));
+    }
+
+    #[test]
+    fn non_html_gets_no_title_and_keeps_nothing() {
+        let got = run(title_only(), Some("application/json"), &[b"{\"title\": 1}"]);
+        assert_eq!(got.title, None);
+        let got = run(title_only(), Some("image/png"), &[b"<title>x</title>"]);
+        assert_eq!(got.title, None);
+    }
+
+    #[test]
+    fn no_title_is_none_and_long_titles_are_shortened() {
+        let got = run(title_only(), Some("text/html"), &[b"<p>no title</p>"]);
+        assert_eq!(got.title, None);
+        let long = format!("<title>{}</title>", "a".repeat(100_000));
+        let got = run(title_only(), Some("text/html"), &[long.as_bytes()]);
+        let title = got.title.unwrap();
+        assert_eq!(title.chars().count(), TITLE_LIMIT + 1);
+        assert!(title.ends_with('…'));
+    }
+
+    #[test]
+    fn hashes_the_body_as_read() {
+        let spec = ExtractSpec {
+            hash: true,
+            ..ExtractSpec::default()
+        };
+        let got = run(spec, Some("application/octet-stream"), &[b"ab", b"c"]);
+        assert_eq!(
+            got.sha256.as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+    }
+
+    #[test]
+    fn selectors_and_patterns_fill_their_columns() {
+        let spec = ExtractSpec {
+            title: true,
+            selects: vec![
+                parse_select("h1=h1", false).unwrap(),
+                parse_select("og=meta[property=\"og:title\"]@content", false).unwrap(),
+                parse_select("items=li", true).unwrap(),
+                parse_select("missing=.nope", false).unwrap(),
+            ],
+            patterns: vec![
+                parse_pattern(r"price=\$(\d+)").unwrap(),
+                parse_pattern(r"year=20\d\d").unwrap(),
+                parse_pattern(r"absent=zzz(\d)").unwrap(),
+            ],
+            hash: false,
+        };
+        let page = br#"<html><head><title>T</title>
+            <meta property="og:title" content="  Open Graph  "></head>
+            <body><h1> Big
+            heading </h1><ul><li>one</li><li> two </li></ul><p>only $42 in 2026</p></body></html>"#;
+        let got = run(spec, Some("text/html"), &[page]);
+        assert_eq!(got.title.as_deref(), Some("T"));
+        assert_eq!(
+            got.values,
+            [
+                Some("Big heading".to_owned()),
+                Some("Open Graph".to_owned()),
+                Some("one | two".to_owned()),
+                None,
+                Some("42".to_owned()),
+                Some("2026".to_owned()),
+                None,
+            ]
+        );
+    }
+}

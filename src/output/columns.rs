@@ -1,0 +1,236 @@
+//! Columns: which cells a row becomes, in what order, under what names and units.
+//!
+//! The first thirteen columns are the core contract and never move; extraction and timing
+//! columns follow; `body_sha256` and the `--select`/`--regex` columns come last when asked for.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use crate::row::{ErrorKind, Row, millis};
+
+/// One output column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Line,
+    Url,
+    Status,
+    LatencyMs,
+    TtfbMs,
+    Bytes,
+    ContentType,
+    FinalUrl,
+    Redirects,
+    Attempts,
+    StartedAt,
+    Error,
+    ErrorDetail,
+    Title,
+    DnsMs,
+    ConnectMs,
+    TlsMs,
+    QueueMs,
+    Reused,
+    RemoteIp,
+    BodySha256,
+    /// The n-th `--select`/`--regex` value.
+    Value(usize),
+}
+
+/// The built-in columns, in output order, with their names.
+pub const BUILT_IN: [(Column, &str); 21] = [
+    (Column::Line, "line"),
+    (Column::Url, "url"),
+    (Column::Status, "status"),
+    (Column::LatencyMs, "latency_ms"),
+    (Column::TtfbMs, "ttfb_ms"),
+    (Column::Bytes, "bytes"),
+    (Column::ContentType, "content_type"),
+    (Column::FinalUrl, "final_url"),
+    (Column::Redirects, "redirects"),
+    (Column::Attempts, "attempts"),
+    (Column::StartedAt, "started_at"),
+    (Column::Error, "error"),
+    (Column::ErrorDetail, "error_detail"),
+    (Column::Title, "title"),
+    (Column::DnsMs, "dns_ms"),
+    (Column::ConnectMs, "connect_ms"),
+    (Column::TlsMs, "tls_ms"),
+    (Column::QueueMs, "queue_ms"),
+    (Column::Reused, "reused"),
+    (Column::RemoteIp, "remote_ip"),
+    (Column::BodySha256, "body_sha256"),
+];
+
+/// The columns of a run, in order.
+#[derive(Debug, Clone)]
+pub struct Columns {
+    list: Vec<(Column, String)>,
+}
+
+impl Columns {
+    /// The default columns: every built-in one (`body_sha256` only with `hash`), then one per
+    /// value name.
+    pub fn new(hash: bool, value_names: &[String]) -> Columns {
+        let built_in = BUILT_IN
+            .iter()
+            .filter(|(c, _)| hash || *c != Column::BodySha256)
+            .map(|(c, name)| (*c, (*name).to_owned()));
+        let values = value_names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (Column::Value(i), name.clone()));
+        Columns {
+            list: built_in.chain(values).collect(),
+        }
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.list.iter().map(|(_, name)| name.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Column> + '_ {
+        self.list.iter().map(|(c, _)| *c)
+    }
+}
+
+/// Whether `name` is taken by a built-in column.
+pub fn is_built_in(name: &str) -> bool {
+    BUILT_IN.iter().any(|(_, n)| *n == name)
+}
+
+/// A cell's value, typed, before any format writes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'a> {
+    Empty,
+    /// Text that came from outside (the input, a server): a spreadsheet must not run it.
+    Text(&'a str),
+    /// Text of our own making (error kinds, timestamps, digests): safe as it is.
+    Word(&'a str),
+    Count(u64),
+    Millis(Duration),
+    Flag(bool),
+    Ip(IpAddr),
+    Time(SystemTime),
+}
+
+impl Column {
+    pub fn cell<'a>(self, row: &'a Row) -> Cell<'a> {
+        use Cell::*;
+        let text = |v: &'a Option<String>| v.as_deref().map_or(Empty, Text);
+        let ms = |v: Option<Duration>| v.map_or(Empty, Millis);
+        match self {
+            Column::Line => Count(row.line),
+            Column::Url => Text(&row.url),
+            Column::Status => row.status.map_or(Empty, |s| Count(u64::from(s))),
+            Column::LatencyMs => ms(row.latency),
+            Column::TtfbMs => ms(row.ttfb),
+            Column::Bytes => row.bytes.map_or(Empty, Count),
+            Column::ContentType => text(&row.content_type),
+            Column::FinalUrl => text(&row.final_url),
+            Column::Redirects => row.redirects.map_or(Empty, |r| Count(u64::from(r))),
+            Column::Attempts => Count(u64::from(row.attempts)),
+            Column::StartedAt => row.started_at.map_or(Empty, Time),
+            Column::Error => row.error.map_or(Empty, |k: ErrorKind| Word(k.as_str())),
+            Column::ErrorDetail => text(&row.error_detail),
+            Column::Title => text(&row.title),
+            Column::DnsMs => ms(row.dns),
+            Column::ConnectMs => ms(row.connect),
+            Column::TlsMs => ms(row.tls),
+            Column::QueueMs => ms(row.queue),
+            Column::Reused => row.reused.map_or(Empty, Flag),
+            Column::RemoteIp => row.remote_ip.map_or(Empty, Ip),
+            Column::BodySha256 => row.body_sha256.as_deref().map_or(Empty, Word),
+            Column::Value(i) => row.values.get(i).map_or(Empty, text),
+        }
+    }
+}
+
+impl Cell<'_> {
+    /// Writes the cell as text into `out` (cleared first). With `safe`, text a spreadsheet would
+    /// run as a formula (starting with `=`, `+`, `-`, `@`, tab, CR or LF) gets a leading `'`,
+    /// as OWASP recommends; numbers and our own words are never touched.
+    pub fn render(self, out: &mut String, safe: bool) {
+        out.clear();
+        // Writing to a String cannot fail.
+        let _ = match self {
+            Cell::Empty => Ok(()),
+            Cell::Text(text) => {
+                if safe && is_formula_like(text) {
+                    out.push('\'');
+                }
+                out.write_str(text)
+            }
+            Cell::Word(word) => out.write_str(word),
+            Cell::Count(n) => write!(out, "{n}"),
+            Cell::Millis(d) => write!(out, "{}", millis(d)),
+            Cell::Flag(b) => out.write_str(if b { "true" } else { "false" }),
+            Cell::Ip(ip) => write!(out, "{ip}"),
+            Cell::Time(t) => write!(out, "{}", humantime::format_rfc3339_millis(t)),
+        };
+    }
+}
+
+/// What spreadsheets treat as the start of a formula (or of a cell injection).
+pub fn is_formula_like(text: &str) -> bool {
+    matches!(
+        text.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r' | b'\n')
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(cell: Cell<'_>, safe: bool) -> String {
+        let mut out = String::new();
+        cell.render(&mut out, safe);
+        out
+    }
+
+    #[test]
+    fn formulas_are_neutralised_in_text_only() {
+        for dangerous in ["=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "\nx"] {
+            assert_eq!(
+                rendered(Cell::Text(dangerous), true),
+                format!("'{dangerous}")
+            );
+            assert_eq!(rendered(Cell::Text(dangerous), false), dangerous);
+        }
+        assert_eq!(rendered(Cell::Text("plain"), true), "plain");
+        assert_eq!(rendered(Cell::Count(5), true), "5");
+        assert_eq!(
+            rendered(Cell::Millis(Duration::from_micros(1500)), true),
+            "1.5"
+        );
+    }
+
+    #[test]
+    fn the_core_columns_keep_their_order() {
+        let columns = Columns::new(false, &[]);
+        let names: Vec<&str> = columns.names().take(13).collect();
+        assert_eq!(
+            names,
+            [
+                "line",
+                "url",
+                "status",
+                "latency_ms",
+                "ttfb_ms",
+                "bytes",
+                "content_type",
+                "final_url",
+                "redirects",
+                "attempts",
+                "started_at",
+                "error",
+                "error_detail"
+            ]
+        );
+        assert!(!columns.names().any(|n| n == "body_sha256"));
+        let with = Columns::new(true, &["price".into()]);
+        let tail: Vec<&str> = with.names().skip(20).collect();
+        assert_eq!(tail, ["body_sha256", "price"]);
+    }
+}
