@@ -128,7 +128,8 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value = "10MiB", value_parser = parse_bytes)]
     pub max_body: u64,
 
-    /// Most redirects followed per URL.
+    /// Most redirects followed per URL; a longer chain (or a loop) is an error,
+    /// too_many_redirects (with 0, any redirect is).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_redirects: u32,
 
@@ -225,11 +226,8 @@ impl Args {
             connect_timeout: self.connect_timeout,
             max_time: self.max_time,
             max_body: self.max_body,
-            max_redirects: if self.no_follow {
-                0
-            } else {
-                self.max_redirects
-            },
+            follow_redirects: !self.no_follow,
+            max_redirects: self.max_redirects,
             user_agent: self.user_agent.unwrap_or_else(default_user_agent),
             method: self.method,
             headers,

@@ -34,7 +34,9 @@ pub struct Config {
     pub max_time: Option<Duration>,
     /// Body bytes (after decoding) read per response before it is cut off.
     pub max_body: u64,
-    /// Redirects followed per request; 0 records the 3xx itself.
+    /// Follow redirects (`--no-follow` records the 3xx itself).
+    pub follow_redirects: bool,
+    /// Redirects followed per URL; a longer chain is `too_many_redirects`.
     pub max_redirects: u32,
     pub user_agent: String,
     /// GET or HEAD.
@@ -67,6 +69,7 @@ impl Default for Config {
             connect_timeout: None,
             max_time: None,
             max_body: 10 * 1024 * 1024,
+            follow_redirects: true,
             max_redirects: 10,
             user_agent: default_user_agent(),
             method: Method::GET,
@@ -134,7 +137,9 @@ impl FromStr for Rate {
         let interval = Duration::try_from_secs_f64(per.as_secs_f64() / count)
             .ok()
             .filter(|i| !i.is_zero() && *i <= Duration::from_secs(365 * 24 * 3600))
-            .ok_or_else(|| format!("rate '{s}' is out of range"))?;
+            .ok_or_else(|| {
+                format!("rate '{s}' is out of range: from one a year to 1000000000/s")
+            })?;
         Ok(Rate {
             count,
             per,

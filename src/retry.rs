@@ -42,6 +42,9 @@ pub enum Verdict {
     /// Try again after `delay`; with `pause_host`, the server asked the whole host to slow down
     /// (429/503 with `Retry-After`), so no request to it starts before then.
     Retry { delay: Duration, pause_host: bool },
+    /// Worth a retry, but the run's deadline would pass before it could start: record this
+    /// attempt.
+    OutOfTime,
 }
 
 impl RetryPolicy {
@@ -59,7 +62,7 @@ impl RetryPolicy {
         let retry_after = attempt.retry_after.map(|d| d.min(self.max_retry_after));
         let delay = retry_after.unwrap_or_else(|| self.backoff(attempts));
         if time_left.is_some_and(|left| delay >= left) {
-            return Verdict::Done;
+            return Verdict::OutOfTime;
         }
         let pause_host = retry_after.is_some() && matches!(attempt.status, Some(429 | 503));
         Verdict::Retry { delay, pause_host }
@@ -225,7 +228,7 @@ mod tests {
         let p = policy(3);
         assert_eq!(
             p.verdict(&limited, 1, Some(Duration::from_secs(4))),
-            Verdict::Done
+            Verdict::OutOfTime
         );
         assert!(matches!(
             p.verdict(&limited, 1, Some(Duration::from_secs(6))),

@@ -141,17 +141,31 @@ async fn a_server_that_never_answers_times_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_content_coding_is_decoded() {
     let server = TestServer::start();
-    let list: String = ["gzip", "deflate", "br", "zstd"]
+    let list: String = ["gzip", "deflate", "br", "zstd", "raw-deflate"]
         .iter()
         .map(|c| server.url(&format!("/encoded/{c}")) + "\n")
         .collect();
     let (_, table) = run_list(config(), list).await;
     let decoded = (ENCODED_TEXT.len() * ENCODED_REPEAT).to_string();
-    for line in 1..=4 {
+    for line in 1..=5 {
         let row = table.line(line);
         assert_eq!(row.get("error"), "", "{}", row.get("error_detail"));
         assert_eq!(row.get("bytes"), decoded, "line {line}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_body_says_which_coding() {
+    let server = TestServer::start();
+    let (_, table) = run_list(config(), server.url("/encoded/corrupt-gzip")).await;
+    let row = table.line(1);
+    assert_eq!(row.get("status"), "200");
+    assert_eq!(row.get("error"), "body");
+    assert!(
+        row.get("error_detail").contains("corrupt gzip data"),
+        "{}",
+        row.get("error_detail")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -267,3 +267,72 @@ async fn connections_are_reused_for_a_busy_host_and_closed_for_a_lone_one() {
         "no other request for the host is queued, so the connection is not kept"
     );
 }
+
+/// `names` pinned to 127.0.0.1, so one test server stands for several hosts.
+fn pinned(config: &mut fetch::Config, names: &[&str]) {
+    config.resolve = names
+        .iter()
+        .map(|n| ((*n).to_owned(), "127.0.0.1".parse().unwrap()))
+        .collect();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_hops_obey_the_target_hosts_limits() {
+    let origin = TestServer::start();
+    let target = TestServer::start_on("127.0.0.7");
+    let names: Vec<String> = (0..8).map(|i| format!("origin{i}.test")).collect();
+    let mut config = config();
+    config.per_host_concurrency = n(1);
+    pinned(
+        &mut config,
+        &names.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let hop = target.url("/slow/200/x");
+    let list: String = names
+        .iter()
+        .map(|name| format!("http://{name}:{}/goto?to={hop}\n", origin.addr.port()))
+        .collect();
+    let (_, table) = run_list(config, list).await;
+    assert!(table.column("status").iter().all(|s| *s == "200"));
+    assert!(table.column("redirects").iter().all(|r| *r == "1"));
+    assert_eq!(target.stats.hits(), 8);
+    assert_eq!(target.stats.max_in_flight(), 1, "the hop's host limit held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_between_hops_is_not_request_time_and_holds_no_slot() {
+    let server = TestServer::start();
+    let mut config = config();
+    config.concurrency = NonZeroUsize::new(1).unwrap();
+    config.per_host_rate = Some("1/s".parse().unwrap());
+    config.timeout = Duration::from_millis(800);
+    pinned(
+        &mut config,
+        &["chain.test", "y1.test", "y2.test", "y3.test"],
+    );
+    let port = server.addr.port();
+    // Line 1 redirects to its own host, which must then wait a second for its rate; lines 2-4
+    // are other hosts and should not wait behind it.
+    let list = format!(
+        "http://chain.test:{port}/goto?to=/ok/end\nhttp://y1.test:{port}/ok/a\n\
+         http://y2.test:{port}/ok/b\nhttp://y3.test:{port}/ok/c\n"
+    );
+    let (_, table) = run_list(config, list).await;
+    let chain = table.line(1);
+    assert_eq!(chain.get("status"), "200", "{}", chain.get("error_detail"));
+    assert_eq!(chain.get("redirects"), "1");
+    let latency: f64 = chain.get("latency_ms").parse().unwrap();
+    assert!(
+        latency < 500.0,
+        "the wait for the rate counted as latency: {latency} ms"
+    );
+    let queue: f64 = chain.get("queue_ms").parse().unwrap();
+    assert!(queue >= 700.0, "the wait belongs in queue_ms: {queue} ms");
+
+    let seen = server.stats.seen();
+    let hop_at = seen.iter().find(|s| s.uri == "/ok/end").unwrap().at;
+    let others = seen
+        .iter()
+        .filter(|s| s.uri.starts_with("/ok/") && s.uri != "/ok/end");
+    assert!(others.clone().count() == 3 && others.into_iter().all(|s| s.at < hop_at));
+}

@@ -61,10 +61,17 @@ async fn follows_redirects_within_the_limit() {
     assert_eq!(ftp.get("status"), "301");
 
     let mut no_follow = config();
-    no_follow.max_redirects = 0;
+    no_follow.follow_redirects = false;
     let (_, table) = run_list(no_follow, server.url("/redirect/3")).await;
     assert_eq!(table.line(1).get("status"), "302");
     assert_eq!(table.line(1).get("redirects"), "0");
+    assert_eq!(table.line(1).get("error"), "");
+
+    let mut none_allowed = config();
+    none_allowed.max_redirects = 0;
+    let (_, table) = run_list(none_allowed, server.url("/redirect/3")).await;
+    assert_eq!(table.line(1).get("status"), "302");
+    assert_eq!(table.line(1).get("error"), "too_many_redirects");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,7 +18,38 @@ pub(super) fn classify_request(error: &hyper_util::client::legacy::Error) -> Fai
         }
         None => ErrorKind::Protocol,
     };
-    Failure::new(kind, describe(error))
+    let detail = match causes(error).find_map(|c| c.downcast_ref::<rustls::Error>()) {
+        Some(tls) => format!("TLS handshake failed: {}", explain_tls(tls)),
+        None => describe(error),
+    };
+    Failure::new(kind, detail)
+}
+
+/// rustls's errors in words: certificate problems are what people meet, and their debug-style
+/// names ("Other(OtherError(CaUsedAsEndEntity))") say little.
+fn explain_tls(error: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(certificate) = error else {
+        return error.to_string();
+    };
+    match certificate {
+        C::Expired | C::ExpiredContext { .. } => "the certificate has expired".into(),
+        C::NotValidYet | C::NotValidYetContext { .. } => "the certificate is not valid yet".into(),
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "the certificate is not valid for this host name".into()
+        }
+        C::UnknownIssuer => "the certificate is not signed by a trusted authority".into(),
+        C::Revoked => "the certificate has been revoked".into(),
+        C::BadSignature => "the certificate's signature is invalid".into(),
+        other => {
+            let name = format!("{other:?}");
+            if name.contains("CaUsedAsEndEntity") {
+                "the server presents a CA certificate as its own (self-signed?)".into()
+            } else {
+                format!("the certificate was rejected ({name})")
+            }
+        }
+    }
 }
 
 /// An error while reading (or decoding) a response body.

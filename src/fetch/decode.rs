@@ -4,13 +4,15 @@
 
 use std::io;
 
-use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder, ZlibDecoder, ZstdDecoder};
+use async_compression::tokio::bufread::{
+    BrotliDecoder, DeflateDecoder, GzipDecoder, ZlibDecoder, ZstdDecoder,
+};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use http::HeaderValue;
 use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt};
 use tokio_util::io::StreamReader;
 
 /// The content codings we ask for, in `Accept-Encoding`.
@@ -19,13 +21,22 @@ pub(super) const ACCEPT_ENCODING: &str = "gzip, deflate, br, zstd";
 /// Most decoded bytes handed over per read.
 const CHUNK: usize = 32 * 1024;
 
+type Frames = StreamReader<
+    futures::stream::MapErr<BodyDataStream<Incoming>, fn(hyper::Error) -> io::Error>,
+    Bytes,
+>;
+
 /// A body being read: raw frames, or a decoder over them.
 pub(super) enum DecodedBody {
     Identity {
         frames: BodyDataStream<Incoming>,
         current: Bytes,
     },
+    /// `deflate` is meant to be zlib-wrapped, but some servers send raw deflate: which one it is
+    /// is known from the first bytes, so the decoder is chosen on the first read.
+    Deflate(Option<Frames>),
     Decoded {
+        coding: &'static str,
         decoder: Box<dyn AsyncRead + Send + Unpin>,
         buf: Vec<u8>,
     },
@@ -39,15 +50,15 @@ impl DecodedBody {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().to_ascii_lowercase());
         let frames = BodyDataStream::new(body);
-        let decoder: Box<dyn AsyncRead + Send + Unpin> = match coding.as_deref() {
+        let (coding, decoder): (_, Box<dyn AsyncRead + Send + Unpin>) = match coding.as_deref() {
             Some("gzip" | "x-gzip") => {
                 let mut decoder = GzipDecoder::new(reader(frames));
                 decoder.multiple_members(true);
-                Box::new(decoder)
+                ("gzip", Box::new(decoder))
             }
-            Some("br") => Box::new(BrotliDecoder::new(reader(frames))),
-            Some("zstd") => Box::new(ZstdDecoder::new(reader(frames))),
-            Some("deflate") => Box::new(ZlibDecoder::new(reader(frames))),
+            Some("br") => ("brotli", Box::new(BrotliDecoder::new(reader(frames)))),
+            Some("zstd") => ("zstd", Box::new(ZstdDecoder::new(reader(frames)))),
+            Some("deflate") => return DecodedBody::Deflate(Some(reader(frames))),
             _ => {
                 return DecodedBody::Identity {
                     frames,
@@ -56,6 +67,7 @@ impl DecodedBody {
             }
         };
         DecodedBody::Decoded {
+            coding,
             decoder,
             buf: vec![0; CHUNK],
         }
@@ -63,6 +75,9 @@ impl DecodedBody {
 
     /// The next piece of decoded body, or `None` at its end.
     pub(super) async fn next(&mut self) -> io::Result<Option<&[u8]>> {
+        if let DecodedBody::Deflate(frames) = self {
+            *self = choose_deflate(frames.take()).await?;
+        }
         match self {
             DecodedBody::Identity { frames, current } => {
                 match frames.try_next().await.map_err(io::Error::other)? {
@@ -73,16 +88,55 @@ impl DecodedBody {
                     None => Ok(None),
                 }
             }
-            DecodedBody::Decoded { decoder, buf } => {
-                let read = decoder.read(buf).await?;
+            DecodedBody::Decoded {
+                coding,
+                decoder,
+                buf,
+            } => {
+                let read = decoder.read(buf).await.map_err(|e| corrupt(coding, e))?;
                 Ok((read > 0).then(|| &buf[..read]))
             }
+            DecodedBody::Deflate(_) => Ok(None),
         }
     }
 }
 
-fn reader(
-    frames: BodyDataStream<Incoming>,
-) -> StreamReader<impl futures::Stream<Item = io::Result<Bytes>>, Bytes> {
-    StreamReader::new(frames.map_err(io::Error::other))
+/// Picks zlib or raw deflate from the first two bytes (a zlib header: method 8, and the header
+/// as a number divisible by 31).
+async fn choose_deflate(frames: Option<Frames>) -> io::Result<DecodedBody> {
+    let Some(mut frames) = frames else {
+        return Ok(DecodedBody::Deflate(None));
+    };
+    let head = frames.fill_buf().await?;
+    let zlib = head.len() >= 2
+        && head[0] & 0x0f == 8
+        && (u16::from(head[0]) << 8 | u16::from(head[1])) % 31 == 0;
+    let decoder: Box<dyn AsyncRead + Send + Unpin> = if zlib {
+        Box::new(ZlibDecoder::new(frames))
+    } else {
+        Box::new(DeflateDecoder::new(frames))
+    };
+    Ok(DecodedBody::Decoded {
+        coding: "deflate",
+        decoder,
+        buf: vec![0; CHUNK],
+    })
+}
+
+fn reader(frames: BodyDataStream<Incoming>) -> Frames {
+    StreamReader::new(frames.map_err(io::Error::other as fn(hyper::Error) -> io::Error))
+}
+
+/// Names the coding in a decoder's complaint about its data (the decoders' own messages can
+/// name the wrong one); errors from the connection pass through as they are.
+fn corrupt(coding: &str, error: io::Error) -> io::Error {
+    let from_connection = error.get_ref().is_some_and(|e| e.is::<hyper::Error>());
+    if !from_connection {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("corrupt {coding} data ({error})"),
+        )
+    } else {
+        error
+    }
 }

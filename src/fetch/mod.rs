@@ -1,10 +1,12 @@
 //! Fetch: one attempt at one URL, timed and bounded, turned into an [`Attempt`].
 //!
 //! This module knows nothing of scheduling; by the time [`Fetcher::fetch`] is called every limit
-//! has been passed, so all the time measured here is time spent on the request. Redirects are
-//! followed here, by hand, so the chain can be counted and bounded, every hop checked, and each
-//! further hop paced by the caller's [`Pace`] like any other request start. Bodies are streamed
-//! and decoded, counted, and offered to a [`BodySink`], which keeps what later stages need.
+//! has been passed, so all the time measured here is time spent on the request. One call makes
+//! one request: a redirect comes back as the next URL to request, which the scheduler sends
+//! through every limit again (a hop to another host obeys that host's limits), while the
+//! [`Attempt`] carries the chain's count, timing and time budget from hop to hop. Bodies are
+//! streamed and decoded, counted, and offered to a [`BodySink`], which keeps what later stages
+//! need.
 //!
 //! It builds on hyper-util's pooled client with a connector of its own (see [`connect`]), because
 //! per-phase timing (DNS, connect, TLS) and connection reuse can only be observed from inside
@@ -21,7 +23,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::future::BoxFuture;
 use http::header::{
     ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE, COOKIE,
     HeaderMap, HeaderValue, LOCATION, PROXY_AUTHORIZATION, RETRY_AFTER, USER_AGENT,
@@ -81,12 +82,23 @@ pub struct Attempt {
     pub failure: Option<Failure>,
     /// The failure was the connection going away under the request (worth a retry).
     pub transient: bool,
+    /// Time spent on the requests of the chain so far (not on waiting between them): what
+    /// latency, ttfb and the phase times of a later hop are counted from, and what the timeout
+    /// budget is taken from.
+    pub elapsed: Duration,
+    /// Time spent waiting on limits before the requests of the chain.
+    pub waited: Duration,
+    /// The chain has left its first origin: credentials stay behind.
+    pub left_origin: bool,
 }
 
-/// Paces request starts that happen inside an attempt (redirect hops), so they obey the same
-/// rate limits as first requests. Implemented by the scheduler.
-pub trait Pace: Send + Sync {
-    fn before_hop<'a>(&'a self, url: &'a Url) -> BoxFuture<'a, ()>;
+/// What one request led to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Hop {
+    /// The attempt is over (with a response or a failure, in the [`Attempt`]).
+    Done,
+    /// A redirect to follow: request this URL next, with the same attempt.
+    Redirect(Url),
 }
 
 /// Receives the final response's body as it is read (decoded, at most `--max-body` bytes), so a
@@ -117,6 +129,7 @@ pub struct Fetcher {
     proxy: Option<Arc<Matcher>>,
     timeout: Duration,
     max_body: u64,
+    follow_redirects: bool,
     max_redirects: u32,
 }
 
@@ -135,27 +148,32 @@ impl Fetcher {
             proxy,
             timeout: config.timeout,
             max_body: config.max_body,
+            follow_redirects: config.follow_redirects,
             max_redirects: config.max_redirects,
         })
     }
 
-    /// Requests `url`, following redirects, and reads the body within the timeout, handing it to
-    /// `sink`. Never fails: a failure is recorded in the attempt. `keep_alive: false` asks the
-    /// server to close the connection afterwards (no further request to this host is queued, so
-    /// an idle pooled connection would only hold a socket).
+    /// Requests `url` and, unless it is a redirect to follow, reads the body within what is
+    /// left of the timeout, handing it to `sink`. Never fails: a failure is recorded in the
+    /// attempt. `keep_alive: false` asks the server to close the connection afterwards (no
+    /// further request to this host is queued, so an idle pooled connection would only hold a
+    /// socket).
     pub async fn fetch(
         &self,
         url: Url,
         keep_alive: bool,
-        pace: &dyn Pace,
         sink: &mut dyn BodySink,
         attempt: &mut Attempt,
-    ) {
-        attempt.started_at = Some(SystemTime::now());
-        let start = Instant::now();
-        let exchange = self.exchange(url, keep_alive, start, pace, sink, attempt);
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(Ok(())) => attempt.latency = Some(start.elapsed()),
+    ) -> Hop {
+        attempt.started_at.get_or_insert_with(SystemTime::now);
+        let hop_start = Instant::now();
+        let budget = self.timeout.saturating_sub(attempt.elapsed);
+        let exchange = self.exchange(url, keep_alive, hop_start, sink, attempt);
+        let result = tokio::time::timeout(budget, exchange).await;
+        attempt.elapsed += hop_start.elapsed();
+        match result {
+            Ok(Ok(Some(next))) => return Hop::Redirect(next),
+            Ok(Ok(None)) => attempt.latency = Some(attempt.elapsed),
             Ok(Err(failure)) => attempt.failure = Some(failure),
             Err(_) => {
                 let phase = if attempt.status.is_some() {
@@ -172,44 +190,40 @@ impl Fetcher {
                 ));
             }
         }
+        Hop::Done
     }
 
+    /// One request; returns the redirect to follow, if any, else reads the body.
     async fn exchange(
         &self,
-        mut url: Url,
+        url: Url,
         keep_alive: bool,
-        start: Instant,
-        pace: &dyn Pace,
+        hop_start: Instant,
         sink: &mut dyn BodySink,
         attempt: &mut Attempt,
-    ) -> Result<(), Failure> {
-        // Once a chain leaves the first origin, credentials stay behind for the rest of it.
-        let mut left_origin = false;
-        loop {
-            // What the row shows is about the URL requested last: a failed hop leaves no status.
-            attempt.status = None;
-            attempt.ttfb = None;
-            let request = self.request(&url, keep_alive, left_origin)?;
-            attempt.final_url = Some(url);
-            let hop_start = Instant::now();
-            let response = self.client.request(request).await.map_err(|e| {
-                attempt.transient = is_transient(&e);
-                classify_request(&e)
-            })?;
-            attempt.ttfb = Some(start.elapsed());
-            attempt.status = Some(response.status().as_u16());
-            record_connection(attempt, &response, start, hop_start);
-            let Some(next) = self.redirect_target(&response, attempt)? else {
-                return self.read_body(response, sink, attempt).await;
-            };
-            attempt.redirects += 1;
-            if let Some(current) = &attempt.final_url {
-                left_origin |= !same_origin(current, &next);
-            }
-            drop(response);
-            pace.before_hop(&next).await;
-            url = next;
+    ) -> Result<Option<Url>, Failure> {
+        // What the row shows is about the URL requested last: a failed hop leaves no status.
+        attempt.status = None;
+        attempt.ttfb = None;
+        let request = self.request(&url, keep_alive, attempt.left_origin)?;
+        attempt.final_url = Some(url);
+        let response = self.client.request(request).await.map_err(|e| {
+            attempt.transient = is_transient(&e);
+            classify_request(&e)
+        })?;
+        let offset = attempt.elapsed;
+        attempt.ttfb = Some(offset + hop_start.elapsed());
+        attempt.status = Some(response.status().as_u16());
+        record_connection(attempt, &response, hop_start, offset);
+        let Some(next) = self.redirect_target(&response, attempt)? else {
+            self.read_body(response, sink, attempt).await?;
+            return Ok(None);
+        };
+        attempt.redirects += 1;
+        if let Some(current) = &attempt.final_url {
+            attempt.left_origin |= !same_origin(current, &next);
         }
+        Ok(Some(next))
     }
 
     fn request(
@@ -251,7 +265,7 @@ impl Fetcher {
         attempt: &Attempt,
     ) -> Result<Option<Url>, Failure> {
         let followed = matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308);
-        if !followed || self.max_redirects == 0 {
+        if !followed || !self.follow_redirects {
             return Ok(None);
         }
         let (Some(location), Some(base)) = (response.headers().get(LOCATION), &attempt.final_url)
@@ -336,12 +350,14 @@ fn default_headers(config: &Config) -> Result<HeaderMap, Error> {
     Ok(headers)
 }
 
-/// Fills in what the connection that served `response` says about its phases and reuse.
+/// Fills in what the connection that served `response` says about its phases and reuse. Times
+/// are counted from the start of the chain: `offset` (the chain's earlier requests) plus time
+/// since `hop_start`.
 fn record_connection(
     attempt: &mut Attempt,
     response: &http::Response<Incoming>,
-    start: Instant,
     hop_start: Instant,
+    offset: Duration,
 ) {
     let Some(ConnExtra(info)) = response.extensions().get::<ConnExtra>() else {
         return;
@@ -351,7 +367,7 @@ fn record_connection(
     // a connection for one request and hand it to another).
     let fresh = info.first_use() && info.started >= hop_start;
     attempt.reused = Some(!fresh);
-    let since_start = |t: Instant| t.saturating_duration_since(start);
+    let since_start = |t: Instant| offset + t.saturating_duration_since(hop_start);
     (attempt.dns, attempt.connect, attempt.tls) = if fresh {
         (
             info.resolved.map(since_start),

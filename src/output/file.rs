@@ -4,6 +4,10 @@
 //! fsync) when the run ends, including a graceful stop (Ctrl-C, SIGTERM, `--max-time`). So
 //! `FILE` is never half-written: a spreadsheet or script reading it sees the previous complete
 //! run or this one. Only a crash, SIGKILL or a failed write leaves `FILE.partial` behind.
+//!
+//! A symlink is followed (its target is replaced, the link stays), and a path that is not a
+//! regular file (`/dev/null`, a named pipe) is written directly: renaming over a device would
+//! replace the device.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -35,25 +39,47 @@ impl Output {
 
     /// Opens `path.partial` for writing; `path` itself is replaced only when the run ends.
     pub fn create(path: &Path) -> Result<Output, Error> {
-        let partial = partial_path(path);
         let fail = |source| Error::OutputOpen {
             path: path.to_path_buf(),
             source,
         };
-        if path.is_dir() {
+        if path
+            .as_os_str()
+            .to_string_lossy()
+            .ends_with(std::path::MAIN_SEPARATOR)
+        {
             return Err(fail(io::Error::new(
                 io::ErrorKind::IsADirectory,
-                "is a directory",
+                "names a directory, not a file",
             )));
         }
-        let file = File::create(&partial).map_err(fail)?;
-        Ok(Output {
-            destination: Destination::File {
-                file,
-                partial,
-                path: path.to_path_buf(),
-            },
-        })
+        let target = follow_symlink(path).map_err(fail)?;
+        match fs::metadata(&target) {
+            Ok(meta) if meta.is_dir() => Err(fail(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "is a directory",
+            ))),
+            Ok(meta) if !meta.is_file() => {
+                let file = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&target)
+                    .map_err(fail)?;
+                Ok(Output {
+                    destination: Destination::Writer(Box::new(file)),
+                })
+            }
+            _ => {
+                let partial = partial_path(&target);
+                let file = File::create(&partial).map_err(fail)?;
+                Ok(Output {
+                    destination: Destination::File {
+                        file,
+                        partial,
+                        path: target,
+                    },
+                })
+            }
+        }
     }
 
     /// Any writer, for library users and tests.
@@ -61,6 +87,18 @@ impl Output {
         Output {
             destination: Destination::Writer(Box::new(writer)),
         }
+    }
+}
+
+/// The path a symlink points to (resolved against the link's directory), or `path` itself.
+fn follow_symlink(path: &Path) -> io::Result<PathBuf> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            let target = fs::read_link(path)?;
+            let parent = path.parent().unwrap_or(Path::new("."));
+            follow_symlink(&parent.join(target))
+        }
+        _ => Ok(path.to_path_buf()),
     }
 }
 
@@ -126,9 +164,17 @@ impl Write for Destination {
 }
 
 /// Whether writing `output` would destroy one of the inputs: the same file under another name,
-/// a hard link, or the file stdin is redirected from. Returns the input's name.
+/// a hard link, or the file stdin is redirected from; or an input is the partial file the run
+/// would write first. Returns the input's name.
 pub fn clobbers_input(output: &Path, files: &[PathBuf], reads_stdin: bool) -> Option<String> {
-    let output = fs::metadata(output).ok()?;
+    let target = follow_symlink(output).ok()?;
+    [target.clone(), partial_path(&target)]
+        .iter()
+        .find_map(|path| same_as_input(path, files, reads_stdin))
+}
+
+fn same_as_input(output: &Path, files: &[PathBuf], reads_stdin: bool) -> Option<String> {
+    let output = fs::metadata(output).ok().filter(fs::Metadata::is_file)?;
     let same = |other: &fs::Metadata| same_file(&output, other);
     if let Some(file) = files
         .iter()
@@ -177,6 +223,35 @@ mod tests {
             Path::new("/data/out.csv.partial")
         );
         assert_eq!(partial_path(Path::new("out")), Path::new("out.partial"));
+    }
+
+    #[test]
+    fn a_list_named_like_the_partial_file_is_an_input_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("out.csv.partial");
+        fs::write(&list, "x\n").unwrap();
+        let out = dir.path().join("out.csv");
+        assert!(clobbers_input(&out, std::slice::from_ref(&list), false).is_some());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_are_followed_and_devices_written_directly() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.csv");
+        let link = dir.path().join("link.csv");
+        std::os::unix::fs::symlink("real.csv", &link).unwrap();
+        let Ok(Output { destination }) = Output::create(&link) else {
+            panic!("opens")
+        };
+        assert!(matches!(&destination, Destination::File { path, .. } if *path == real));
+        destination.finish().unwrap();
+        assert!(real.is_file() && link.is_symlink());
+        let Ok(Output { destination }) = Output::create(Path::new("/dev/null")) else {
+            panic!("opens /dev/null")
+        };
+        assert!(matches!(destination, Destination::Writer(_)));
+        assert!(Output::create(&dir.path().join("nodir/")).is_err());
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub(crate) struct Pending {
     pub queued_at: Instant,
     /// The previous attempt, so a retry cut off by a stop still has a row to show.
     pub last: Option<Box<Attempt>>,
+    /// A redirect chain in progress: the next URL to request, and the attempt so far.
+    pub hop: Option<(Url, Box<Attempt>)>,
 }
 
 #[derive(Debug, Default)]
@@ -48,8 +50,9 @@ struct Host {
     /// New jobs, in input order. Boxed: most hosts in a long list have one job, and a queue of
     /// unboxed jobs would reserve room for four of them per host.
     fresh: VecDeque<Box<Pending>>,
-    /// Jobs waiting for a retry, each with its own `not_before`. Kept apart from `fresh` so a
-    /// backing-off URL does not hold up the rest of its host.
+    /// Jobs coming back: retries, each with its own `not_before`, and redirect hops (due at
+    /// once). Kept apart from `fresh` so a backing-off URL does not hold up the rest of its host,
+    /// and taken first when due, as they are older.
     retries: Vec<Pending>,
     /// Jobs started (or staged to start) and not yet finished.
     active: usize,
@@ -151,17 +154,33 @@ impl Hosts {
         self.consider(key, now);
     }
 
-    /// A job of `key` will be retried; with `pause_until`, the whole host waits until then.
-    pub(crate) fn retry(&mut self, job: Pending, pause_until: Option<Instant>, now: Instant) {
-        let key = Arc::clone(&job.key);
-        let host = self.map.entry(Arc::clone(&key)).or_default();
-        host.active = host.active.saturating_sub(1);
-        if let Some(until) = pause_until {
-            host.paused_until = Some(host.paused_until.map_or(until, |t| t.max(until)));
+    /// A job that ran on `ran_on` goes back in a queue: a retry (due at `job.not_before`) or a
+    /// redirect hop, under the host it goes to next (`job.key`), ahead of that host's new jobs.
+    /// With `pause_until`, `ran_on` asked for a pause: none of its jobs start before then.
+    pub(crate) fn requeue(
+        &mut self,
+        ran_on: &HostKey,
+        job: Pending,
+        pause_until: Option<Instant>,
+        now: Instant,
+    ) {
+        if let Some(host) = self.map.get_mut(ran_on) {
+            host.active = host.active.saturating_sub(1);
+            if let Some(until) = pause_until {
+                host.paused_until = Some(host.paused_until.map_or(until, |t| t.max(until)));
+            }
         }
-        host.retries.push(job);
+        let key = Arc::clone(&job.key);
+        self.map
+            .entry(Arc::clone(&key))
+            .or_default()
+            .retries
+            .push(job);
         self.queued += 1;
         self.consider(&key, now);
+        if *ran_on != key {
+            self.consider(ran_on, now);
+        }
     }
 
     /// The next host that may start a job now, round-robin. The caller either takes a job from
@@ -300,6 +319,7 @@ mod tests {
             not_before: None,
             queued_at: Instant::now(),
             last: None,
+            hop: None,
         }
     }
 
@@ -367,7 +387,7 @@ mod tests {
         first.attempts = 1;
         let later = now + Duration::from_secs(5);
         first.not_before = Some(later);
-        hosts.retry(first, Some(later), now);
+        hosts.requeue(&key, first, Some(later), now);
         assert!(hosts.next_ready(now).is_none(), "paused");
         assert_eq!(hosts.next_timer(), Some(later));
         hosts.fire_timers(later);
@@ -388,7 +408,7 @@ mod tests {
         first.attempts = 1;
         let until = now + Duration::from_millis(10);
         first.not_before = Some(until);
-        hosts.retry(first, Some(until), now);
+        hosts.requeue(&key, first, Some(until), now);
         hosts.fire_timers(until);
         let key = hosts.next_ready(until).unwrap();
         hosts.take(&key, until).unwrap();
@@ -409,7 +429,7 @@ mod tests {
         let (mut first, _) = hosts.take(&key, now).unwrap();
         first.attempts = 1;
         first.not_before = Some(now + Duration::from_secs(1));
-        hosts.retry(first, None, now);
+        hosts.requeue(&key, first, None, now);
         let drained = hosts.drain_attempted();
         assert_eq!(drained.len(), 1);
         assert_eq!(drained[0].line, 1);

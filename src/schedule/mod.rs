@@ -8,7 +8,9 @@
 //! 2. the host's own concurrency limit and any `Retry-After` pause; a job waiting for its host
 //!    holds no global slot and does not stall jobs of other hosts behind it;
 //! 3. the per-host rate and then the global rate (governor limiters, burst of one, so starts are
-//!    spread evenly). Retries come back through the same path, so `--rate` bounds every start.
+//!    spread evenly). Retries and redirect hops come back through the same path (a hop under
+//!    the host it goes to), so every request start obeys every limit, and a task never waits on
+//!    a limit while holding a slot.
 //!
 //! Reading ahead is bounded: while every global slot is busy only a small buffer of jobs is kept
 //! queued; only when slots are free but the queued jobs' hosts are all busy does the dispatcher
@@ -16,8 +18,9 @@
 //! bounded channel that tasks wait on. So memory depends on the limits, never on the list.
 //!
 //! Every wait listens to [`Stop`]: once a run is stopped, nothing new starts, requests in flight
-//! end at once as `cancelled` (or `deadline`) rows, and jobs waiting for a retry are written with
-//! their last outcome. Jobs never attempted get no row, exactly like lines not yet read.
+//! end at once as `cancelled` (or `deadline`) rows, and jobs waiting for a retry or a redirect
+//! hop are written with their last outcome. Jobs never attempted get no row, exactly like lines
+//! not yet read.
 
 mod hosts;
 mod task;
@@ -26,7 +29,6 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use governor::clock::MonotonicClock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
@@ -35,13 +37,12 @@ use governor::{Quota, RateLimiter};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
-use url::Url;
 
 use self::hosts::{HostKey, Hosts, Pending, host_key};
 use crate::config::{Config, Rate};
 use crate::error::Error;
 use crate::extract::{Capture, Extracted, Extractor};
-use crate::fetch::{Fetcher, Pace};
+use crate::fetch::Fetcher;
 use crate::input::Job;
 use crate::retry::RetryPolicy;
 use crate::row::Row;
@@ -67,8 +68,8 @@ type KeyedLimiter = RateLimiter<
     NoOpMiddleware<std::time::Instant>,
 >;
 
-/// The rate limiters, shared by the dispatcher (first requests and retries) and request tasks
-/// (redirect hops).
+/// The rate limiters. Every request start passes them in the dispatcher: first requests,
+/// retries and redirect hops alike.
 struct Limiters {
     global: Option<DirectLimiter>,
     per_host: Option<KeyedLimiter>,
@@ -101,19 +102,6 @@ impl Limiters {
     }
 }
 
-impl Pace for Limiters {
-    fn before_hop<'a>(&'a self, url: &'a Url) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            if let Some(per_host) = &self.per_host {
-                per_host.until_key_ready(&host_key(url)).await;
-            }
-            if let Some(global) = &self.global {
-                global.until_ready().await;
-            }
-        })
-    }
-}
-
 /// What request tasks share.
 struct Shared {
     fetcher: Fetcher,
@@ -121,7 +109,6 @@ struct Shared {
     /// Extractions running at once on the blocking pool: one per core, so parsing never takes
     /// more CPU than the machine has and never runs on the async workers.
     extract_slots: Semaphore,
-    limiters: Limiters,
     retry: RetryPolicy,
     deadline: Option<Instant>,
     rows: mpsc::Sender<Row>,
@@ -151,14 +138,15 @@ impl Shared {
     }
 }
 
-/// A request task's report to the dispatcher.
+/// A request task's report to the dispatcher. `ran_on` is the host whose slot the task held.
 enum Done {
     /// The job has its row; its slots are free.
     Finished(HostKey),
-    /// The job is to be tried again (`job.not_before` says when); with `pause_until`, its whole
-    /// host waits.
-    Retry {
-        job: Pending,
+    /// The job goes on: a redirect to follow, or a retry (`job.not_before` says when). With
+    /// `pause_until`, `ran_on` asked for a pause (`Retry-After` on a 429/503).
+    Again {
+        ran_on: HostKey,
+        job: Box<Pending>,
         pause_until: Option<Instant>,
     },
 }
@@ -183,7 +171,6 @@ pub(crate) async fn run(
         extract_slots: Semaphore::new(
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
         ),
-        limiters: Limiters::new(config),
         retry: config.retry,
         deadline,
         rows,
@@ -193,6 +180,7 @@ pub(crate) async fn run(
     let per_host = config.per_host_concurrency.map_or(usize::MAX, |n| n.get());
     let mut dispatcher = Dispatcher {
         shared: Arc::clone(&shared),
+        limiters: Limiters::new(config),
         hosts: Hosts::new(per_host),
         staged: None,
         in_flight: 0,
@@ -205,6 +193,7 @@ pub(crate) async fn run(
 
 struct Dispatcher {
     shared: Arc<Shared>,
+    limiters: Limiters,
     hosts: Hosts,
     /// A job that passed its host's limits but is waiting for the global rate, and when the
     /// global rate allows the next start.
@@ -310,6 +299,7 @@ impl Dispatcher {
                     not_before: None,
                     queued_at: Instant::now(),
                     last: None,
+                    hop: None,
                 };
                 self.hosts.push(pending, Instant::now());
             }
@@ -331,7 +321,7 @@ impl Dispatcher {
                     None => return,
                 },
             };
-            if let Some(global) = &self.shared.limiters.global
+            if let Some(global) = &self.limiters.global
                 && let Err(not_until) = global.check()
             {
                 let at = Instant::from_std(not_until.earliest_possible());
@@ -348,7 +338,7 @@ impl Dispatcher {
     fn next_for_a_host(&mut self, now: Instant) -> Option<(Pending, bool)> {
         loop {
             let key = self.hosts.next_ready(now)?;
-            if let Some(per_host) = &self.shared.limiters.per_host
+            if let Some(per_host) = &self.limiters.per_host
                 && let Err(not_until) = per_host.check_key(&key)
             {
                 self.hosts
@@ -366,7 +356,11 @@ impl Dispatcher {
         let now = Instant::now();
         match report {
             Done::Finished(key) => self.hosts.finished(&key, now),
-            Done::Retry { job, pause_until } => self.hosts.retry(job, pause_until, now),
+            Done::Again {
+                ran_on,
+                job,
+                pause_until,
+            } => self.hosts.requeue(&ran_on, *job, pause_until, now),
         }
     }
 
@@ -377,7 +371,7 @@ impl Dispatcher {
             return;
         }
         self.housekept = now;
-        if let Some(per_host) = &self.shared.limiters.per_host {
+        if let Some(per_host) = &self.limiters.per_host {
             per_host.retain_recent();
             per_host.shrink_to_fit();
         }
@@ -391,8 +385,8 @@ impl Dispatcher {
         let mut leftovers = self.hosts.drain_attempted();
         leftovers.extend(self.staged.take().map(|(job, _, _)| job));
         while let Ok(report) = done.try_recv() {
-            if let Done::Retry { job, .. } = report {
-                leftovers.push(job);
+            if let Done::Again { job, .. } = report {
+                leftovers.push(*job);
             }
         }
         for mut job in leftovers {

@@ -1,72 +1,81 @@
-//! One attempt in flight: fetch, decide whether to retry, and either hand the job back to the
-//! dispatcher or write its row. Also the rules for turning attempts into rows.
+//! One request in flight: fetch, then either write the job's row, or hand the job back to the
+//! dispatcher (a redirect to follow, a retry). Also the rules for turning attempts into rows.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::time::Instant;
 
-use super::hosts::{HostKey, Pending};
+use super::hosts::{HostKey, Pending, host_key};
 use super::{Done, Shared};
 use crate::extract::Extracted;
-use crate::fetch::Attempt;
+use crate::fetch::{Attempt, Hop};
 use crate::retry::Verdict;
 use crate::row::{ErrorKind, Failure, Row};
 use crate::stop::StopReason;
 
-/// Runs one attempt of `job`. Exactly one of these happens: a row is sent and the dispatcher is
-/// told the job finished; the job goes back to the dispatcher for a retry; or (stopped before the
-/// request began) the job is given back unattempted.
+/// Runs one request of `job`. Exactly one of these happens: a row is sent and the dispatcher is
+/// told the job finished; the job goes back to the dispatcher (redirect, retry); or (stopped
+/// before the request began) the job is given back as it was.
 pub(super) async fn attempt(shared: Arc<Shared>, mut job: Pending, keep_alive: bool) {
-    let queue = Instant::now().saturating_duration_since(job.queued_at);
-    let mut attempt = Attempt::default();
+    let ran_on = Arc::clone(&job.key);
+    let continuing = job.hop.is_some();
+    let (url, mut attempt) = match job.hop.take() {
+        Some((url, attempt)) => (url, *attempt),
+        None => (job.url.clone(), Attempt::default()),
+    };
+    attempt.waited += Instant::now().saturating_duration_since(job.queued_at);
     let mut capture = shared.extractor.capture();
-    let url = job.url.clone();
-    let fetch = shared.fetcher.fetch(
-        url,
-        keep_alive,
-        &shared.limiters,
-        &mut capture,
-        &mut attempt,
-    );
-    let finished = tokio::select! {
+    let fetch = shared
+        .fetcher
+        .fetch(url, keep_alive, &mut capture, &mut attempt);
+    let outcome = tokio::select! {
         biased;
-        () = shared.stop.stopped() => Ok(false),
-        result = AssertUnwindSafe(fetch).catch_unwind() => result.map(|()| true),
+        () = shared.stop.stopped() => Ok(None),
+        hop = AssertUnwindSafe(fetch).catch_unwind() => hop.map(Some),
     };
     let started = attempt.started_at.is_some();
-    if started {
+    if started && !continuing {
         job.attempts += 1;
     }
-    let row = match finished {
-        Ok(true) => match shared
-            .retry
-            .verdict(&attempt, job.attempts, shared.time_left())
-        {
-            Verdict::Done => {
-                let extracted = shared.extract(capture).await;
-                finished_row(&mut job, attempt, Some(queue), extracted)
+    let row = match outcome {
+        Ok(Some(Hop::Redirect(next))) => {
+            job.key = host_key(&next);
+            job.hop = Some((next, Box::new(attempt)));
+            job.queued_at = Instant::now();
+            return again(&shared, ran_on, job, None).await;
+        }
+        Ok(Some(Hop::Done)) => {
+            let time_left = shared.time_left();
+            match shared.retry.verdict(&attempt, job.attempts, time_left) {
+                Verdict::Done => {
+                    let extracted = shared.extract(capture).await;
+                    finished_row(&mut job, attempt, extracted)
+                }
+                Verdict::OutOfTime => {
+                    let mut row = finished_row(&mut job, attempt, Extracted::default());
+                    add_note(&mut row, "not retried: --max-time would pass first");
+                    row
+                }
+                Verdict::Retry { delay, pause_host } => {
+                    let until = Instant::now() + delay;
+                    job.key = host_key(&job.url);
+                    job.not_before = Some(until);
+                    job.queued_at = until;
+                    job.last = Some(Box::new(attempt));
+                    return again(&shared, ran_on, job, pause_host.then_some(until)).await;
+                }
             }
-            Verdict::Retry { delay, pause_host } => {
-                let until = Instant::now() + delay;
-                job.not_before = Some(until);
-                job.queued_at = until;
-                job.last = Some(Box::new(attempt));
-                let pause_until = pause_host.then_some(until);
-                let _ = shared.done.send(Done::Retry { job, pause_until }).await;
-                return;
-            }
-        },
-        // Stopped before this attempt began: the job is in the same state as before it.
-        Ok(false) if !started => match unfinished_row(&mut job) {
+        }
+        // Stopped before this request began: the job is in the same state as before it.
+        Ok(None) if !started => match unfinished_row(&mut job) {
             Some(row) => row,
-            None => return report_finished(&shared, job.key).await,
+            None => return report_finished(&shared, ran_on).await,
         },
-        Ok(false) => {
+        Ok(None) => {
             let reason = shared.stop.reason().unwrap_or(StopReason::Interrupted);
-            stopped_row(&mut job, attempt, queue, reason)
+            stopped_row(&mut job, attempt, reason)
         }
         Err(_panic) => Row::unrequested(
             job.line,
@@ -76,20 +85,24 @@ pub(super) async fn attempt(shared: Arc<Shared>, mut job: Pending, keep_alive: b
     };
     // If the writer is gone it has already reported why; the row has nowhere to go.
     let _ = shared.rows.send(row).await;
-    report_finished(&shared, job.key).await;
+    report_finished(&shared, ran_on).await;
 }
 
-async fn report_finished(shared: &Shared, key: HostKey) {
-    let _ = shared.done.send(Done::Finished(key)).await;
+async fn report_finished(shared: &Shared, ran_on: HostKey) {
+    let _ = shared.done.send(Done::Finished(ran_on)).await;
+}
+
+async fn again(shared: &Shared, ran_on: HostKey, job: Pending, pause_until: Option<Instant>) {
+    let report = Done::Again {
+        ran_on,
+        job: Box::new(job),
+        pause_until,
+    };
+    let _ = shared.done.send(report).await;
 }
 
 /// The row for the attempt that ended a job, successful or not.
-pub(super) fn finished_row(
-    job: &mut Pending,
-    attempt: Attempt,
-    queue: Option<Duration>,
-    extracted: Extracted,
-) -> Row {
+pub(super) fn finished_row(job: &mut Pending, attempt: Attempt, extracted: Extracted) -> Row {
     // A truncated body is not an error (the status is real, the bytes up to the cap were read),
     // but the row says why `bytes` stops at the cap.
     let note = attempt
@@ -114,7 +127,7 @@ pub(super) fn finished_row(
         dns: attempt.dns,
         connect: attempt.connect,
         tls: attempt.tls,
-        queue: queue.filter(|_| started),
+        queue: started.then_some(attempt.waited),
         reused: attempt.reused,
         remote_ip: attempt.remote_ip,
         body_sha256: extracted.sha256,
@@ -123,12 +136,7 @@ pub(super) fn finished_row(
 }
 
 /// The row for an attempt cut off by a stop: what it got so far, and why it ended.
-fn stopped_row(
-    job: &mut Pending,
-    mut attempt: Attempt,
-    queue: Duration,
-    reason: StopReason,
-) -> Row {
+fn stopped_row(job: &mut Pending, mut attempt: Attempt, reason: StopReason) -> Row {
     let detail = match reason {
         StopReason::Deadline => "--max-time passed before the request finished",
         _ => "the run was stopped before the request finished",
@@ -136,18 +144,30 @@ fn stopped_row(
     attempt.failure = Some(Failure::new(reason.row_error(), detail));
     attempt.latency = None;
     attempt.truncated = false;
-    finished_row(job, attempt, Some(queue), Extracted::default())
+    finished_row(job, attempt, Extracted::default())
 }
 
-/// The row for a job whose retry never ran because the run stopped: its last attempt's outcome,
-/// with a note. `None` when it was never attempted (it gets no row, like an unread line).
+/// The row for a job the run stopped between two requests: a redirect not yet followed, or a
+/// retry not yet made. It shows the last response, with a note. `None` when the job was never
+/// attempted (it gets no row, like an unread line).
 pub(super) fn unfinished_row(job: &mut Pending) -> Option<Row> {
+    if let Some((next, attempt)) = job.hop.take() {
+        let mut row = finished_row(job, *attempt, Extracted::default());
+        add_note(
+            &mut row,
+            &format!("redirect to {next} not followed: the run stopped"),
+        );
+        return Some(row);
+    }
     let last = job.last.take()?;
-    let mut row = finished_row(job, *last, None, Extracted::default());
-    let note = "not retried: the run stopped";
-    row.error_detail = Some(match row.error_detail {
+    let mut row = finished_row(job, *last, Extracted::default());
+    add_note(&mut row, "not retried: the run stopped");
+    Some(row)
+}
+
+fn add_note(row: &mut Row, note: &str) {
+    row.error_detail = Some(match row.error_detail.take() {
         Some(detail) => format!("{detail}; {note}"),
         None => note.to_owned(),
     });
-    Some(row)
 }

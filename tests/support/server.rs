@@ -335,6 +335,18 @@ async fn encoded(Path(coding): Path<String>) -> Response {
             e.write_all(&plain).unwrap();
             e.finish().unwrap()
         }
+        // What some servers send as "deflate": no zlib wrapper.
+        "raw-deflate" => {
+            let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&plain).unwrap();
+            let body = e.finish().unwrap();
+            return ([(header::CONTENT_ENCODING, "deflate")], body).into_response();
+        }
+        "corrupt-gzip" => {
+            let mut body = b"\x1f\x8b\x08\x00\x00\x00\x00\x00".to_vec();
+            body.extend_from_slice(b"this is not deflate data at all");
+            return ([(header::CONTENT_ENCODING, "gzip")], body).into_response();
+        }
         "br" => {
             let mut out = Vec::new();
             let mut e = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
