@@ -4,13 +4,15 @@
 //! and only decides what to keep: nothing, the head of an HTML page up to `</title>`, or the
 //! whole body (up to [`CAPTURE_LIMIT`]) when a selector or regex needs it; it also feeds the
 //! hash. [`Extractor::extract`] does the CPU work (charset detection, decoding, HTML parsing,
-//! regex) and is run by the scheduler on a bounded blocking pool, never on the async workers.
+//! regex) and runs on the [`ExtractPool`], never on the async workers.
 
 mod charset;
+mod pool;
 mod spec;
 
 use sha2::{Digest, Sha256};
 
+pub use self::pool::ExtractPool;
 pub use self::spec::{ExtractSpec, PatternSpec, SelectSpec, parse_pattern, parse_select};
 use crate::fetch::BodySink;
 

@@ -34,14 +34,14 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use self::hosts::{HostKey, Hosts, Pending, host_key};
 use crate::config::{Config, Rate};
 use crate::error::Error;
-use crate::extract::{Capture, Extracted, Extractor};
+use crate::extract::{ExtractPool, Extractor};
 use crate::fetch::Fetcher;
 use crate::input::Job;
 use crate::retry::RetryPolicy;
@@ -105,10 +105,8 @@ impl Limiters {
 /// What request tasks share.
 struct Shared {
     fetcher: Fetcher,
-    extractor: Arc<Extractor>,
-    /// Extractions running at once on the blocking pool: one per core, so parsing never takes
-    /// more CPU than the machine has and never runs on the async workers.
-    extract_slots: Semaphore,
+    /// Where captured bodies are parsed: off the async workers, one thread per core.
+    extract: ExtractPool,
     retry: RetryPolicy,
     deadline: Option<Instant>,
     rows: mpsc::Sender<Row>,
@@ -117,21 +115,6 @@ struct Shared {
 }
 
 impl Shared {
-    /// Runs the CPU part of extraction on the blocking pool, at most one per core at a time.
-    async fn extract(&self, capture: Capture) -> Extracted {
-        let captured = capture.finish();
-        if !captured.needs_work() {
-            return self.extractor.extract(captured);
-        }
-        let Ok(_slot) = self.extract_slots.acquire().await else {
-            return Extracted::default();
-        };
-        let extractor = Arc::clone(&self.extractor);
-        tokio::task::spawn_blocking(move || extractor.extract(captured))
-            .await
-            .unwrap_or_default()
-    }
-
     fn time_left(&self) -> Option<Duration> {
         self.deadline
             .map(|deadline| deadline.saturating_duration_since(Instant::now()))
@@ -167,10 +150,7 @@ pub(crate) async fn run(
     let (done_tx, done_rx) = mpsc::channel(concurrency);
     let shared = Arc::new(Shared {
         fetcher,
-        extractor,
-        extract_slots: Semaphore::new(
-            std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
-        ),
+        extract: ExtractPool::start(extractor, cores()).map_err(Error::Thread)?,
         retry: config.retry,
         deadline,
         rows,
@@ -395,4 +375,8 @@ impl Dispatcher {
             }
         }
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
 }

@@ -26,7 +26,7 @@ pub(super) async fn attempt(shared: Arc<Shared>, mut job: Pending, keep_alive: b
         None => (job.url.clone(), Attempt::default()),
     };
     attempt.waited += Instant::now().saturating_duration_since(job.queued_at);
-    let mut capture = shared.extractor.capture();
+    let mut capture = shared.extract.extractor().capture();
     let fetch = shared
         .fetcher
         .fetch(url, keep_alive, &mut capture, &mut attempt);
@@ -50,7 +50,7 @@ pub(super) async fn attempt(shared: Arc<Shared>, mut job: Pending, keep_alive: b
             let time_left = shared.time_left();
             match shared.retry.verdict(&attempt, job.attempts, time_left) {
                 Verdict::Done => {
-                    let extracted = shared.extract(capture).await;
+                    let extracted = shared.extract.extract(capture.finish()).await;
                     finished_row(&mut job, attempt, extracted)
                 }
                 Verdict::OutOfTime => {
