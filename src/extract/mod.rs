@@ -196,7 +196,14 @@ impl Capture {
                 self.buf.push(b'>');
                 self.keep = Keep::Nothing;
             }
-            None => keep_up_to(&mut self.buf, bytes, HEAD_LIMIT),
+            None => {
+                keep_up_to(&mut self.buf, bytes, HEAD_LIMIT);
+                // No `</title>` in the first HEAD_LIMIT bytes: stop looking, the rest of the
+                // body (possibly gigabytes) streams by untouched.
+                if self.buf.len() >= HEAD_LIMIT {
+                    self.keep = Keep::Nothing;
+                }
+            }
         }
     }
 }
@@ -307,6 +314,19 @@ mod tests {
             captured.bytes.len()
         );
         assert_eq!(extractor.extract(captured).title.as_deref(), Some("Split"));
+    }
+
+    #[test]
+    fn a_page_without_title_is_given_up_on_after_the_head_limit() {
+        let extractor = Extractor::new(title_only());
+        let mut capture = extractor.capture();
+        capture.begin(None);
+        let chunk = vec![b'z'; 64 * 1024];
+        for _ in 0..100 {
+            capture.feed(&chunk);
+        }
+        assert_eq!(capture.keep, Keep::Nothing);
+        assert_eq!(capture.finish().bytes.len(), HEAD_LIMIT);
     }
 
     #[test]
