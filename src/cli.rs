@@ -23,7 +23,7 @@ use crate::config::{
 use crate::error::Error;
 use crate::extract::{ExtractSpec, PatternSpec, SelectSpec, parse_pattern, parse_select};
 use crate::input::Source;
-use crate::output;
+use crate::output::{self, Format};
 use crate::retry::RetryPolicy;
 
 const AFTER_HELP: &str = "\
@@ -120,6 +120,59 @@ pub struct Args {
     #[arg(long)]
     pub raw: bool,
 
+    /// Output format: csv, or jsonl (one JSON object per row, same keys, numbers as numbers,
+    /// empty cells as null).
+    #[arg(long, value_name = "FORMAT", default_value = "csv", value_parser = parse_format)]
+    pub format: Format,
+
+    /// The columns to write, in this order (comma-separated). Default: all of them.
+    /// Example: --fields line,url,status,title
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub fields: Option<Vec<String>>,
+
+    /// Don't write the CSV header row (e.g. for all but one of several outputs to concatenate).
+    #[arg(long)]
+    pub no_header: bool,
+
+    /// Start the CSV with a UTF-8 byte-order mark, so Excel reads non-ASCII text correctly.
+    #[arg(long)]
+    pub bom: bool,
+
+    /// Write rows in input order instead of as they finish (see --order-window).
+    #[arg(long)]
+    pub ordered: bool,
+
+    /// With --ordered: how many lines may be read ahead of the oldest row not written yet. A slow
+    /// URL holds up rows behind it by at most this many.
+    #[arg(long, value_name = "N", default_value_t = 10_000, requires = "ordered")]
+    pub order_window: usize,
+
+    /// Skip URLs already seen earlier in this run (no row for the repeats).
+    #[arg(long)]
+    pub dedupe: bool,
+
+    /// With -o FILE: continue an earlier run of the same list, skipping the lines already in FILE
+    /// (or in FILE.partial, left by a crash), and append the rest.
+    #[arg(long, requires = "output")]
+    pub resume: bool,
+
+    /// Also write the summary as JSON to FILE, for monitoring.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+
+    /// Exit with code 3 when the share of rows with an error or a 5xx status exceeds RATE
+    /// (e.g. 5% or 0.05; 0 fails on any).
+    #[arg(long, value_name = "RATE", value_parser = parse_share)]
+    pub fail_on_errors: Option<f64>,
+
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    pub completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff) and exit.
+    #[arg(long, exclusive = true)]
+    pub man: bool,
+
     /// Write the CSV to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -175,6 +228,9 @@ pub struct Plan {
     pub sources: Vec<Source>,
     pub output: Option<PathBuf>,
     pub quiet: bool,
+    pub resume: bool,
+    pub summary_json: Option<PathBuf>,
+    pub fail_on_errors: Option<f64>,
 }
 
 impl Args {
@@ -212,6 +268,11 @@ impl Args {
             hash: self.hash,
         };
         check_column_names(&extract)?;
+        if self.format == Format::Jsonl && (self.bom || self.no_header) {
+            return Err(Error::Usage(
+                "--bom and --no-header are for CSV; JSON Lines has neither".into(),
+            ));
+        }
         let config = Config {
             concurrency: self.concurrency,
             rate: self.rate,
@@ -236,6 +297,12 @@ impl Args {
             resolve: self.resolve,
             extract,
             raw: self.raw,
+            format: self.format,
+            fields: self.fields,
+            header: !self.no_header,
+            bom: self.bom,
+            ordered: self.ordered.then_some(self.order_window.max(1)),
+            dedupe: self.dedupe,
             progress: !self.quiet && std::io::stderr().is_terminal(),
         };
         Ok(Plan {
@@ -243,6 +310,9 @@ impl Args {
             sources,
             output: self.output,
             quiet: self.quiet,
+            resume: self.resume,
+            summary_json: self.summary_json,
+            fail_on_errors: self.fail_on_errors,
         })
     }
 
@@ -277,6 +347,31 @@ fn check_column_names(extract: &ExtractSpec) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "csv" => Ok(Format::Csv),
+        "jsonl" | "ndjson" => Ok(Format::Jsonl),
+        _ => Err(format!("'{s}' is not a format; use csv or jsonl")),
+    }
+}
+
+/// A share of rows: `5%`, or a fraction from 0 to 1 (`0.05`, `0`).
+fn parse_share(s: &str) -> Result<f64, String> {
+    let s = s.trim();
+    let (number, scale) = match s.strip_suffix('%') {
+        Some(percent) => (percent.trim(), 100.0),
+        None => (s, 1.0),
+    };
+    let share = number
+        .parse::<f64>()
+        .map(|n| n / scale)
+        .map_err(|_| format!("'{s}' is not a share; use e.g. 5% or 0.05"))?;
+    if !(0.0..=1.0).contains(&share) {
+        return Err(format!("'{s}' is not between 0 and 100%"));
+    }
+    Ok(share)
 }
 
 /// Concurrency limits: at least 1; at most 100,000, beyond which no machine has the sockets.
@@ -344,6 +439,10 @@ mod tests {
             &["fetch", "-r", "fast", "a"],
             &["fetch", "-t", "soon", "a"],
             &["fetch", "--max-body", "lots", "a"],
+            &["fetch", "--format", "xml", "a"],
+            &["fetch", "--fail-on-errors", "150%", "a"],
+            &["fetch", "--resume", "a"],
+            &["fetch", "--order-window", "5", "a"],
             &["fetch", "-c", "18446744073709551615", "a"],
             &["fetch", "-t", "0", "a"],
             &["fetch", "--connect-timeout", "0s", "a"],

@@ -12,6 +12,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use crate::extract::ExtractSpec;
+use crate::output::Format;
 use crate::retry::RetryPolicy;
 
 /// Everything the pipeline needs to know, already checked.
@@ -53,6 +54,17 @@ pub struct Config {
     pub extract: ExtractSpec,
     /// Write cells as they are, without neutralising spreadsheet formulas.
     pub raw: bool,
+    pub format: Format,
+    /// `--fields`: the columns to write, in order; `None` for all of them.
+    pub fields: Option<Vec<String>>,
+    /// Write the CSV header row.
+    pub header: bool,
+    /// Start the CSV with a UTF-8 byte-order mark.
+    pub bom: bool,
+    /// `--ordered`: write rows in input order, with this reorder window.
+    pub ordered: Option<usize>,
+    /// Skip URLs already seen in this run.
+    pub dedupe: bool,
     /// Draw a progress bar on stderr.
     pub progress: bool,
 }
@@ -82,6 +94,12 @@ impl Default for Config {
                 ..ExtractSpec::default()
             },
             raw: false,
+            format: Format::Csv,
+            fields: None,
+            header: true,
+            bom: false,
+            ordered: None,
+            dedupe: false,
             progress: false,
         }
     }

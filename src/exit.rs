@@ -9,6 +9,8 @@ pub const OK: i32 = 0;
 pub const IO_ERROR: i32 = 1;
 /// Bad options or arguments (also what clap uses for its own usage errors).
 pub const USAGE: i32 = 2;
+/// The run completed, but more rows failed (an error or a 5xx) than `--fail-on-errors` allows.
+pub const TOO_MANY_ERRORS: i32 = 3;
 /// `--max-time` passed before the list was done; the output holds the rows done so far. The same
 /// code as coreutils' `timeout`.
 pub const DEADLINE: i32 = 124;

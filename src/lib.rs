@@ -51,7 +51,8 @@ pub use crate::stop::{Stop, StopReason};
 
 use crate::extract::Extractor;
 use crate::fetch::Fetcher;
-use crate::output::{Columns, Layout};
+use crate::input::{Dedupe, Skip};
+use crate::output::{Columns, Layout, OrderGate};
 use crate::report::{Counters, Progress, Tally};
 
 /// Jobs read ahead of admission. Small: reading is far faster than fetching.
@@ -64,23 +65,23 @@ const ROW_QUEUE: usize = 1024;
 pub struct Pipeline {
     config: Config,
     fetcher: Fetcher,
+    layout: Layout,
 }
 
 impl Pipeline {
     pub fn new(config: Config) -> Result<Pipeline, Error> {
+        let layout = layout(&config)?;
         let fetcher = Fetcher::new(&config)?;
-        Ok(Pipeline { config, fetcher })
+        Ok(Pipeline {
+            config,
+            fetcher,
+            layout,
+        })
     }
 
-    /// The output columns this pipeline writes.
-    pub fn columns(&self) -> Columns {
-        let names: Vec<String> = self
-            .config
-            .extract
-            .value_names()
-            .map(String::from)
-            .collect();
-        Columns::new(self.config.extract.hash, &names)
+    /// How this pipeline writes rows (format, columns).
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// Runs the whole pipeline: reads `inputs`, fetches under the configured limits, writes one
@@ -90,12 +91,17 @@ impl Pipeline {
     ///
     /// The summary's `stopped` field tells whether the run was cut short. An error means the run
     /// could not go on (unreadable input mid-way, failed write); rows written before it are kept.
-    pub async fn run(self, inputs: Inputs, output: Output, stop: Stop) -> Result<Summary, Error> {
-        let layout = Layout {
-            columns: self.columns(),
-            spreadsheet_safe: !self.config.raw,
-        };
-        let Pipeline { config, fetcher } = self;
+    pub async fn run(
+        self,
+        inputs: Inputs,
+        mut output: Output,
+        stop: Stop,
+    ) -> Result<Summary, Error> {
+        let Pipeline {
+            config,
+            fetcher,
+            layout,
+        } = self;
         let extractor = Arc::new(Extractor::new(config.extract.clone()));
         let started = Instant::now();
         let counters = Arc::new(Counters::default());
@@ -106,9 +112,23 @@ impl Pipeline {
         );
 
         let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE);
-        let written =
-            output::spawn_writer(output, layout, row_rx, Tally::new(counters), stop.clone())?;
-        let jobs = inputs.spawn_reader(JOB_QUEUE).map_err(Error::Thread)?;
+        let order = config.ordered.map(OrderGate::new);
+        let skip = Skip {
+            recorded: output.recorded.take(),
+            dedupe: config.dedupe.then(Dedupe::default),
+            counters: Arc::clone(&counters),
+        };
+        let written = output::spawn_writer(
+            output,
+            layout,
+            order.clone(),
+            row_rx,
+            Tally::new(Arc::clone(&counters)),
+            stop.clone(),
+        )?;
+        let jobs = inputs
+            .spawn_reader(JOB_QUEUE, skip)
+            .map_err(Error::Thread)?;
         let deadline = config
             .max_time
             .map(|limit| tokio::time::Instant::now() + limit);
@@ -126,6 +146,7 @@ impl Pipeline {
             &config,
             fetcher,
             extractor,
+            order,
             jobs,
             row_tx,
             stop.clone(),
@@ -144,6 +165,23 @@ impl Pipeline {
         scheduled?;
         Ok(tally.summary(started.elapsed(), stop.reason()))
     }
+}
+
+/// The layout `config` asks for: its format, and its columns (all, or `--fields`).
+fn layout(config: &Config) -> Result<Layout, Error> {
+    let names: Vec<String> = config.extract.value_names().map(String::from).collect();
+    let all = Columns::new(config.extract.hash, &names);
+    let columns = match &config.fields {
+        Some(fields) => all.select(fields).map_err(Error::Usage)?,
+        None => all,
+    };
+    Ok(Layout {
+        columns,
+        spreadsheet_safe: !config.raw,
+        format: config.format,
+        header: config.header,
+        bom: config.bom,
+    })
 }
 
 /// Builds a [`Pipeline`] from `config` and runs it; see [`Pipeline::run`].

@@ -4,12 +4,22 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use fetch::cli::{Args, Plan};
 use fetch::{Error, Inputs, Output, Pipeline, Stop, StopReason, exit};
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(shell) = args.completions {
+        print_completions(shell);
+        return ExitCode::SUCCESS;
+    }
+    if args.man {
+        return match print_man() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(exit::IO_ERROR as u8),
+        };
+    }
     let code = match args.resolve().and_then(run) {
         Ok(code) => code,
         Err(error) => {
@@ -30,7 +40,19 @@ fn run(plan: Plan) -> Result<i32, Error> {
     // request: the client, then the inputs, then the output.
     let pipeline = Pipeline::new(plan.config)?;
     let inputs = Inputs::open(&plan.sources)?;
+    // Opened now so an unwritable path fails before any request, written at the end.
+    let summary_file = plan
+        .summary_json
+        .as_deref()
+        .map(|path| {
+            std::fs::File::create(path).map_err(|source| Error::OutputOpen {
+                path: path.to_path_buf(),
+                source,
+            })
+        })
+        .transpose()?;
     let output = match &plan.output {
+        Some(path) if plan.resume => fetch::output::resume(path, pipeline.layout())?,
         Some(path) => Output::create(path)?,
         None => Output::stdout(),
     };
@@ -49,7 +71,49 @@ fn run(plan: Plan) -> Result<i32, Error> {
     if !plan.quiet && !quietly_ended {
         say(summary.to_string().trim_end());
     }
-    Ok(summary.stopped.map_or(exit::OK, exit::for_stop))
+    if let (Some(file), Some(path)) = (summary_file, &plan.summary_json) {
+        write_summary_json(file, path, &summary)?;
+    }
+    if let Some(code) = summary
+        .stopped
+        .map(exit::for_stop)
+        .filter(|&c| c != exit::OK)
+    {
+        return Ok(code);
+    }
+    if let Some(limit) = plan.fail_on_errors
+        && summary.failure_share() > limit
+    {
+        say(&format!(
+            "fetch: {:.1}% of rows failed (errors or 5xx), more than --fail-on-errors {:.1}%",
+            summary.failure_share() * 100.0,
+            limit * 100.0
+        ));
+        return Ok(exit::TOO_MANY_ERRORS);
+    }
+    Ok(exit::OK)
+}
+
+fn write_summary_json(
+    mut file: std::fs::File,
+    path: &std::path::Path,
+    summary: &fetch::Summary,
+) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(&summary.to_json()).unwrap_or_default() + "\n";
+    file.write_all(text.as_bytes())
+        .map_err(|source| Error::OutputOpen {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn print_completions(shell: clap_complete::Shell) {
+    let mut command = Args::command();
+    clap_complete::generate(shell, &mut command, "fetch", &mut std::io::stdout());
+}
+
+fn print_man() -> std::io::Result<()> {
+    clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout())
 }
 
 /// Raises the open-file limit as far as allowed (each request in flight holds a socket), and

@@ -111,6 +111,8 @@ impl Failure {
 /// attempt (see `fetch::Attempt`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Row {
+    /// Position among the lines that get rows (from 0, no gaps): what `--ordered` sorts by.
+    pub seq: u64,
     /// Physical line number in the input, from 1, running on across several inputs.
     pub line: u64,
     /// The input line, trimmed.
@@ -146,6 +148,7 @@ impl Row {
     /// A row for a line that was never requested (bad input).
     pub fn unrequested(line: u64, url: String, failure: Failure) -> Row {
         Row {
+            seq: 0,
             line,
             url,
             error: Some(failure.kind),

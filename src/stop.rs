@@ -35,6 +35,17 @@ impl StopReason {
         }
     }
 
+    /// A stable name, for machines (`--summary-json`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::Interrupted => "interrupted",
+            StopReason::Terminated => "terminated",
+            StopReason::Deadline => "deadline",
+            StopReason::OutputClosed => "output_closed",
+            StopReason::Failed => "failed",
+        }
+    }
+
     /// A short phrase for the summary.
     pub fn describe(self) -> &'static str {
         match self {

@@ -85,6 +85,30 @@ impl Columns {
         }
     }
 
+    /// The columns named in `wanted`, in that order; an unknown name is an error that lists the
+    /// valid ones.
+    pub fn select(&self, wanted: &[String]) -> Result<Columns, String> {
+        let mut list = Vec::with_capacity(wanted.len());
+        for name in wanted {
+            let name = name.trim();
+            match self.list.iter().find(|(_, n)| n == name) {
+                Some(column) if !list.contains(column) => list.push(column.clone()),
+                Some(_) => return Err(format!("the field '{name}' is given twice")),
+                None => {
+                    let valid: Vec<&str> = self.names().collect();
+                    return Err(format!(
+                        "unknown field '{name}'; the fields are: {}",
+                        valid.join(", ")
+                    ));
+                }
+            }
+        }
+        if list.is_empty() {
+            return Err("--fields names no column".into());
+        }
+        Ok(Columns { list })
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.list.iter().map(|(_, name)| name.as_str())
     }
@@ -232,5 +256,10 @@ mod tests {
         let with = Columns::new(true, &["price".into()]);
         let tail: Vec<&str> = with.names().skip(20).collect();
         assert_eq!(tail, ["body_sha256", "price"]);
+        let chosen = with.select(&["price".into(), "url".into()]).unwrap();
+        assert_eq!(chosen.names().collect::<Vec<_>>(), ["price", "url"]);
+        let unknown = with.select(&["nope".into()]).unwrap_err();
+        assert!(unknown.contains("line, url, status"), "{unknown}");
+        assert!(with.select(&["url".into(), "url".into()]).is_err());
     }
 }

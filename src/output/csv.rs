@@ -1,6 +1,7 @@
 //! CSV rows through the csv crate, which quotes commas, quotes and newlines so every value
-//! round-trips. The header is written up front, so even a run with no rows leaves a valid file.
-//! Cells are rendered by `columns`, into one reused buffer: no allocation per cell.
+//! round-trips. The header (and the BOM, with `--bom`) is written up front, so even a run with
+//! no rows leaves a valid file. Cells are rendered by `columns` into one reused buffer: no
+//! allocation per cell.
 
 use std::io::{self, Write};
 
@@ -15,16 +16,20 @@ pub(crate) struct CsvSink<W: Write> {
 }
 
 impl<W: Write> CsvSink<W> {
-    pub(crate) fn new(sink: W, layout: Layout) -> Self {
-        CsvSink {
+    /// Starts a CSV sink; with `--bom`, the byte-order mark is written at once.
+    pub(crate) fn new(mut sink: W, layout: Layout) -> io::Result<Self> {
+        if layout.bom {
+            sink.write_all(b"\xEF\xBB\xBF")?;
+        }
+        Ok(CsvSink {
             writer: csv::WriterBuilder::new()
                 .has_headers(false)
                 .buffer_capacity(64 * 1024)
                 .from_writer(sink),
-            layout,
             header_pending: true,
+            layout,
             cell: String::with_capacity(256),
-        }
+        })
     }
 
     /// Flushes and gives back the destination.
@@ -34,7 +39,10 @@ impl<W: Write> CsvSink<W> {
     }
 
     fn write_header(&mut self) -> io::Result<()> {
-        if std::mem::take(&mut self.header_pending) {
+        if !std::mem::take(&mut self.header_pending) {
+            return Ok(());
+        }
+        if self.layout.header {
             self.writer
                 .write_record(self.layout.columns.names())
                 .map_err(into_io)?;
@@ -78,13 +86,16 @@ mod tests {
         Layout {
             columns: Columns::new(false, &[]),
             spreadsheet_safe: safe,
+            format: crate::output::Format::Csv,
+            header: true,
+            bom: false,
         }
     }
 
     fn write(rows: &[Row], safe: bool) -> Vec<u8> {
         let mut buf = Vec::new();
         {
-            let mut sink = CsvSink::new(&mut buf, layout(safe));
+            let mut sink = CsvSink::new(&mut buf, layout(safe)).unwrap();
             for row in rows {
                 sink.write_row(row).unwrap();
             }
@@ -122,6 +133,29 @@ mod tests {
         let mut reader = csv::Reader::from_reader(&safe[..]);
         let record = reader.records().next().unwrap().unwrap();
         assert_eq!(&record[13], "'=HYPERLINK(\"http://evil\")");
+    }
+
+    #[test]
+    fn bom_and_no_header() {
+        let mut with_bom = layout(true);
+        with_bom.bom = true;
+        let mut buf = Vec::new();
+        CsvSink::new(&mut buf, with_bom).unwrap().flush().unwrap();
+        assert!(buf.starts_with(b"\xEF\xBB\xBFline,url,"));
+        let mut bare = layout(true);
+        bare.header = false;
+        let mut buf = Vec::new();
+        {
+            let mut sink = CsvSink::new(&mut buf, bare).unwrap();
+            sink.write_row(&Row::unrequested(
+                1,
+                "x".into(),
+                Failure::new(ErrorKind::InvalidUrl, "d"),
+            ))
+            .unwrap();
+            sink.flush().unwrap();
+        }
+        assert!(buf.starts_with(b"1,x,"));
     }
 
     #[test]

@@ -14,10 +14,15 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::input::Recorded;
 
 /// Where rows go. Opened before the run starts, so an unwritable path fails before any request.
 pub struct Output {
     pub(super) destination: Destination,
+    /// `--resume`: the lines an earlier run already recorded in this file.
+    pub(crate) recorded: Option<Recorded>,
+    /// Appending to rows already there (`--resume`): no header or byte-order mark again.
+    pub(super) continues: bool,
 }
 
 pub(super) enum Destination {
@@ -32,8 +37,14 @@ pub(super) enum Destination {
 
 impl Output {
     pub fn stdout() -> Output {
+        Output::new(Destination::Stdout(io::stdout()))
+    }
+
+    fn new(destination: Destination) -> Output {
         Output {
-            destination: Destination::Stdout(io::stdout()),
+            destination,
+            recorded: None,
+            continues: false,
         }
     }
 
@@ -64,34 +75,28 @@ impl Output {
                     .write(true)
                     .open(&target)
                     .map_err(fail)?;
-                Ok(Output {
-                    destination: Destination::Writer(Box::new(file)),
-                })
+                Ok(Output::new(Destination::Writer(Box::new(file))))
             }
             _ => {
                 let partial = partial_path(&target);
                 let file = File::create(&partial).map_err(fail)?;
-                Ok(Output {
-                    destination: Destination::File {
-                        file,
-                        partial,
-                        path: target,
-                    },
-                })
+                Ok(Output::new(Destination::File {
+                    file,
+                    partial,
+                    path: target,
+                }))
             }
         }
     }
 
     /// Any writer, for library users and tests.
     pub fn to_writer(writer: impl Write + Send + 'static) -> Output {
-        Output {
-            destination: Destination::Writer(Box::new(writer)),
-        }
+        Output::new(Destination::Writer(Box::new(writer)))
     }
 }
 
 /// The path a symlink points to (resolved against the link's directory), or `path` itself.
-fn follow_symlink(path: &Path) -> io::Result<PathBuf> {
+pub(super) fn follow_symlink(path: &Path) -> io::Result<PathBuf> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
             let target = fs::read_link(path)?;
@@ -241,13 +246,13 @@ mod tests {
         let real = dir.path().join("real.csv");
         let link = dir.path().join("link.csv");
         std::os::unix::fs::symlink("real.csv", &link).unwrap();
-        let Ok(Output { destination }) = Output::create(&link) else {
+        let Ok(Output { destination, .. }) = Output::create(&link) else {
             panic!("opens")
         };
         assert!(matches!(&destination, Destination::File { path, .. } if *path == real));
         destination.finish().unwrap();
         assert!(real.is_file() && link.is_symlink());
-        let Ok(Output { destination }) = Output::create(Path::new("/dev/null")) else {
+        let Ok(Output { destination, .. }) = Output::create(Path::new("/dev/null")) else {
             panic!("opens /dev/null")
         };
         assert!(matches!(destination, Destination::Writer(_)));

@@ -9,35 +9,64 @@
 mod columns;
 mod csv;
 mod file;
+mod jsonl;
+mod order;
+mod resume;
 
 pub use self::columns::{BUILT_IN, Cell, Column, Columns, is_built_in, is_formula_like};
 pub use self::file::{Output, clobbers_input, partial_path};
-
-/// How rows are laid out: which columns, and whether text cells are made spreadsheet-safe.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    pub columns: Columns,
-    pub spreadsheet_safe: bool,
-}
+pub use self::order::OrderGate;
+pub use self::resume::resume;
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use self::file::Destination;
+use self::order::Reorder;
 use crate::error::Error;
 use crate::report::Tally;
 use crate::row::Row;
 use crate::stop::{Stop, StopReason};
 
+/// How often rows are flushed even when they keep coming, so a crashed run loses at most this
+/// much and `--resume` finds the rest.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// The output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Csv,
+    /// JSON Lines: one object per row.
+    Jsonl,
+}
+
+/// How rows are laid out: format, columns, and the CSV niceties.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub columns: Columns,
+    /// Neutralise text cells a spreadsheet would run as formulas (CSV only).
+    pub spreadsheet_safe: bool,
+    pub format: Format,
+    /// Write the CSV header row.
+    pub header: bool,
+    /// Start the CSV with a UTF-8 byte-order mark (for Excel).
+    pub bom: bool,
+}
+
 /// The writer's result: the tally of rows written, and whether writing failed.
 pub(crate) type Written = (Tally, Result<(), Error>);
 
 /// Starts the writer thread. The returned receiver yields once every sender of `rows` is gone
-/// and the last row is flushed.
+/// and the last row is flushed. With `order`, rows are written in input order.
 pub(crate) fn spawn_writer(
     output: Output,
     layout: Layout,
+    order: Option<Arc<OrderGate>>,
     rows: mpsc::Receiver<Row>,
     tally: Tally,
     stop: Stop,
@@ -46,7 +75,7 @@ pub(crate) fn spawn_writer(
     std::thread::Builder::new()
         .name("fetch-writer".into())
         .spawn(move || {
-            let written = write_all(output, layout, rows, tally, &stop);
+            let written = write_all(output, layout, order, rows, tally, &stop);
             let _ = done_tx.send(written);
         })
         .map_err(Error::Thread)?;
@@ -55,17 +84,23 @@ pub(crate) fn spawn_writer(
 
 fn write_all(
     output: Output,
-    layout: Layout,
+    mut layout: Layout,
+    order: Option<Arc<OrderGate>>,
     mut rows: mpsc::Receiver<Row>,
     mut tally: Tally,
     stop: &Stop,
 ) -> Written {
+    if output.continues {
+        layout.header = false;
+        layout.bom = false;
+    }
     let destination = output.destination;
     let partial = destination.partial().map(PathBuf::from);
-    let mut sink = csv::CsvSink::new(destination, layout);
-    let result = drain(&mut sink, &mut rows, &mut tally)
-        .and_then(|()| sink.into_inner())
-        .and_then(|destination| destination.finish());
+    let mut reorder = order.map(Reorder::new);
+    let result = RowSink::new(destination, layout).and_then(|mut sink| {
+        drain(&mut sink, reorder.as_mut(), &mut rows, &mut tally)?;
+        sink.into_inner()?.finish()
+    });
     let result = match result {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
@@ -83,23 +118,23 @@ fn write_all(
     (tally, result)
 }
 
-/// A destination for rows in some format.
-pub(crate) trait Sink {
-    fn write_row(&mut self, row: &Row) -> io::Result<()>;
-    fn flush(&mut self) -> io::Result<()>;
-}
-
+/// Writes rows as they come (or as their turn comes, with a reorder window), flushing whenever
+/// the channel runs dry and at least every [`FLUSH_EVERY`].
 fn drain(
-    sink: &mut impl Sink,
+    sink: &mut RowSink,
+    mut reorder: Option<&mut Reorder>,
     rows: &mut mpsc::Receiver<Row>,
     tally: &mut Tally,
 ) -> io::Result<()> {
     sink.flush()?;
+    let mut flushed = Instant::now();
+    let mut ready = Vec::new();
     loop {
         let row = match rows.try_recv() {
             Ok(row) => row,
             Err(mpsc::error::TryRecvError::Empty) => {
                 sink.flush()?;
+                flushed = Instant::now();
                 match rows.blocking_recv() {
                     Some(row) => row,
                     None => break,
@@ -107,8 +142,69 @@ fn drain(
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         };
-        sink.write_row(&row)?;
-        tally.record(&row);
+        match reorder.as_deref_mut() {
+            Some(reorder) => reorder.push(row, &mut ready),
+            None => ready.push(row),
+        }
+        for row in ready.drain(..) {
+            sink.write_row(&row)?;
+            tally.record(&row);
+        }
+        if flushed.elapsed() >= FLUSH_EVERY {
+            sink.flush()?;
+            flushed = Instant::now();
+        }
+    }
+    if let Some(reorder) = reorder {
+        for row in reorder.rest() {
+            sink.write_row(&row)?;
+            tally.record(&row);
+        }
     }
     sink.flush()
+}
+
+/// A destination for rows in some format.
+pub(crate) trait Sink {
+    fn write_row(&mut self, row: &Row) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// The sink of the configured format. One per run: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum RowSink {
+    Csv(csv::CsvSink<Destination>),
+    Jsonl(jsonl::JsonlSink<Destination>),
+}
+
+impl RowSink {
+    fn new(destination: Destination, layout: Layout) -> io::Result<RowSink> {
+        Ok(match layout.format {
+            Format::Csv => RowSink::Csv(csv::CsvSink::new(destination, layout)?),
+            Format::Jsonl => RowSink::Jsonl(jsonl::JsonlSink::new(destination, layout)),
+        })
+    }
+
+    fn into_inner(self) -> io::Result<Destination> {
+        match self {
+            RowSink::Csv(sink) => sink.into_inner(),
+            RowSink::Jsonl(sink) => sink.into_inner(),
+        }
+    }
+}
+
+impl Sink for RowSink {
+    fn write_row(&mut self, row: &Row) -> io::Result<()> {
+        match self {
+            RowSink::Csv(sink) => sink.write_row(row),
+            RowSink::Jsonl(sink) => sink.write_row(row),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            RowSink::Csv(sink) => sink.flush(),
+            RowSink::Jsonl(sink) => sink.flush(),
+        }
+    }
 }

@@ -29,6 +29,7 @@ pub(crate) fn host_key(url: &Url) -> HostKey {
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub line: u64,
+    pub seq: u64,
     pub text: String,
     pub url: Url,
     pub key: HostKey,
@@ -312,6 +313,7 @@ mod tests {
         let url = Url::parse(url).unwrap();
         Pending {
             line,
+            seq: line,
             text: url.to_string(),
             key: host_key(&url),
             url,

@@ -44,6 +44,7 @@ use crate::error::Error;
 use crate::extract::{ExtractPool, Extractor};
 use crate::fetch::Fetcher;
 use crate::input::Job;
+use crate::output::OrderGate;
 use crate::retry::RetryPolicy;
 use crate::row::Row;
 use crate::stop::{Stop, StopReason};
@@ -136,10 +137,12 @@ enum Done {
 
 /// Runs every job to a row. Returns when the input is exhausted (or the run stopped) and every
 /// task it started has sent its row.
+#[allow(clippy::too_many_arguments)] // The stages it wires together; each is needed once.
 pub(crate) async fn run(
     config: &Config,
     fetcher: Fetcher,
     extractor: Arc<Extractor>,
+    order: Option<Arc<OrderGate>>,
     jobs: mpsc::Receiver<Result<Job, Error>>,
     rows: mpsc::Sender<Row>,
     stop: Stop,
@@ -161,6 +164,8 @@ pub(crate) async fn run(
     let mut dispatcher = Dispatcher {
         shared: Arc::clone(&shared),
         limiters: Limiters::new(config),
+        order,
+        next_seq: 0,
         hosts: Hosts::new(per_host),
         staged: None,
         in_flight: 0,
@@ -174,6 +179,10 @@ pub(crate) async fn run(
 struct Dispatcher {
     shared: Arc<Shared>,
     limiters: Limiters,
+    /// `--ordered`: reading stops this far ahead of the oldest row not yet written.
+    order: Option<Arc<OrderGate>>,
+    /// Sequence number of the next line to be read.
+    next_seq: u64,
     hosts: Hosts,
     /// A job that passed its host's limits but is waiting for the global rate, and when the
     /// global rate allows the next start.
@@ -222,9 +231,12 @@ impl Dispatcher {
                 timer.as_mut().reset(at);
             }
             let accepting = input_open && self.wants_input();
+            let held_by_order = input_open && !accepting && !self.order_admits();
+            let order = self.order.clone();
             tokio::select! {
                 biased;
                 () = stop.stopped() => return Ok(()),
+                () = async { if let Some(gate) = &order { gate.moved().await } }, if held_by_order => {}
                 Some(report) = done.recv() => {
                     self.on_done(report);
                     while let Ok(report) = done.try_recv() {
@@ -244,8 +256,16 @@ impl Dispatcher {
     /// slots are free (the queued jobs' hosts are busy, so look further for other hosts).
     fn wants_input(&self) -> bool {
         let queued = self.hosts.queued();
-        queued < self.concurrency * BUFFER_PER_SLOT
-            || (self.in_flight < self.concurrency && queued < LOOKAHEAD)
+        let helps = queued < self.concurrency * BUFFER_PER_SLOT
+            || (self.in_flight < self.concurrency && queued < LOOKAHEAD);
+        helps && self.order_admits()
+    }
+
+    /// With `--ordered`, whether the next line is inside the reorder window.
+    fn order_admits(&self) -> bool {
+        self.order
+            .as_ref()
+            .is_none_or(|gate| gate.admits(self.next_seq))
     }
 
     fn is_idle(&self) -> bool {
@@ -262,16 +282,26 @@ impl Dispatcher {
 
     /// A line from the input: bad ones go straight to the writer, good ones to their host.
     async fn accept(&mut self, job: Job) {
-        let Job { line, text, target } = job;
+        let Job {
+            line,
+            seq,
+            text,
+            target,
+        } = job;
+        self.next_seq = seq + 1;
         match target {
             Err(failure) => {
-                let row = Row::unrequested(line, text, failure);
+                let row = Row {
+                    seq,
+                    ..Row::unrequested(line, text, failure)
+                };
                 // A closed channel means the writer failed, and it has stopped the run.
                 let _ = self.shared.rows.send(row).await;
             }
             Ok(url) => {
                 let pending = Pending {
                     line,
+                    seq,
                     text,
                     key: host_key(&url),
                     url,

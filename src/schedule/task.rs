@@ -77,11 +77,14 @@ pub(super) async fn attempt(shared: Arc<Shared>, mut job: Pending, keep_alive: b
             let reason = shared.stop.reason().unwrap_or(StopReason::Interrupted);
             stopped_row(&mut job, attempt, reason)
         }
-        Err(_panic) => Row::unrequested(
-            job.line,
-            std::mem::take(&mut job.text),
-            Failure::new(ErrorKind::Internal, "internal error: request task panicked"),
-        ),
+        Err(_panic) => Row {
+            seq: job.seq,
+            ..Row::unrequested(
+                job.line,
+                std::mem::take(&mut job.text),
+                Failure::new(ErrorKind::Internal, "internal error: request task panicked"),
+            )
+        },
     };
     // If the writer is gone it has already reported why; the row has nowhere to go.
     let _ = shared.rows.send(row).await;
@@ -110,6 +113,7 @@ pub(super) fn finished_row(job: &mut Pending, attempt: Attempt, extracted: Extra
         .then(|| format!("body truncated at {} bytes (--max-body)", attempt.bytes));
     let started = attempt.started_at.is_some();
     Row {
+        seq: job.seq,
         line: job.line,
         url: std::mem::take(&mut job.text),
         status: attempt.status,

@@ -60,6 +60,17 @@ impl Table {
         Table { headers, rows }
     }
 
+    /// Counts the complete records of a CSV that may end in a torn one.
+    pub fn parse_lenient(bytes: &[u8]) -> usize {
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+        let fields = reader.headers().map(|h| h.len()).unwrap_or(0);
+        reader
+            .records()
+            .filter_map(Result::ok)
+            .filter(|r| r.len() == fields)
+            .count()
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }

@@ -20,6 +20,10 @@ use url::Url;
 use crate::error::Error;
 use crate::row::{ErrorKind, Failure};
 
+mod skip;
+
+pub use self::skip::{Dedupe, Recorded, Skip, cell_key};
+
 /// Lines longer than this are not URLs anyone can fetch (servers reject request lines past
 /// 8 KiB); the row says so instead of the line's bytes occupying memory.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
@@ -59,6 +63,8 @@ impl Source {
 pub struct Job {
     /// Physical line number, from 1, running on across inputs.
     pub line: u64,
+    /// Position among the lines this run gives rows to (from 0, no gaps).
+    pub seq: u64,
     /// The line as trimmed (shortened for over-long lines): the `url` column.
     pub text: String,
     /// The parsed http(s) URL, or why the line is not one.
@@ -119,11 +125,12 @@ impl Inputs {
     pub(crate) fn spawn_reader(
         self,
         capacity: usize,
+        skip: Skip,
     ) -> io::Result<mpsc::Receiver<Result<Job, Error>>> {
         let (tx, rx) = mpsc::channel(capacity);
         thread::Builder::new()
             .name("fetch-input".into())
-            .spawn(move || read_all(self.readers, &tx))?;
+            .spawn(move || read_all(self.readers, skip, &tx))?;
         Ok(rx)
     }
 }
@@ -143,8 +150,13 @@ fn open_input(path: &Path) -> Result<File, Error> {
     Ok(file)
 }
 
-fn read_all(readers: Vec<(String, Box<dyn Read + Send>)>, tx: &mpsc::Sender<Result<Job, Error>>) {
+fn read_all(
+    readers: Vec<(String, Box<dyn Read + Send>)>,
+    mut skip: Skip,
+    tx: &mpsc::Sender<Result<Job, Error>>,
+) {
     let mut line_number = 0u64;
+    let mut seq = 0u64;
     for (name, reader) in readers {
         let mut lines = LineReader::new(BufReader::with_capacity(64 * 1024, reader));
         loop {
@@ -157,9 +169,15 @@ fn read_all(readers: Vec<(String, Box<dyn Read + Send>)>, tx: &mpsc::Sender<Resu
                 }
             };
             line_number += 1;
-            if let Some(job) = classify(line_number, raw)
-                && tx.blocking_send(Ok(job)).is_err()
-            {
+            let Some(mut job) = classify(line_number, raw) else {
+                continue;
+            };
+            if !skip.keep(&job) {
+                continue;
+            }
+            job.seq = seq;
+            seq += 1;
+            if tx.blocking_send(Ok(job)).is_err() {
                 return; // The run stopped; nobody wants more lines.
             }
         }
@@ -282,6 +300,7 @@ fn classify(line: u64, raw: RawLine<'_>) -> Option<Job> {
     }
     let bad = |text: String, detail: String| Job {
         line,
+        seq: 0,
         text,
         target: Err(Failure::new(ErrorKind::InvalidInput, detail)),
     };
@@ -307,7 +326,12 @@ fn classify(line: u64, raw: RawLine<'_>) -> Option<Job> {
     }
     let text = text.into_owned();
     let target = parse_target(&text);
-    Some(Job { line, text, target })
+    Some(Job {
+        line,
+        seq: 0,
+        text,
+        target,
+    })
 }
 
 /// The text with control characters replaced, for the `url` cell of a bad line: a NUL or an

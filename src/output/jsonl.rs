@@ -1,0 +1,117 @@
+//! JSON Lines: one object per row, keys in column order, numbers as numbers, empty cells as
+//! `null`. Text is written exactly as it is (JSON has no formulas to fear).
+
+use std::io::{self, BufWriter, Write};
+
+use super::{Cell, Column, Layout, Sink};
+use crate::row::{Row, millis};
+
+pub(crate) struct JsonlSink<W: Write> {
+    out: BufWriter<W>,
+    columns: Vec<Column>,
+    /// The keys, JSON-quoted once.
+    keys: Vec<String>,
+    cell: String,
+}
+
+impl<W: Write> JsonlSink<W> {
+    pub(crate) fn new(sink: W, layout: Layout) -> Self {
+        let keys = layout
+            .columns
+            .names()
+            .map(|name| serde_json::to_string(name).unwrap_or_else(|_| "\"?\"".into()))
+            .collect();
+        JsonlSink {
+            out: BufWriter::with_capacity(64 * 1024, sink),
+            columns: layout.columns.iter().collect(),
+            keys,
+            cell: String::with_capacity(256),
+        }
+    }
+
+    pub(crate) fn into_inner(self) -> io::Result<W> {
+        self.out.into_inner().map_err(|e| e.into_error())
+    }
+
+    fn write_value(&mut self, cell: Cell<'_>) -> io::Result<()> {
+        match cell {
+            Cell::Empty => self.out.write_all(b"null"),
+            Cell::Count(n) => write!(self.out, "{n}"),
+            Cell::Millis(d) => write!(self.out, "{}", millis(d)),
+            Cell::Flag(b) => self.out.write_all(if b { b"true" } else { b"false" }),
+            Cell::Text(text) | Cell::Word(text) => json_string(&mut self.out, text),
+            Cell::Ip(_) | Cell::Time(_) => {
+                cell.render(&mut self.cell, false);
+                json_string(&mut self.out, &self.cell)
+            }
+        }
+    }
+}
+
+fn json_string(out: &mut impl Write, text: &str) -> io::Result<()> {
+    serde_json::to_writer(out, text).map_err(io::Error::from)
+}
+
+impl<W: Write> Sink for JsonlSink<W> {
+    fn write_row(&mut self, row: &Row) -> io::Result<()> {
+        self.out.write_all(b"{")?;
+        for i in 0..self.columns.len() {
+            if i > 0 {
+                self.out.write_all(b",")?;
+            }
+            self.out.write_all(self.keys[i].as_bytes())?;
+            self.out.write_all(b":")?;
+            self.write_value(self.columns[i].cell(row))?;
+        }
+        self.out.write_all(b"}\n")
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::{Columns, Format};
+    use crate::row::{ErrorKind, Failure};
+    use std::time::Duration;
+
+    #[test]
+    fn rows_are_objects_with_typed_values() {
+        let layout = Layout {
+            columns: Columns::new(false, &["price".into()]),
+            spreadsheet_safe: true,
+            format: Format::Jsonl,
+            header: true,
+            bom: false,
+        };
+        let mut row = Row::unrequested(3, "=x\n\"y\"".into(), Failure::new(ErrorKind::Dns, "no"));
+        row.status = Some(200);
+        row.latency = Some(Duration::from_micros(1500));
+        row.reused = Some(true);
+        row.values = vec![Some("12.50".into())];
+        let mut buf = Vec::new();
+        {
+            let mut sink = JsonlSink::new(&mut buf, layout);
+            sink.write_row(&row).unwrap();
+            sink.flush().unwrap();
+        }
+        let text = String::from_utf8(buf).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["line"], 3);
+        assert_eq!(value["url"], "=x\n\"y\"", "no formula neutralising in JSON");
+        assert_eq!(value["status"], 200);
+        assert_eq!(value["latency_ms"], 1.5);
+        assert_eq!(value["ttfb_ms"], serde_json::Value::Null);
+        assert_eq!(value["reused"], true);
+        assert_eq!(value["error"], "dns");
+        assert_eq!(value["price"], "12.50");
+        assert!(
+            text.starts_with("{\"line\":3,\"url\":"),
+            "keys in column order: {text}"
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! The end-of-run summary: for people on stderr (with a small latency histogram), and as JSON
+//! for monitoring (`--summary-json`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+use crate::human;
+use crate::row::ErrorKind;
+use crate::stop::StopReason;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Latency {
+    pub p50: Duration,
+    pub p90: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+/// The figures of a finished run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub rows: u64,
+    /// Index 0 holds statuses outside 100..=599; 1..=5 the classes 1xx..5xx.
+    pub by_class: [u64; 6],
+    pub by_error: BTreeMap<ErrorKind, u64>,
+    /// Percentiles over rows that read a whole response; `None` when there were none.
+    pub latency: Option<Latency>,
+    /// Latency counts per bucket: (upper bound, rows), buckets from the first to the last used.
+    pub histogram: Vec<(Duration, u64)>,
+    pub wall: Duration,
+    pub stopped: Option<StopReason>,
+    /// Lines left out because an earlier run recorded them (`--resume`).
+    pub skipped_recorded: u64,
+    /// Lines left out as repeats of a URL (`--dedupe`).
+    pub skipped_duplicates: u64,
+}
+
+/// Upper bounds of the histogram's buckets: 1-2-5 steps, as on a log-scale axis.
+const BUCKETS_MS: [u64; 16] = [
+    1,
+    2,
+    5,
+    10,
+    20,
+    50,
+    100,
+    200,
+    500,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    20_000,
+    60_000,
+    u64::MAX,
+];
+
+/// Counts per bucket, trimmed to the buckets between the first and last one used.
+pub(super) fn buckets(latency_us: &Histogram<u64>) -> Vec<(Duration, u64)> {
+    if latency_us.is_empty() {
+        return Vec::new();
+    }
+    let mut lower = 0u64;
+    let counts: Vec<(Duration, u64)> = BUCKETS_MS
+        .iter()
+        .map(|&upper_ms| {
+            let upper_us = upper_ms.saturating_mul(1000);
+            let below = |us: u64| latency_us.count_between(0, us.saturating_sub(1));
+            let count = if upper_ms == u64::MAX {
+                latency_us.len() - below(lower)
+            } else {
+                below(upper_us) - below(lower)
+            };
+            lower = upper_us;
+            (Duration::from_millis(upper_ms.min(u64::MAX / 2)), count)
+        })
+        .collect();
+    let first = counts.iter().position(|(_, n)| *n > 0).unwrap_or(0);
+    let last = counts.iter().rposition(|(_, n)| *n > 0).unwrap_or(0);
+    counts[first..=last].to_vec()
+}
+
+impl Summary {
+    pub fn errors(&self) -> u64 {
+        self.by_error.values().sum()
+    }
+
+    /// Rows with an error or a 5xx status: what `--fail-on-errors` measures.
+    pub fn failures(&self) -> u64 {
+        self.errors() + self.by_class[5]
+    }
+
+    /// [`Summary::failures`] as a share of rows (0 for no rows).
+    pub fn failure_share(&self) -> f64 {
+        if self.rows == 0 {
+            0.0
+        } else {
+            self.failures() as f64 / self.rows as f64
+        }
+    }
+
+    pub fn rows_per_second(&self) -> f64 {
+        let secs = self.wall.as_secs_f64();
+        if secs > 0.0 {
+            self.rows as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// The same figures as the text summary, for machines.
+    pub fn to_json(&self) -> Value {
+        let ms = |d: Duration| d.as_micros() as f64 / 1000.0;
+        let classes: serde_json::Map<String, Value> = self
+            .by_class
+            .iter()
+            .enumerate()
+            .map(|(class, &n)| {
+                let name = if class == 0 {
+                    "other".to_owned()
+                } else {
+                    format!("{class}xx")
+                };
+                (name, json!(n))
+            })
+            .collect();
+        let errors: serde_json::Map<String, Value> = self
+            .by_error
+            .iter()
+            .map(|(kind, &n)| (kind.as_str().to_owned(), json!(n)))
+            .collect();
+        json!({
+            "rows": self.rows,
+            "status_classes": classes,
+            "errors": errors,
+            "error_rows": self.errors(),
+            "failure_share": self.failure_share(),
+            "latency_ms": self.latency.map(|l| json!({
+                "p50": ms(l.p50), "p90": ms(l.p90), "p99": ms(l.p99), "max": ms(l.max),
+            })),
+            "latency_histogram": self.histogram.iter().map(|(upper, n)| json!({
+                "below_ms": if *upper >= Duration::from_secs(3600) { Value::Null } else { json!(ms(*upper)) },
+                "rows": n,
+            })).collect::<Vec<_>>(),
+            "wall_seconds": self.wall.as_secs_f64(),
+            "urls_per_second": self.rows_per_second(),
+            "stopped": self.stopped.map(StopReason::name),
+            "skipped": {
+                "recorded": self.skipped_recorded,
+                "duplicates": self.skipped_duplicates,
+            },
+        })
+    }
+}
+
+/// Widest bar in the histogram, in characters.
+const BAR_WIDTH: u64 = 30;
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "fetch: {} rows in {} ({:.1} URLs/s)",
+            self.rows,
+            human::duration(self.wall),
+            self.rows_per_second()
+        )?;
+        let classes: Vec<String> = self
+            .by_class
+            .iter()
+            .enumerate()
+            .filter(|&(_, &n)| n > 0)
+            .map(|(class, n)| match class {
+                0 => format!("other {n}"),
+                c => format!("{c}xx {n}"),
+            })
+            .collect();
+        if !classes.is_empty() {
+            writeln!(f, "  status:  {}", classes.join(" · "))?;
+        }
+        if !self.by_error.is_empty() {
+            let errors: Vec<String> = self
+                .by_error
+                .iter()
+                .map(|(kind, n)| format!("{kind} {n}"))
+                .collect();
+            writeln!(f, "  errors:  {}", errors.join(" · "))?;
+        }
+        if let Some(l) = &self.latency {
+            writeln!(
+                f,
+                "  latency: p50 {} · p90 {} · p99 {} · max {}",
+                human::duration(l.p50),
+                human::duration(l.p90),
+                human::duration(l.p99),
+                human::duration(l.max)
+            )?;
+            self.draw_histogram(f)?;
+        }
+        if self.skipped_recorded > 0 || self.skipped_duplicates > 0 {
+            writeln!(
+                f,
+                "  skipped: {} already recorded · {} duplicate URLs",
+                self.skipped_recorded, self.skipped_duplicates
+            )?;
+        }
+        if let Some(reason) = self.stopped {
+            writeln!(f, "  stopped early: {}", reason.describe())?;
+        }
+        Ok(())
+    }
+}
+
+impl Summary {
+    fn draw_histogram(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let most = self.histogram.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        if most == 0 {
+            return Ok(());
+        }
+        for (upper, n) in &self.histogram {
+            let label = if *upper >= Duration::from_secs(3600) {
+                "longer".to_owned()
+            } else {
+                format!("< {}", human::duration(*upper))
+            };
+            let width = (n * BAR_WIDTH).div_ceil(most);
+            writeln!(f, "  {label:>9} {:<30} {n}", "█".repeat(width as usize))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn histogram(ms: &[u64]) -> Histogram<u64> {
+        let mut h = Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        for m in ms {
+            h.record(m * 1000).unwrap();
+        }
+        h
+    }
+
+    #[test]
+    fn buckets_cover_the_range_used() {
+        let got = buckets(&histogram(&[3, 4, 7, 150]));
+        let bounds: Vec<u64> = got.iter().map(|(d, _)| d.as_millis() as u64).collect();
+        assert_eq!(bounds, [5, 10, 20, 50, 100, 200]);
+        let counts: Vec<u64> = got.iter().map(|(_, n)| *n).collect();
+        assert_eq!(counts, [2, 1, 0, 0, 0, 1]);
+    }
+}
