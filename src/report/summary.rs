@@ -222,10 +222,11 @@ impl Summary {
             return Ok(());
         }
         for (upper, n) in &self.histogram {
-            let label = if *upper >= Duration::from_secs(3600) {
-                "longer".to_owned()
-            } else {
-                format!("< {}", human::duration(*upper))
+            let ms = upper.as_millis();
+            let label = match ms {
+                3_600_000.. => "longer".to_owned(),
+                1000.. => format!("< {} s", ms / 1000),
+                _ => format!("< {ms} ms"),
             };
             let width = (n * BAR_WIDTH).div_ceil(most);
             writeln!(f, "  {label:>9} {:<30} {n}", "█".repeat(width as usize))?;
