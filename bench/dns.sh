@@ -9,6 +9,7 @@
 #     bench/dns.sh [NAMES] [CONCURRENCY] [DELAY_MS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
 names=${1:-2000}
 concurrency=${2:-500}
 delay=${3:-100}
@@ -26,5 +27,5 @@ echo "| resolver | names | concurrency | wall | names/s | extra threads (peak) |
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 for resolver in gai-unbounded gai-bounded hickory; do
     unshare --mount sh -c "mount --bind '$work/resolv.conf' /etc/resolv.conf && \
-        target/release/examples/dns_threads $resolver $names $concurrency"
+        '$target'/release/examples/dns_threads $resolver $names $concurrency"
 done

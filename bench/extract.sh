@@ -6,6 +6,7 @@
 #     bench/extract.sh [URLS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
 urls=${1:-20000}
 rounds=${2:-5}
 port=18183
@@ -13,14 +14,14 @@ port=18183
 cargo build --release --quiet --bin fetch --example serve
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-target/release/examples/serve "$port" > /dev/null 2>&1 &
+"$target"/release/examples/serve "$port" > /dev/null 2>&1 &
 sleep 0.5
 seq 1 "$urls" | sed "s|^|http://127.0.0.1:$port/html/100000/|" > "$work/list.txt"
 
 run() { # label, args...
     local label=$1; shift
     /usr/bin/time -f "$label %e %U %S" -a -o "$work/times" \
-        target/release/fetch -q -o "$work/out.csv" "$@" "$work/list.txt"
+        "$target"/release/fetch -q -o "$work/out.csv" "$@" "$work/list.txt"
     local rows; rows=$(($(wc -l < "$work/out.csv") - 1))
     [ "$rows" -eq "$urls" ] || { echo "$label wrote $rows rows, expected $urls" >&2; exit 1; }
 }

@@ -8,7 +8,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use std::net::IpAddr;
 
@@ -21,7 +21,9 @@ use crate::config::{
     parse_proxy, parse_resolve,
 };
 use crate::error::Error;
-use crate::extract::{ExtractSpec, PatternSpec, SelectSpec, parse_pattern, parse_select};
+use crate::extract::{
+    ExtractSpec, PatternSpec, SelectSpec, ValueSpec, parse_pattern, parse_select,
+};
 use crate::input::Source;
 use crate::output::{self, Format};
 use crate::retry::RetryPolicy;
@@ -177,6 +179,10 @@ pub struct Args {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    /// Where each value option appeared on the command line (filled by `from_matches`).
+    #[arg(skip)]
+    value_positions: ValuePositions,
+
     /// Stop reading a body after this many bytes (after decoding); the row notes the truncation.
     #[arg(long, value_name = "BYTES", default_value = "10MiB", value_parser = parse_bytes)]
     pub max_body: u64,
@@ -221,6 +227,13 @@ pub struct Args {
     pub quiet: bool,
 }
 
+#[derive(Debug, Default)]
+struct ValuePositions {
+    select: Vec<usize>,
+    select_all: Vec<usize>,
+    regex: Vec<usize>,
+}
+
 /// What to run, checked and typed.
 #[derive(Debug)]
 pub struct Plan {
@@ -236,7 +249,7 @@ pub struct Plan {
 impl Args {
     /// Checks the options against each other and the environment (is stdin a terminal? would the
     /// output overwrite an input?).
-    pub fn resolve(self) -> Result<Plan, Error> {
+    pub fn resolve(mut self) -> Result<Plan, Error> {
         let sources = self.sources()?;
         if let Some(out) = &self.output {
             let files: Vec<PathBuf> = sources
@@ -255,18 +268,15 @@ impl Args {
                 )));
             }
         }
+        let extract = ExtractSpec {
+            title: !self.no_title,
+            values: self.values_in_order(),
+            hash: self.hash,
+        };
         let mut headers = HeaderMap::new();
         for (name, value) in self.headers {
             headers.append(name, value);
         }
-        let mut selects = self.select;
-        selects.extend(self.select_all);
-        let extract = ExtractSpec {
-            title: !self.no_title,
-            selects,
-            patterns: self.regex,
-            hash: self.hash,
-        };
         check_column_names(&extract)?;
         if self.format == Format::Jsonl && (self.bom || self.no_header) {
             return Err(Error::Usage(
@@ -314,6 +324,73 @@ impl Args {
             summary_json: self.summary_json,
             fail_on_errors: self.fail_on_errors,
         })
+    }
+
+    /// The `--select`, `--select-all` and `--regex` columns in the order they were given (clap
+    /// collects each option separately; `order_values` remembered their positions).
+    fn values_in_order(&mut self) -> Vec<ValueSpec> {
+        let mut values: Vec<(usize, ValueSpec)> = Vec::new();
+        let mut take = |specs: Vec<ValueSpec>, positions: &[usize]| {
+            for (i, spec) in specs.into_iter().enumerate() {
+                values.push((positions.get(i).copied().unwrap_or(usize::MAX), spec));
+            }
+        };
+        let positions = std::mem::take(&mut self.value_positions);
+        take(
+            std::mem::take(&mut self.select)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            &positions.select,
+        );
+        take(
+            std::mem::take(&mut self.select_all)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            &positions.select_all,
+        );
+        take(
+            std::mem::take(&mut self.regex)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            &positions.regex,
+        );
+        values.sort_by_key(|(position, _)| *position);
+        values.into_iter().map(|(_, spec)| spec).collect()
+    }
+
+    /// Parses the command line, remembering where each value option appeared.
+    pub fn parse_ordered() -> Args {
+        let matches = Args::command().get_matches();
+        Args::from_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
+    /// [`Args::parse_ordered`] for a given command line (tests).
+    pub fn try_parse_ordered_from<I, T>(args: I) -> Result<Args, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Args::command().try_get_matches_from(args)?;
+        Args::from_matches(&matches)
+    }
+
+    fn from_matches(matches: &clap::ArgMatches) -> Result<Args, clap::Error> {
+        let mut args = Args::from_arg_matches(matches)?;
+        let positions = |id: &str| -> Vec<usize> {
+            matches
+                .indices_of(id)
+                .map(Iterator::collect)
+                .unwrap_or_default()
+        };
+        args.value_positions = ValuePositions {
+            select: positions("select"),
+            select_all: positions("select_all"),
+            regex: positions("regex"),
+        };
+        Ok(args)
     }
 
     fn sources(&self) -> Result<Vec<Source>, Error> {
@@ -430,6 +507,24 @@ mod tests {
         assert_eq!(args.max_body, 1 << 20);
         let plan = args.resolve().unwrap();
         assert_eq!(plan.sources, [Source::File("a.txt".into()), Source::Stdin]);
+    }
+
+    #[test]
+    fn value_columns_keep_the_order_given() {
+        let args = Args::try_parse_ordered_from([
+            "fetch",
+            "--regex",
+            "price=x",
+            "--select-all",
+            "tags=li",
+            "--select",
+            "h=h1",
+            "a",
+        ])
+        .unwrap();
+        let plan = args.resolve().unwrap();
+        let names: Vec<&str> = plan.config.extract.value_names().collect();
+        assert_eq!(names, ["price", "tags", "h"]);
     }
 
     #[test]

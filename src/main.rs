@@ -4,12 +4,12 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use fetch::cli::{Args, Plan};
 use fetch::{Error, Inputs, Output, Pipeline, Stop, StopReason, exit};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse_ordered();
     if let Some(shell) = args.completions {
         print_completions(shell);
         return ExitCode::SUCCESS;

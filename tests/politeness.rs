@@ -247,7 +247,9 @@ async fn connections_are_reused_for_a_busy_host_and_closed_for_a_lone_one() {
     let lone = TestServer::start_on("127.0.0.5");
     let mut config = config();
     config.concurrency = NonZeroUsize::new(4).unwrap();
-    let list = urls(&busy.url("/ok"), 200) + &lone.url("/ok/only");
+    // The lone host's URL sits in the middle, with a full look-ahead of other work after it.
+    let list =
+        urls(&busy.url("/ok"), 100) + &lone.url("/ok/only\n") + &urls(&busy.url("/ok/b"), 100);
     let (_, table) = run_list(config, list).await;
     assert_eq!(table.len(), 201);
     // Reused: far fewer connections than requests. (A few more than 4 can open: the client

@@ -75,17 +75,21 @@ async fn formulas_are_neutralised_unless_raw() {
 async fn selectors_regexes_and_hash_fill_their_columns() {
     let server = TestServer::start();
     let mut config = config();
-    config.extract.selects = vec![
-        parse_select("h1=h1", false).unwrap(),
-        parse_select("og=meta[property=\"og:title\"]@content", false).unwrap(),
-        parse_select("canonical=link[rel=canonical]@href", false).unwrap(),
-        parse_select("tags=ul.tags li", true).unwrap(),
-        parse_select("missing=.nothing-matches", false).unwrap(),
-    ];
-    config.extract.patterns = vec![
-        parse_pattern(r"price=\$(\d+\.\d\d)").unwrap(),
-        parse_pattern(r"whole=was \$\d+").unwrap(),
-        parse_pattern(r"absent=zzz(\d+)").unwrap(),
+    config.extract.values = vec![
+        parse_select("h1=h1", false).unwrap().into(),
+        parse_select("og=meta[property=\"og:title\"]@content", false)
+            .unwrap()
+            .into(),
+        parse_select("canonical=link[rel=canonical]@href", false)
+            .unwrap()
+            .into(),
+        parse_select("tags=ul.tags li", true).unwrap().into(),
+        parse_select("missing=.nothing-matches", false)
+            .unwrap()
+            .into(),
+        parse_pattern(r"price=\$(\d+\.\d\d)").unwrap().into(),
+        parse_pattern(r"whole=was \$\d+").unwrap().into(),
+        parse_pattern(r"absent=zzz(\d+)").unwrap().into(),
     ];
     config.extract.hash = true;
     let list = format!(
@@ -160,6 +164,23 @@ async fn tls_time_falls_between_connect_and_first_byte() {
     let row = table.line(1);
     let num = |col: &str| -> f64 { row.get(col).parse().unwrap() };
     assert!(num("connect_ms") <= num("tls_ms") && num("tls_ms") <= num("ttfb_ms"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_time_counts_waiting_for_a_slot() {
+    let server = TestServer::start();
+    let mut config = config();
+    config.concurrency = NonZeroUsize::new(2).unwrap();
+    config.ordered = Some(100);
+    let (_, table) = run_list(config, crate::support::urls(&server.url("/slow/100"), 10)).await;
+    let queued: Vec<f64> = table
+        .column("queue_ms")
+        .iter()
+        .map(|q| q.parse().unwrap())
+        .collect();
+    // Two at a time, 100 ms each: the last pair waited about 400 ms for a slot.
+    assert!(queued[9] >= 300.0, "{queued:?}");
+    assert!(queued[0] < 100.0, "{queued:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

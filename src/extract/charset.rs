@@ -22,6 +22,11 @@ pub(super) fn decode<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Cow<'a,
     encoding.decode_without_bom_handling(bytes).0
 }
 
+/// Whether a `Content-Type` names a charset we know (so no `<meta>` needs looking for).
+pub(super) fn declared(content_type: Option<&str>) -> bool {
+    content_type.and_then(header_charset).is_some()
+}
+
 /// `charset=` in a `Content-Type` value.
 fn header_charset(content_type: &str) -> Option<&'static Encoding> {
     content_type.split(';').skip(1).find_map(|param| {

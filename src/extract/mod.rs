@@ -7,18 +7,27 @@
 //! regex) and runs on the [`ExtractPool`], never on the async workers.
 
 mod charset;
+mod head;
 mod pool;
 mod spec;
 
 use sha2::{Digest, Sha256};
 
+use self::head::{HeadScanner, Scan};
+
 pub use self::pool::ExtractPool;
-pub use self::spec::{ExtractSpec, PatternSpec, SelectSpec, parse_pattern, parse_select};
+pub use self::spec::{
+    ExtractSpec, PatternSpec, SelectSpec, VALUE_LIMIT, ValueSpec, parse_pattern, parse_select,
+};
 use crate::fetch::BodySink;
 
 /// Most bytes kept from a page's start while looking for `</title>`: enough for any real head
 /// (and a 100 KB title), bounded for pages that never close it.
 pub const HEAD_LIMIT: usize = 256 * 1024;
+
+/// Bytes always kept from an HTML page's start when its title is wanted, so a `<meta charset>`
+/// after a short title is still seen (the HTML spec's prescan looks at 1024).
+const PRESCAN: usize = 1024;
 
 /// Most bytes kept for selectors and regexes. Bounds memory per request in flight; values past
 /// this point of a page are not found.
@@ -50,19 +59,22 @@ impl Extractor {
 
     /// Number of value columns (selectors and regexes).
     pub fn value_count(&self) -> usize {
-        self.spec.selects.len() + self.spec.patterns.len()
+        self.spec.values.len()
     }
 
     /// A capture for one response.
     pub fn capture(&self) -> Capture {
         Capture {
             wants_title: self.spec.title,
-            wants_html_body: !self.spec.selects.is_empty(),
-            wants_text_body: !self.spec.patterns.is_empty(),
+            wants_html_body: self.spec.has_selects(),
+            wants_text_body: self.spec.has_patterns(),
             hasher: self.spec.hash.then(Sha256::new),
             keep: Keep::Nothing,
             buf: Vec::new(),
             content_type: None,
+            head: HeadScanner::default(),
+            head_done: false,
+            prescan: PRESCAN,
         }
     }
 
@@ -77,24 +89,19 @@ impl Extractor {
             return extracted;
         }
         let text = charset::decode(&captured.bytes, captured.content_type.as_deref());
-        if captured.html {
-            let document = scraper::Html::parse_document(&text);
-            if self.spec.title {
-                extracted.title =
-                    spec::first_text(&document, &spec::TITLE).map(|t| shorten(t, TITLE_LIMIT));
-            }
-            for (slot, select) in extracted.values.iter_mut().zip(&self.spec.selects) {
-                *slot = select.find(&document);
-            }
+        let document = captured.html.then(|| scraper::Html::parse_document(&text));
+        if let Some(document) = &document
+            && self.spec.title
+        {
+            extracted.title =
+                spec::first_text(document, &spec::TITLE).map(|t| shorten(t, TITLE_LIMIT));
         }
-        if captured.textual {
-            let offset = self.spec.selects.len();
-            for (slot, pattern) in extracted.values[offset..]
-                .iter_mut()
-                .zip(&self.spec.patterns)
-            {
-                *slot = pattern.find(&text);
-            }
+        for (slot, value) in extracted.values.iter_mut().zip(&self.spec.values) {
+            *slot = match value {
+                ValueSpec::Select(select) => document.as_ref().and_then(|d| select.find(d)),
+                ValueSpec::Pattern(pattern) if captured.textual => pattern.find(&text),
+                ValueSpec::Pattern(_) => None,
+            };
         }
         extracted
     }
@@ -119,6 +126,12 @@ pub struct Capture {
     keep: Keep,
     buf: Vec<u8>,
     content_type: Option<String>,
+    head: HeadScanner,
+    /// The title's end has been found: keep only up to [`PRESCAN`] now.
+    head_done: bool,
+    /// Bytes to keep from the start whatever the title: [`PRESCAN`] when the charset may be
+    /// declared in a `<meta>`, 0 when the `Content-Type` already says.
+    prescan: usize,
 }
 
 /// What a capture kept, handed to [`Extractor::extract`].
@@ -163,6 +176,11 @@ impl BodySink for Capture {
             Keep::Nothing
         };
         self.content_type = content_type.map(str::to_owned);
+        self.prescan = if charset::declared(content_type) {
+            0
+        } else {
+            PRESCAN
+        };
         self.buf.clear();
     }
 
@@ -179,30 +197,40 @@ impl BodySink for Capture {
 }
 
 impl Capture {
-    /// Keeps the page's start up to `</title` and nothing after it, so the parser only sees the
-    /// head, and a 100 KB page costs a few hundred bytes of copying. The closing tag may be split
-    /// between chunks, so the seam is searched too.
+    /// Keeps the page's start up to the end of its real title (and the first [`PRESCAN`] bytes
+    /// when a `<meta>` may declare the charset),
+    /// found by [`HeadScanner`] without parsing, so the parser later sees only the head: a
+    /// title costs a few hundred bytes of copying however big the page.
     fn keep_head(&mut self, bytes: &[u8]) {
-        let carried = self.buf.len().min(CLOSE_TITLE.len() - 1);
-        let mut seam = self.buf[self.buf.len() - carried..].to_vec();
-        seam.extend_from_slice(&bytes[..bytes.len().min(CLOSE_TITLE.len() - 1)]);
-        let end = match find_ignore_case(&seam, CLOSE_TITLE) {
-            Some(at) => Some(at + CLOSE_TITLE.len() - carried),
-            None => find_ignore_case(bytes, CLOSE_TITLE).map(|at| at + CLOSE_TITLE.len()),
-        };
-        match end {
-            Some(end) => {
-                keep_up_to(&mut self.buf, &bytes[..end], HEAD_LIMIT);
-                self.buf.push(b'>');
+        if self.head_done {
+            let wanted = self.prescan.saturating_sub(self.buf.len()).min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..wanted]);
+            if self.buf.len() >= self.prescan {
                 self.keep = Keep::Nothing;
             }
-            None => {
+            return;
+        }
+        match self.head.feed(bytes) {
+            Scan::More => {
                 keep_up_to(&mut self.buf, bytes, HEAD_LIMIT);
-                // No `</title>` in the first HEAD_LIMIT bytes: stop looking, the rest of the
+                // No title end in the first HEAD_LIMIT bytes: stop looking, the rest of the
                 // body (possibly gigabytes) streams by untouched.
                 if self.buf.len() >= HEAD_LIMIT {
                     self.keep = Keep::Nothing;
                 }
+            }
+            Scan::TitleEnds(end) => {
+                keep_up_to(&mut self.buf, &bytes[..end], HEAD_LIMIT);
+                // Close the tag here: the parser must not take a cut `</title` for text. (What
+                // follows, if kept, starts with the real `>`: a stray character after the title.)
+                self.buf.push(b'>');
+                self.head_done = true;
+                self.keep_head(&bytes[end..]);
+            }
+            Scan::NoTitle(end) => {
+                // The parser must not find a title past this point (an SVG icon's, say).
+                keep_up_to(&mut self.buf, &bytes[..end], HEAD_LIMIT);
+                self.keep = Keep::Nothing;
             }
         }
     }
@@ -211,14 +239,6 @@ impl Capture {
 fn keep_up_to(buf: &mut Vec<u8>, bytes: &[u8], limit: usize) {
     let room = limit.saturating_sub(buf.len());
     buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
-}
-
-const CLOSE_TITLE: &[u8] = b"</title";
-
-fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// HTML by its media type; with no `Content-Type` at all, assume HTML (what browsers sniff for
@@ -259,7 +279,7 @@ pub fn collapse_whitespace(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn shorten(text: String, limit: usize) -> String {
+pub(crate) fn shorten(text: String, limit: usize) -> String {
     match text.char_indices().nth(limit) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text,
@@ -309,7 +329,7 @@ mod tests {
         capture.feed(&vec![b'x'; 100_000]);
         let captured = capture.finish();
         assert!(
-            captured.bytes.len() < 100,
+            captured.bytes.len() <= PRESCAN,
             "kept {} bytes",
             captured.bytes.len()
         );
@@ -327,6 +347,38 @@ mod tests {
         }
         assert_eq!(capture.keep, Keep::Nothing);
         assert_eq!(capture.finish().bytes.len(), HEAD_LIMIT);
+    }
+
+    #[test]
+    fn the_title_is_the_documents_not_a_lookalike() {
+        for page in [
+            "<!-- <title>Fake</title> --><title>Real</title>",
+            "<script>var t=\"<title>JS</title>\"</script><title>Real</title>",
+            "<meta content=\"</title>\"><title>Real</title>",
+            "<titles>x</titles><title>Real</title>",
+        ] {
+            let got = run(title_only(), Some("text/html"), &[page.as_bytes()]);
+            assert_eq!(got.title.as_deref(), Some("Real"), "{page}");
+        }
+        let icon = "<html><head></head><body><svg><title>Icon</title></svg></body>";
+        assert_eq!(
+            run(title_only(), Some("text/html"), &[icon.as_bytes()]).title,
+            None
+        );
+    }
+
+    #[test]
+    fn a_meta_charset_after_a_short_title_counts() {
+        let page = b"<title>Caf\xe9</title><meta charset=\"iso-8859-1\">";
+        let got = run(title_only(), Some("text/html"), &[&page[..]]);
+        assert_eq!(got.title.as_deref(), Some("Café"));
+        // The header's charset wins anyway, so nothing past the title is kept then.
+        let got = run(
+            title_only(),
+            Some("text/html; charset=iso-8859-1"),
+            &[&page[..]],
+        );
+        assert_eq!(got.title.as_deref(), Some("Café"));
     }
 
     #[test]
@@ -349,6 +401,24 @@ mod tests {
     }
 
     #[test]
+    fn nested_matches_are_bounded() {
+        let depth = 200;
+        let page = format!(
+            "{}{}{}",
+            "<div>".repeat(depth),
+            "x".repeat(10_000),
+            "</div>".repeat(depth)
+        );
+        let spec = ExtractSpec {
+            values: vec![parse_select("all=div", true).unwrap().into()],
+            ..ExtractSpec::default()
+        };
+        let got = run(spec, Some("text/html"), &[page.as_bytes()]);
+        let value = got.values[0].as_deref().unwrap();
+        assert!(value.chars().count() <= VALUE_LIMIT + 1, "{}", value.len());
+    }
+
+    #[test]
     fn hashes_the_body_as_read() {
         let spec = ExtractSpec {
             hash: true,
@@ -365,23 +435,23 @@ mod tests {
     fn selectors_and_patterns_fill_their_columns() {
         let spec = ExtractSpec {
             title: true,
-            selects: vec![
-                parse_select("h1=h1", false).unwrap(),
-                parse_select("og=meta[property=\"og:title\"]@content", false).unwrap(),
-                parse_select("items=li", true).unwrap(),
-                parse_select("missing=.nope", false).unwrap(),
-            ],
-            patterns: vec![
-                parse_pattern(r"price=\$(\d+)").unwrap(),
-                parse_pattern(r"year=20\d\d").unwrap(),
-                parse_pattern(r"absent=zzz(\d)").unwrap(),
+            values: vec![
+                parse_select("h1=h1", false).unwrap().into(),
+                parse_select("og=meta[property=\"og:title\"]@CONTENT", false)
+                    .unwrap()
+                    .into(),
+                parse_select("items=li", true).unwrap().into(),
+                parse_select("missing=.nope", false).unwrap().into(),
+                parse_pattern(r"price=\$(\d+)").unwrap().into(),
+                parse_pattern(r"year=20\d\d").unwrap().into(),
+                parse_pattern(r"absent=zzz(\d)").unwrap().into(),
             ],
             hash: false,
         };
         let page = br#"<html><head><title>T</title>
             <meta property="og:title" content="  Open Graph  "></head>
             <body><h1> Big
-            heading </h1><ul><li>one</li><li> two </li></ul><p>only $42 in 2026</p></body></html>"#;
+            heading </h1><ul><li>one</li><li> </li><li> two </li></ul><p>only $42 in 2026</p></body></html>"#;
         let got = run(spec, Some("text/html"), &[page]);
         assert_eq!(got.title.as_deref(), Some("T"));
         assert_eq!(

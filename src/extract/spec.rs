@@ -7,7 +7,11 @@ use std::sync::LazyLock;
 use regex::Regex;
 use scraper::{ElementRef, Html, Selector};
 
-use super::collapse_whitespace;
+use super::{collapse_whitespace, shorten};
+
+/// Longest value written in a selector or regex column, in characters: a spreadsheet cell
+/// holds at most 32,767.
+pub const VALUE_LIMIT: usize = 32_767;
 
 /// Separator between the values of a `--select-all` column.
 pub const ALL_SEPARATOR: &str = " | ";
@@ -20,19 +24,56 @@ pub(super) static TITLE: LazyLock<Selector> =
 pub struct ExtractSpec {
     /// The `title` column (on by default; `--no-title` turns it off).
     pub title: bool,
-    pub selects: Vec<SelectSpec>,
-    pub patterns: Vec<PatternSpec>,
+    /// One column each, in the order given on the command line.
+    pub values: Vec<ValueSpec>,
     /// The `body_sha256` column.
     pub hash: bool,
 }
 
+/// A value column: a selector or a pattern.
+#[derive(Debug, Clone)]
+pub enum ValueSpec {
+    Select(SelectSpec),
+    Pattern(PatternSpec),
+}
+
+impl ValueSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            ValueSpec::Select(s) => &s.name,
+            ValueSpec::Pattern(p) => &p.name,
+        }
+    }
+}
+
+impl From<SelectSpec> for ValueSpec {
+    fn from(spec: SelectSpec) -> Self {
+        ValueSpec::Select(spec)
+    }
+}
+
+impl From<PatternSpec> for ValueSpec {
+    fn from(spec: PatternSpec) -> Self {
+        ValueSpec::Pattern(spec)
+    }
+}
+
 impl ExtractSpec {
-    /// Names of the value columns, in order: selectors first, then patterns.
+    /// Names of the value columns, in order.
     pub fn value_names(&self) -> impl Iterator<Item = &str> {
-        self.selects
+        self.values.iter().map(ValueSpec::name)
+    }
+
+    pub(super) fn has_selects(&self) -> bool {
+        self.values
             .iter()
-            .map(|s| s.name.as_str())
-            .chain(self.patterns.iter().map(|p| p.name.as_str()))
+            .any(|v| matches!(v, ValueSpec::Select(_)))
+    }
+
+    pub(super) fn has_patterns(&self) -> bool {
+        self.values
+            .iter()
+            .any(|v| matches!(v, ValueSpec::Pattern(_)))
     }
 }
 
@@ -46,6 +87,9 @@ pub struct SelectSpec {
 }
 
 impl SelectSpec {
+    /// The value: the first match's, or (`--select-all`) every non-empty match's, joined, cut at
+    /// [`VALUE_LIMIT`] characters. Text is gathered only up to the limit, so deeply nested
+    /// matches (each containing the text of the next) cost no more than the limit each.
     pub(super) fn find(&self, document: &Html) -> Option<String> {
         let mut values = document
             .select(&self.selector)
@@ -53,16 +97,39 @@ impl SelectSpec {
         if !self.all {
             return values.next();
         }
-        let values: Vec<String> = values.collect();
-        (!values.is_empty()).then(|| values.join(ALL_SEPARATOR))
+        let mut joined = String::new();
+        for value in values.filter(|v| !v.is_empty()) {
+            if !joined.is_empty() {
+                joined.push_str(ALL_SEPARATOR);
+            }
+            joined.push_str(&value);
+            if joined.len() > VALUE_LIMIT * 4 {
+                break; // Enough to fill the cell, whatever the character widths.
+            }
+        }
+        (!joined.is_empty()).then(|| shorten(joined, VALUE_LIMIT))
     }
 
     fn value_of(&self, element: ElementRef<'_>) -> Option<String> {
         match &self.attr {
-            Some(attr) => element.attr(attr).map(collapse_whitespace),
-            None => Some(collapse_whitespace(&element.text().collect::<String>())),
+            Some(attr) => element
+                .attr(attr)
+                .map(|v| shorten(collapse_whitespace(v), VALUE_LIMIT)),
+            None => Some(bounded_text(element)),
         }
     }
+}
+
+/// An element's text, whitespace collapsed, gathering no more than a cell can hold.
+fn bounded_text(element: ElementRef<'_>) -> String {
+    let mut text = String::new();
+    for piece in element.text() {
+        text.push_str(piece);
+        if text.len() > VALUE_LIMIT * 4 {
+            break;
+        }
+    }
+    shorten(collapse_whitespace(&text), VALUE_LIMIT)
 }
 
 /// `--regex NAME=PATTERN`: the first capture group of the first match (or the whole match when
@@ -77,7 +144,7 @@ impl PatternSpec {
     pub(super) fn find(&self, text: &str) -> Option<String> {
         let captures = self.regex.captures(text)?;
         let found = captures.get(1).or_else(|| captures.get(0))?;
-        Some(collapse_whitespace(found.as_str()))
+        Some(shorten(collapse_whitespace(found.as_str()), VALUE_LIMIT))
     }
 }
 
@@ -93,12 +160,22 @@ pub(super) fn first_text(document: &Html, selector: &Selector) -> Option<String>
 pub fn parse_select(text: &str, all: bool) -> Result<SelectSpec, String> {
     let (name, css) = split_named(text, "CSS selector")?;
     let (css, attr) = split_attr(css);
-    let selector =
-        Selector::parse(css).map_err(|e| format!("'{css}' is not a valid CSS selector: {e}"))?;
+    if css.is_empty() {
+        return Err(format!("'{text}' has no CSS selector before '@'"));
+    }
+    let selector = Selector::parse(css).map_err(|e| {
+        // scraper's message for unsupported selectors asks to report a bug; say what it is.
+        let why = match e.to_string() {
+            m if m.contains("report this") => format!("{e:?}"),
+            m => m,
+        };
+        format!("'{css}' is not a CSS selector fetch can use: {why}")
+    })?;
     Ok(SelectSpec {
         name,
         selector,
-        attr: attr.map(str::to_owned),
+        // HTML attribute names are case-insensitive, and the parser lowercases them.
+        attr: attr.map(str::to_ascii_lowercase),
         all,
     })
 }

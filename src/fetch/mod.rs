@@ -153,6 +153,11 @@ impl Fetcher {
         })
     }
 
+    /// Whether responses carry bodies (not for HEAD).
+    pub fn reads_bodies(&self) -> bool {
+        self.method != Method::HEAD
+    }
+
     /// Requests `url` and, unless it is a redirect to follow, reads the body within what is
     /// left of the timeout, handing it to `sink`. Never fails: a failure is recorded in the
     /// attempt. `keep_alive: false` asks the server to close the connection afterwards (no

@@ -13,6 +13,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 use url::Url;
@@ -65,6 +66,8 @@ pub struct Job {
     pub line: u64,
     /// Position among the lines this run gives rows to (from 0, no gaps).
     pub seq: u64,
+    /// When the line was read: from here on, waiting for a turn is `queue_ms`.
+    pub read_at: Instant,
     /// The line as trimmed (shortened for over-long lines): the `url` column.
     pub text: String,
     /// The parsed http(s) URL, or why the line is not one.
@@ -301,6 +304,7 @@ fn classify(line: u64, raw: RawLine<'_>) -> Option<Job> {
     let bad = |text: String, detail: String| Job {
         line,
         seq: 0,
+        read_at: Instant::now(),
         text,
         target: Err(Failure::new(ErrorKind::InvalidInput, detail)),
     };
@@ -329,6 +333,7 @@ fn classify(line: u64, raw: RawLine<'_>) -> Option<Job> {
     Some(Job {
         line,
         seq: 0,
+        read_at: Instant::now(),
         text,
         target,
     })

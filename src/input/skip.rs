@@ -141,6 +141,7 @@ mod tests {
         Job {
             line,
             seq: 0,
+            read_at: std::time::Instant::now(),
             text: text.into(),
             target: Url::parse(text)
                 .map_err(|_| crate::row::Failure::new(crate::row::ErrorKind::InvalidUrl, "")),

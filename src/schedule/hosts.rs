@@ -201,7 +201,7 @@ impl Hosts {
     }
 
     /// Takes the next job of a host returned by [`Hosts::next_ready`] and counts it as active.
-    /// Also says whether more jobs of this host are queued (worth keeping the connection).
+    /// Also says whether more jobs of this host are queued.
     pub(crate) fn take(&mut self, key: &HostKey, now: Instant) -> Option<(Pending, bool)> {
         let host = self.map.get_mut(key)?;
         let job = host.take_next(now)?;

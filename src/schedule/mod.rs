@@ -246,7 +246,20 @@ impl Dispatcher {
                 () = &mut timer, if wake.is_some() => {}
                 job = jobs.recv(), if accepting => match job {
                     None => input_open = false,
-                    Some(job) => self.accept(job?).await,
+                    Some(job) => {
+                        self.accept(job?).await;
+                        // Take what else is ready, so decisions below see a full look-ahead.
+                        while self.wants_input() {
+                            match jobs.try_recv() {
+                                Ok(job) => self.accept(job?).await,
+                                Err(mpsc::error::TryRecvError::Empty) => break,
+                                Err(mpsc::error::TryRecvError::Disconnected) => {
+                                    input_open = false;
+                                    break;
+                                }
+                            }
+                        }
+                    }
                 },
             }
         }
@@ -268,6 +281,13 @@ impl Dispatcher {
             .is_none_or(|gate| gate.admits(self.next_seq))
     }
 
+    /// Whether the queues hold a full look-ahead of the input, so a host with nothing queued
+    /// really has nothing coming soon (and its connection can be closed). Early in a run, or
+    /// with few slots, the look-ahead is short and says nothing: connections are kept then.
+    fn lookahead_is_full(&self) -> bool {
+        self.hosts.queued() >= (self.concurrency * BUFFER_PER_SLOT / 2).max(1)
+    }
+
     fn is_idle(&self) -> bool {
         self.in_flight == 0 && self.hosts.queued() == 0 && self.staged.is_none()
     }
@@ -285,6 +305,7 @@ impl Dispatcher {
         let Job {
             line,
             seq,
+            read_at,
             text,
             target,
         } = job;
@@ -307,7 +328,7 @@ impl Dispatcher {
                     url,
                     attempts: 0,
                     not_before: None,
-                    queued_at: Instant::now(),
+                    queued_at: Instant::from_std(read_at),
                     last: None,
                     hop: None,
                 };
@@ -355,8 +376,8 @@ impl Dispatcher {
                     .defer(&key, Instant::from_std(not_until.earliest_possible()));
                 continue;
             }
-            if let Some(next) = self.hosts.take(&key, now) {
-                return Some(next);
+            if let Some((job, more)) = self.hosts.take(&key, now) {
+                return Some((job, more || !self.lookahead_is_full()));
             }
         }
     }

@@ -50,7 +50,12 @@ pub(super) async fn attempt(shared: Arc<Shared>, mut job: Pending, keep_alive: b
             let time_left = shared.time_left();
             match shared.retry.verdict(&attempt, job.attempts, time_left) {
                 Verdict::Done => {
-                    let extracted = shared.extract.extract(capture.finish()).await;
+                    let mut extracted = shared.extract.extract(capture.finish()).await;
+                    // A digest only for a body read whole: a partial one would read as "the
+                    // page changed", and a failed request or HEAD has no body to speak of.
+                    if attempt.latency.is_none() || !shared.fetcher.reads_bodies() {
+                        extracted.sha256 = None;
+                    }
                     finished_row(&mut job, attempt, extracted)
                 }
                 Verdict::OutOfTime => {

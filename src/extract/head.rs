@@ -1,0 +1,273 @@
+//! Finding where a page's title ends while its bytes stream by, without parsing it.
+//!
+//! A title needs only the start of a page, up to the real `</title>`. The first `</title` bytes
+//! are not always it: they can sit in a comment, a script, an attribute value, or close an
+//! `<svg><title>` in the body. This scanner follows just enough of HTML's tokenizing rules
+//! (tags, attribute quotes, comments, raw-text elements) to tell, in one pass over the bytes
+//! with no allocation, so that the parser later sees exactly the head it needs.
+
+/// Where the scan stands after a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scan {
+    /// Keep going: the title has not ended yet.
+    More,
+    /// The title ends at this offset in the chunk (just after `</title`).
+    TitleEnds(usize),
+    /// There is no title to find (the body began first); keep nothing past this offset.
+    NoTitle(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Text,
+    /// Just after `<`.
+    TagOpen,
+    /// Reading a tag's name.
+    TagName {
+        end: bool,
+    },
+    /// Inside a tag after its name, possibly in a quoted attribute value.
+    Attributes {
+        end: bool,
+        quote: Option<u8>,
+    },
+    /// `<!--` ... `-->`; `dashes` counts the `-` just seen.
+    Comment {
+        dashes: u8,
+    },
+    /// `<!...>` or `<?...>`.
+    Declaration,
+    /// Inside an element whose text is not markup, until its closing tag.
+    RawText {
+        closer: &'static [u8],
+        matched: usize,
+    },
+}
+
+#[derive(Debug)]
+pub(super) struct HeadScanner {
+    state: State,
+    /// Lowercased start of the current tag's name (enough to recognise the ones that matter).
+    name: [u8; 10],
+    name_len: usize,
+    /// Bytes of `<!--` matched after `<!`.
+    bang: usize,
+}
+
+const TITLE_CLOSE: &[u8] = b"</title";
+
+impl Default for HeadScanner {
+    fn default() -> Self {
+        HeadScanner {
+            state: State::Text,
+            name: [0; 10],
+            name_len: 0,
+            bang: 0,
+        }
+    }
+}
+
+impl HeadScanner {
+    pub(super) fn feed(&mut self, chunk: &[u8]) -> Scan {
+        for (i, &byte) in chunk.iter().enumerate() {
+            if let Some(scan) = self.step(byte.to_ascii_lowercase(), i) {
+                return scan;
+            }
+        }
+        Scan::More
+    }
+
+    fn step(&mut self, b: u8, at: usize) -> Option<Scan> {
+        self.state = match self.state {
+            State::Text => {
+                if b == b'<' {
+                    State::TagOpen
+                } else {
+                    State::Text
+                }
+            }
+            State::TagOpen => match b {
+                b'/' => self.start_name(true),
+                b'!' => {
+                    self.bang = 0;
+                    State::Declaration
+                }
+                b'?' => State::Declaration,
+                b'a'..=b'z' => {
+                    let state = self.start_name(false);
+                    self.push_name(b);
+                    state
+                }
+                b'<' => State::TagOpen,
+                _ => State::Text,
+            },
+            State::TagName { end } => match b {
+                b'>' => return self.tag_done(end, at),
+                b if b.is_ascii_whitespace() || b == b'/' => State::Attributes { end, quote: None },
+                b => {
+                    self.push_name(b);
+                    State::TagName { end }
+                }
+            },
+            State::Attributes { end, quote: None } => match b {
+                b'>' => return self.tag_done(end, at),
+                b'"' | b'\'' => State::Attributes {
+                    end,
+                    quote: Some(b),
+                },
+                _ => State::Attributes { end, quote: None },
+            },
+            State::Attributes {
+                end,
+                quote: Some(q),
+            } => {
+                let quote = (b != q).then_some(q);
+                State::Attributes { end, quote }
+            }
+            State::Declaration => {
+                // `<!--` opens a comment; anything else runs to the next `>`.
+                if self.bang < 2 && b == b'-' {
+                    self.bang += 1;
+                    if self.bang == 2 {
+                        State::Comment { dashes: 0 }
+                    } else {
+                        State::Declaration
+                    }
+                } else {
+                    self.bang = 2;
+                    if b == b'>' {
+                        State::Text
+                    } else {
+                        State::Declaration
+                    }
+                }
+            }
+            State::Comment { dashes } => match b {
+                b'-' => State::Comment {
+                    dashes: dashes.saturating_add(1),
+                },
+                b'>' if dashes >= 2 => State::Text,
+                _ => State::Comment { dashes: 0 },
+            },
+            State::RawText { closer, matched } => {
+                let matched = if b == closer[matched] {
+                    matched + 1
+                } else {
+                    usize::from(b == closer[0])
+                };
+                if matched == closer.len() {
+                    if closer == TITLE_CLOSE {
+                        return Some(Scan::TitleEnds(at + 1));
+                    }
+                    State::Attributes {
+                        end: true,
+                        quote: None,
+                    }
+                } else {
+                    State::RawText { closer, matched }
+                }
+            }
+        };
+        None
+    }
+
+    fn start_name(&mut self, end: bool) -> State {
+        self.name_len = 0;
+        State::TagName { end }
+    }
+
+    fn push_name(&mut self, b: u8) {
+        if let Some(slot) = self.name.get_mut(self.name_len) {
+            *slot = b;
+        }
+        self.name_len += 1;
+    }
+
+    /// A tag just closed at `at`: decide what the text after it is.
+    fn tag_done(&mut self, end: bool, at: usize) -> Option<Scan> {
+        if end {
+            self.state = State::Text;
+            return None;
+        }
+        let name = if self.name_len <= self.name.len() {
+            &self.name[..self.name_len]
+        } else {
+            b"" // Longer than any tag that matters here.
+        };
+        let closer: &'static [u8] = match name {
+            b"title" => TITLE_CLOSE,
+            b"script" => b"</script",
+            b"style" => b"</style",
+            b"textarea" => b"</textarea",
+            b"xmp" => b"</xmp",
+            b"iframe" => b"</iframe",
+            b"noembed" => b"</noembed",
+            b"noframes" => b"</noframes",
+            b"noscript" => b"</noscript",
+            // The head is over, or what follows is not the document's title.
+            b"body" | b"svg" | b"math" | b"plaintext" => return Some(Scan::NoTitle(at + 1)),
+            _ => {
+                self.state = State::Text;
+                return None;
+            }
+        };
+        self.state = State::RawText { closer, matched: 0 };
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(page: &str) -> Scan {
+        HeadScanner::default().feed(page.as_bytes())
+    }
+
+    fn title_end(page: &str) -> Option<usize> {
+        match scan(page) {
+            Scan::TitleEnds(at) => Some(at),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn finds_the_real_title_end() {
+        for page in [
+            "<title>Real</title>",
+            "<!-- <title>Fake</title> --><title>Real</title>",
+            "<!-- a --- b ---><title>Real</title>",
+            "<script>var t = \"<title>JS</title>\";</script><title>Real</title>",
+            "<meta content=\"</title>\"><title>Real</title>",
+            "<meta content='x>y'><title>Real</title>",
+            "<titles>x</titles><title>Real</title>",
+            "<!doctype html><HTML><HEAD><TITLE>Real</TITLE>",
+            "<style>p{}</style><title>Real</title>",
+        ] {
+            let end = title_end(page).unwrap_or_else(|| panic!("no title end in {page}"));
+            assert!(
+                page[..end].ends_with("</title") || page[..end].ends_with("</TITLE"),
+                "{page}"
+            );
+            assert!(page[..end].contains("Real"), "{page}");
+        }
+    }
+
+    #[test]
+    fn stops_at_the_body() {
+        assert!(matches!(
+            scan("<head></head><body><svg><title>Icon</title></svg>"),
+            Scan::NoTitle(_)
+        ));
+        assert!(matches!(scan("<p>no head at all"), Scan::More));
+    }
+
+    #[test]
+    fn works_across_chunks() {
+        let page = b"<!-- <title>x</title> --><title>Re";
+        let mut scanner = HeadScanner::default();
+        assert_eq!(scanner.feed(page), Scan::More);
+        assert_eq!(scanner.feed(b"al</ti"), Scan::More);
+        assert_eq!(scanner.feed(b"tle><body>"), Scan::TitleEnds(3));
+    }
+}
