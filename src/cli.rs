@@ -24,7 +24,7 @@ use crate::error::Error;
 use crate::extract::{
     ExtractSpec, PatternSpec, SelectSpec, ValueSpec, parse_pattern, parse_select,
 };
-use crate::input::Source;
+use crate::input::{ShardArg, Source};
 use crate::output::{self, Format};
 use crate::retry::RetryPolicy;
 
@@ -152,6 +152,16 @@ pub struct Args {
     /// Skip URLs already seen earlier in this run (no row for the repeats).
     #[arg(long)]
     pub dedupe: bool,
+
+    /// Take only shard K of N of the list (K from 0), split by host; auto/N reads K from
+    /// JOB_COMPLETION_INDEX (Kubernetes) or SLURM_ARRAY_TASK_ID (Slurm).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<ShardArg>,
+
+    /// Merge the outputs of several shards (FILEs) into one, header once, rows in line order
+    /// when each shard ran with --ordered; write to -o or stdout.
+    #[arg(long)]
+    pub merge: bool,
 
     /// With -o FILE: continue an earlier run of the same list, skipping the lines already in FILE
     /// (or in FILE.partial, left by a crash), and append the rest.
@@ -313,6 +323,11 @@ impl Args {
             bom: self.bom,
             ordered: self.ordered.then_some(self.order_window.max(1)),
             dedupe: self.dedupe,
+            shard: self
+                .shard
+                .map(|s| s.resolve(|name| std::env::var(name).ok()))
+                .transpose()
+                .map_err(Error::Usage)?,
             progress: !self.quiet && std::io::stderr().is_terminal(),
         };
         Ok(Plan {

@@ -12,6 +12,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use crate::extract::ExtractSpec;
+use crate::input::Shard;
 use crate::output::Format;
 use crate::retry::RetryPolicy;
 
@@ -65,6 +66,8 @@ pub struct Config {
     pub ordered: Option<usize>,
     /// Skip URLs already seen in this run.
     pub dedupe: bool,
+    /// `--shard`: take only this shard's lines.
+    pub shard: Option<Shard>,
     /// Draw a progress bar on stderr.
     pub progress: bool,
 }
@@ -100,6 +103,7 @@ impl Default for Config {
             bom: false,
             ordered: None,
             dedupe: false,
+            shard: None,
             progress: false,
         }
     }

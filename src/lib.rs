@@ -114,6 +114,7 @@ impl Pipeline {
         let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE);
         let order = config.ordered.map(OrderGate::new);
         let skip = Skip {
+            shard: config.shard,
             recorded: output.recorded.take(),
             dedupe: config.dedupe.then(Dedupe::default),
             counters: Arc::clone(&counters),

@@ -20,7 +20,12 @@ fn main() -> ExitCode {
             Err(_) => ExitCode::from(exit::IO_ERROR as u8),
         };
     }
-    let code = match args.resolve().and_then(run) {
+    let result = if args.merge {
+        merge(args)
+    } else {
+        args.resolve().and_then(run)
+    };
+    let code = match result {
         Ok(code) => code,
         Err(error) => {
             say(&format!("fetch: error: {error}"));
@@ -90,6 +95,41 @@ fn run(plan: Plan) -> Result<i32, Error> {
             limit * 100.0
         ));
         return Ok(exit::TOO_MANY_ERRORS);
+    }
+    Ok(exit::OK)
+}
+
+/// `--merge`: shard outputs into one file, header once, rows by line.
+fn merge(args: Args) -> Result<i32, Error> {
+    let files: Vec<std::path::PathBuf> = args
+        .inputs
+        .iter()
+        .filter(|p| p.as_os_str() != "-")
+        .cloned()
+        .collect();
+    if files.is_empty() || files.len() != args.inputs.len() {
+        return Err(Error::Usage(
+            "--merge needs the shard output files as arguments (not stdin)".into(),
+        ));
+    }
+    if let Some(path) = &args.output
+        && let Some(input) = fetch::output::clobbers_input(path, &files, false)
+    {
+        return Err(Error::Usage(format!(
+            "the output file '{}' is also an input ({input})",
+            path.display()
+        )));
+    }
+    let output = match &args.output {
+        Some(path) => Output::create(path)?,
+        None => Output::stdout(),
+    };
+    let rows = fetch::output::merge(&files, args.format, output)?;
+    if !args.quiet {
+        say(&format!(
+            "fetch: merged {rows} rows from {} files",
+            files.len()
+        ));
     }
     Ok(exit::OK)
 }

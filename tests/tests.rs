@@ -12,3 +12,4 @@ mod politeness;
 mod requests;
 mod scraping;
 mod shaping;
+mod shards;

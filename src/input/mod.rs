@@ -21,8 +21,10 @@ use url::Url;
 use crate::error::Error;
 use crate::row::{ErrorKind, Failure};
 
+mod shard;
 mod skip;
 
+pub use self::shard::{INDEX_VARIABLES, Shard, ShardArg, shard_of};
 pub use self::skip::{Dedupe, Recorded, Skip, cell_key};
 
 /// Lines longer than this are not URLs anyone can fetch (servers reject request lines past

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use url::Url;
 
-use super::Job;
+use super::{Job, Shard};
 use crate::output::is_formula_like;
 use crate::report::Counters;
 
@@ -100,6 +100,8 @@ impl Hasher for Identity {
 
 /// What to leave out, and where to count it.
 pub struct Skip {
+    /// `--shard`: lines of other shards are not this process's to do.
+    pub shard: Option<Shard>,
     pub recorded: Option<Recorded>,
     pub dedupe: Option<Dedupe>,
     pub counters: Arc<Counters>,
@@ -108,6 +110,11 @@ pub struct Skip {
 impl Skip {
     /// Whether `job` belongs in this run.
     pub(super) fn keep(&mut self, job: &Job) -> bool {
+        if let Some(shard) = &self.shard
+            && !shard.takes(job.target.as_ref().map_err(|_| ()))
+        {
+            return false;
+        }
         // A recorded line's URL still counts as seen, as it did in the run that recorded it.
         let repeat = match (&mut self.dedupe, &job.target) {
             (Some(dedupe), Ok(url)) => !dedupe.first_time(url),
@@ -151,6 +158,7 @@ mod tests {
     #[test]
     fn dedupes_normalised_urls_but_not_bad_lines() {
         let mut skip = Skip {
+            shard: None,
             recorded: None,
             dedupe: Some(Dedupe::default()),
             counters: Arc::default(),
@@ -173,6 +181,7 @@ mod tests {
             true,
         );
         let mut skip = Skip {
+            shard: None,
             recorded: Some(recorded),
             dedupe: None,
             counters: Arc::default(),

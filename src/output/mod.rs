@@ -10,11 +10,13 @@ mod columns;
 mod csv;
 mod file;
 mod jsonl;
+mod merge;
 mod order;
 mod resume;
 
 pub use self::columns::{BUILT_IN, Cell, Column, Columns, is_built_in, is_formula_like};
 pub use self::file::{Output, clobbers_input, partial_path};
+pub use self::merge::merge;
 pub use self::order::OrderGate;
 pub use self::resume::resume;
 
