@@ -31,6 +31,10 @@ pub enum Error {
 
     #[error("cannot start a thread: {0}")]
     Thread(#[source] io::Error),
+
+    /// A bug: a part of the pipeline panicked. The rows written so far are kept.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 fn partial_note(partial: Option<&std::path::Path>) -> String {

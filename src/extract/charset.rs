@@ -22,6 +22,19 @@ pub(super) fn decode<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Cow<'a,
     encoding.decode_without_bom_handling(bytes).0
 }
 
+/// Whether [`decode`] would read ASCII bytes of `bytes` as the same ASCII characters: true for
+/// every encoding a page can end up with but UTF-16 (by BOM or header) and the few the HTML spec
+/// maps to "replacement". The guess never picks one of those (ISO-2022-JP is denied).
+pub(super) fn keeps_ascii(bytes: &[u8], content_type: Option<&str>) -> bool {
+    let encoding = match Encoding::for_bom(bytes) {
+        Some((encoding, _)) => Some(encoding),
+        None => content_type
+            .and_then(header_charset)
+            .or_else(|| meta_charset(&bytes[..bytes.len().min(META_PRESCAN)])),
+    };
+    encoding.is_none_or(Encoding::is_ascii_compatible)
+}
+
 /// Whether a `Content-Type` names a charset we know (so no `<meta>` needs looking for).
 pub(super) fn declared(content_type: Option<&str>) -> bool {
     content_type.and_then(header_charset).is_some()

@@ -6,6 +6,8 @@
 //! (tags, attribute quotes, comments, raw-text elements) to tell, in one pass over the bytes
 //! with no allocation, so that the parser later sees exactly the head it needs.
 
+use std::ops::Range;
+
 /// Where the scan stands after a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Scan {
@@ -52,6 +54,12 @@ pub(super) struct HeadScanner {
     name_len: usize,
     /// Bytes of `<!--` matched after `<!`.
     bang: usize,
+    /// Bytes fed in earlier chunks, to turn offsets in a chunk into offsets in the page.
+    seen: usize,
+    /// Where the title's text starts in the page (just after `<title ...>`), once seen.
+    title_from: Option<usize>,
+    /// Where the title's text is in the page, once its end was found.
+    title: Option<Range<usize>>,
 }
 
 const TITLE_CLOSE: &[u8] = b"</title";
@@ -63,6 +71,9 @@ impl Default for HeadScanner {
             name: [0; 10],
             name_len: 0,
             bang: 0,
+            seen: 0,
+            title_from: None,
+            title: None,
         }
     }
 }
@@ -71,10 +82,22 @@ impl HeadScanner {
     pub(super) fn feed(&mut self, chunk: &[u8]) -> Scan {
         for (i, &byte) in chunk.iter().enumerate() {
             if let Some(scan) = self.step(byte.to_ascii_lowercase(), i) {
+                self.seen += i + 1;
+                if let (Scan::TitleEnds(_), Some(from)) = (scan, self.title_from) {
+                    let to = self.seen.saturating_sub(TITLE_CLOSE.len()).max(from);
+                    self.title = Some(from..to);
+                }
                 return scan;
             }
         }
+        self.seen += chunk.len();
         Scan::More
+    }
+
+    /// Where the title's text is in the page, once [`Scan::TitleEnds`] was returned: from just
+    /// after `<title ...>` to just before `</title`.
+    pub(super) fn title_span(&self) -> Option<Range<usize>> {
+        self.title.clone()
     }
 
     fn step(&mut self, b: u8, at: usize) -> Option<Scan> {
@@ -195,7 +218,10 @@ impl HeadScanner {
             b"" // Longer than any tag that matters here.
         };
         let closer: &'static [u8] = match name {
-            b"title" => TITLE_CLOSE,
+            b"title" => {
+                self.title_from = Some(self.seen + at + 1);
+                TITLE_CLOSE
+            }
             b"script" => b"</script",
             b"style" => b"</style",
             b"textarea" => b"</textarea",
@@ -260,6 +286,21 @@ mod tests {
             Scan::NoTitle(_)
         ));
         assert!(matches!(scan("<p>no head at all"), Scan::More));
+    }
+
+    #[test]
+    fn knows_where_the_title_text_is() {
+        let page = "<!-- <title>x</title> --><head><TITLE lang=en>Real one</title><body>";
+        let mut scanner = HeadScanner::default();
+        assert!(matches!(scanner.feed(page.as_bytes()), Scan::TitleEnds(_)));
+        let span = scanner.title_span().expect("a span");
+        assert_eq!(&page[span], "Real one");
+
+        let mut scanner = HeadScanner::default();
+        for chunk in [&b"<title>Re"[..], b"al</ti", b"tle>"] {
+            scanner.feed(chunk);
+        }
+        assert_eq!(scanner.title_span(), Some(7..11));
     }
 
     #[test]

@@ -11,6 +11,8 @@ mod head;
 mod pool;
 mod spec;
 
+use std::ops::Range;
+
 use sha2::{Digest, Sha256};
 
 use self::head::{HeadScanner, Scan};
@@ -35,6 +37,10 @@ pub const CAPTURE_LIMIT: usize = 2 * 1024 * 1024;
 
 /// Longest title written; longer ones end in `…`.
 pub const TITLE_LIMIT: usize = 2048;
+
+/// Longest title (in bytes) read without the HTML parser; see [`Extractor::extract_title_only`].
+/// Below [`TITLE_LIMIT`], so a quick title never needs shortening.
+const QUICK_TITLE_LIMIT: usize = 1024;
 
 /// What extraction found for one response.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -76,6 +82,34 @@ impl Extractor {
             head_done: false,
             prescan: PRESCAN,
         }
+    }
+
+    /// The title alone, read straight from the bytes the head scanner delimited, when that is
+    /// sure to give what the HTML parser would: a short title of plain ASCII text with no
+    /// character reference or NUL, in an encoding that keeps ASCII as it is. That is most
+    /// pages, and they then skip the parser and the hop to the pool: the work is a scan of at
+    /// most [`QUICK_TITLE_LIMIT`] bytes, small enough for an async worker. `None`: take the
+    /// long way, [`Extractor::extract`].
+    pub fn extract_title_only(&self, captured: &Captured) -> Option<Extracted> {
+        if !self.spec.values.is_empty() || !self.spec.title || !captured.html {
+            return None;
+        }
+        let span = captured.title.clone()?;
+        let text = captured.bytes.get(span)?;
+        let plain =
+            |b: &u8| matches!(b, b' '..=b'~' | b'\t' | b'\n' | b'\x0c' | b'\r') && *b != b'&';
+        if text.len() > QUICK_TITLE_LIMIT
+            || !text.iter().all(plain)
+            || !charset::keeps_ascii(&captured.bytes, captured.content_type.as_deref())
+        {
+            return None;
+        }
+        let text = std::str::from_utf8(text).ok()?;
+        Some(Extracted {
+            title: Some(collapse_whitespace(text)),
+            values: Vec::new(),
+            sha256: captured.sha256.clone(),
+        })
     }
 
     /// The CPU part: decode and search what the capture kept. Run it off the async workers.
@@ -142,6 +176,8 @@ pub struct Captured {
     content_type: Option<String>,
     bytes: Vec<u8>,
     sha256: Option<String>,
+    /// Where the title's text is in `bytes`, when the head scanner found its end.
+    title: Option<Range<usize>>,
 }
 
 impl Captured {
@@ -158,6 +194,10 @@ impl Capture {
             html,
             textual: html || is_textual(self.content_type.as_deref()),
             content_type: self.content_type,
+            title: self
+                .head
+                .title_span()
+                .filter(|span| span.end <= self.buf.len()),
             bytes: self.buf,
             sha256: self.hasher.map(|h| hex(&h.finalize())),
         }
@@ -308,6 +348,58 @@ mod tests {
         ExtractSpec {
             title: true,
             ..ExtractSpec::default()
+        }
+    }
+
+    /// The quick title (if it applies) and the parser's title for the same page.
+    fn both_ways(content_type: Option<&str>, page: &[u8]) -> (Option<Extracted>, Extracted) {
+        let extractor = Extractor::new(title_only());
+        let mut capture = extractor.capture();
+        capture.begin(content_type);
+        capture.feed(page);
+        let captured = capture.finish();
+        (
+            extractor.extract_title_only(&captured),
+            extractor.extract(captured),
+        )
+    }
+
+    #[test]
+    fn quick_titles_are_the_parsers_titles() {
+        let html = Some("text/html");
+        for (content_type, page, quick) in [
+            (
+                Some("text/html; charset=utf-8"),
+                &b"<title>Plain</title>"[..],
+                true,
+            ),
+            (html, b"<head><title>\n  spaced   out \r\n</title>", true),
+            (
+                html,
+                b"<!-- <title>fake</title> --><title>real</title><body>",
+                true,
+            ),
+            (html, b"<title>a<b>c</title>", true),
+            (html, b"<title></title>", true),
+            (html, b"<meta charset=utf-16><title>x</title>", true),
+            (None, b"<title>no content type</title>", true),
+            (html, b"<title>A &amp; B</title>", false),
+            (html, b"<title>Caf\xe9</title>", false),
+            (html, b"<title>x\0y</title>", false),
+            (html, b"<meta charset=iso-2022-kr><title>x</title>", true),
+            (
+                Some("text/html; charset=utf-16le"),
+                b"<title>x</title>",
+                false,
+            ),
+            (Some("application/json"), b"<title>x</title>", false),
+        ] {
+            let (fast, slow) = both_ways(content_type, page);
+            let shown = String::from_utf8_lossy(page);
+            assert_eq!(fast.is_some(), quick, "{shown}");
+            if let Some(fast) = fast {
+                assert_eq!(fast, slow, "{shown}");
+            }
         }
     }
 

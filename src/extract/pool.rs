@@ -45,11 +45,14 @@ impl ExtractPool {
         })
     }
 
-    /// Extracts from `captured`: at once when there is nothing to parse (a hash alone), else
-    /// on a worker.
+    /// Extracts from `captured`: at once when there is nothing to parse (a hash alone, a plain
+    /// title), else on a worker.
     pub async fn extract(&self, captured: Captured) -> Extracted {
         if !captured.needs_work() {
             return self.extractor.extract(captured);
+        }
+        if let Some(extracted) = self.extractor.extract_title_only(&captured) {
+            return extracted;
         }
         let (reply, result) = oneshot::channel();
         let Some(jobs) = &self.jobs else {

@@ -137,6 +137,10 @@ enum Done {
 
 /// Runs every job to a row. Returns when the input is exhausted (or the run stopped) and every
 /// task it started has sent its row.
+///
+/// The dispatcher runs as a task of its own on the runtime's workers, not on the caller's
+/// thread: every finished request reports to it, and waking a worker that is already running is
+/// far cheaper than waking a parked `block_on` thread tens of thousands of times a second.
 #[allow(clippy::too_many_arguments)] // The stages it wires together; each is needed once.
 pub(crate) async fn run(
     config: &Config,
@@ -173,7 +177,9 @@ pub(crate) async fn run(
         tasks: TaskTracker::new(),
         housekept: Instant::now(),
     };
-    dispatcher.run(jobs, done_rx).await
+    tokio::spawn(async move { dispatcher.run(jobs, done_rx).await })
+        .await
+        .unwrap_or_else(|_| Err(Error::Internal("the dispatcher panicked")))
 }
 
 struct Dispatcher {
