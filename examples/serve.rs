@@ -10,13 +10,17 @@
 //!   /status/CODE/...     an empty response with that status
 //!   /bomb/MIB/...        a gzip body that inflates to MIB MiB of zeros (made once per size)
 //!   /endless/...         a body with no length that streams 64 KiB chunks for 2 GiB
+//!   /stamp/...           the small page, noting when the request arrived
+//!   /stamps              the arrival times noted so far, in microseconds since the server
+//!                        started, one per line (and forgets them): what bench/compare.sh
+//!                        uses to check `--rate` where it matters, at the server
 //!
 //! It listens on 127.0.0.1 only. The port defaults to 0 (any free port); the address is printed.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -37,6 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(0);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("serving on http://{}", listener.local_addr()?);
+    arrivals(); // Start the clock.
     axum::serve(listener, app()).await?;
     Ok(())
 }
@@ -50,6 +55,8 @@ fn app() -> Router {
         .route("/status/{code}/{*rest}", get(status))
         .route("/bomb/{mib}/{*rest}", get(bomb))
         .route("/endless/{*rest}", get(endless))
+        .route("/stamp/{*rest}", get(stamp))
+        .route("/stamps", get(stamps))
 }
 
 async fn page() -> impl IntoResponse {
@@ -78,6 +85,28 @@ async fn html(Path((bytes, _)): Path<(usize, String)>) -> impl IntoResponse {
     }
     page.push_str("</body></html>");
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page)
+}
+
+/// Arrival times of `/stamp/` requests, in microseconds since the server started.
+fn arrivals() -> &'static Mutex<(Instant, Vec<u64>)> {
+    static ARRIVALS: OnceLock<Mutex<(Instant, Vec<u64>)>> = OnceLock::new();
+    ARRIVALS.get_or_init(|| Mutex::new((Instant::now(), Vec::new())))
+}
+
+async fn stamp() -> impl IntoResponse {
+    if let Ok(mut arrivals) = arrivals().lock() {
+        let micros = arrivals.0.elapsed().as_micros() as u64;
+        arrivals.1.push(micros);
+    }
+    page().await
+}
+
+async fn stamps() -> String {
+    let taken = arrivals()
+        .lock()
+        .map(|mut arrivals| std::mem::take(&mut arrivals.1))
+        .unwrap_or_default();
+    taken.iter().map(|t| format!("{t}\n")).collect()
 }
 
 async fn status(Path((code, _)): Path<(u16, String)>) -> impl IntoResponse {

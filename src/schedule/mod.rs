@@ -7,10 +7,11 @@
 //!    ten-million-line list never becomes ten million parked tasks);
 //! 2. the host's own concurrency limit and any `Retry-After` pause; a job waiting for its host
 //!    holds no global slot and does not stall jobs of other hosts behind it;
-//! 3. the per-host rate and then the global rate (governor limiters, burst of one, so starts are
-//!    spread evenly). Retries and redirect hops come back through the same path (a hop under
-//!    the host it goes to), so every request start obeys every limit, and a task never waits on
-//!    a limit while holding a slot.
+//! 3. the per-host rate (governor's keyed limiter, burst of one, so starts are spread evenly)
+//!    and then the global rate ([`pace`]: a grid of start slots with a window guard). Retries
+//!    and redirect hops come back through the same path (a hop under the host it goes to), so
+//!    every request start obeys every limit, and a task never waits on a limit while holding a
+//!    slot.
 //!
 //! Reading ahead is bounded: while every global slot is busy only a small buffer of jobs is kept
 //! queued; only when slots are free but the queued jobs' hosts are all busy does the dispatcher
@@ -23,6 +24,7 @@
 //! not yet read.
 
 mod hosts;
+mod pace;
 mod task;
 
 use std::num::NonZeroU32;
@@ -32,13 +34,13 @@ use std::time::Duration;
 use governor::clock::MonotonicClock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
-use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use self::hosts::{HostKey, Hosts, Pending, host_key};
+use self::pace::Pacer;
 use crate::config::{Config, Rate};
 use crate::error::Error;
 use crate::extract::{ExtractPool, Extractor};
@@ -60,8 +62,6 @@ const BUFFER_PER_SLOT: usize = 2;
 /// enough that a list of millions of distinct hosts keeps only the last second or so of them.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
-type DirectLimiter =
-    RateLimiter<NotKeyed, InMemoryState, MonotonicClock, NoOpMiddleware<std::time::Instant>>;
 type KeyedLimiter = RateLimiter<
     HostKey,
     DefaultKeyedStateStore<HostKey>,
@@ -72,7 +72,7 @@ type KeyedLimiter = RateLimiter<
 /// The rate limiters. Every request start passes them in the dispatcher: first requests,
 /// retries and redirect hops alike.
 struct Limiters {
-    global: Option<DirectLimiter>,
+    global: Option<Pacer>,
     per_host: Option<KeyedLimiter>,
 }
 
@@ -89,9 +89,7 @@ impl Limiters {
     /// misbehave across cores.
     fn new(config: &Config) -> Limiters {
         Limiters {
-            global: config
-                .rate
-                .map(|rate| RateLimiter::direct_with_clock(smooth(rate), MonotonicClock)),
+            global: config.rate.map(Pacer::new),
             per_host: config.per_host_rate.map(|rate| {
                 RateLimiter::new(
                     smooth(rate),
@@ -358,10 +356,9 @@ impl Dispatcher {
                     None => return,
                 },
             };
-            if let Some(global) = &self.limiters.global
-                && let Err(not_until) = global.check()
+            if let Some(global) = &mut self.limiters.global
+                && let Err(at) = global.try_start(now)
             {
-                let at = Instant::from_std(not_until.earliest_possible());
                 self.staged = Some((job, keep_alive, at));
                 return;
             }
