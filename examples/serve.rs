@@ -64,8 +64,22 @@ async fn page() -> impl IntoResponse {
 }
 
 async fn delay(Path((ms, _)): Path<(u64, String)>) -> impl IntoResponse {
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+    precise_sleep(Duration::from_millis(ms)).await;
     page().await
+}
+
+/// Sleeps for `wait`, to within a fraction of a millisecond. tokio's timer ticks in whole
+/// milliseconds and fires up to two late, which would make "delayed 100 ms" mean 101-102 ms and
+/// every client look slower than it is; the last stretch is slept on a blocking thread, where
+/// the OS's high-resolution timer is precise.
+async fn precise_sleep(wait: Duration) {
+    let until = Instant::now() + wait;
+    let coarse = wait.saturating_sub(Duration::from_millis(3));
+    tokio::time::sleep(coarse).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    })
+    .await;
 }
 
 async fn size(Path((bytes, _)): Path<(usize, String)>) -> impl IntoResponse {
