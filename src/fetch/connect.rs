@@ -83,9 +83,12 @@ pub enum ConnectError {
     NoHost,
 }
 
-/// The connector hyper's pool calls for each new connection.
+/// The connector hyper's pool calls for each new connection. hyper clones it for every request,
+/// even one served by a pooled connection, so a clone is one reference count.
 #[derive(Clone)]
-pub(super) struct Connector {
+pub(super) struct Connector(Arc<Settings>);
+
+struct Settings {
     resolver: BoundedResolver,
     tls: TlsConnector,
     connect_timeout: Option<Duration>,
@@ -99,16 +102,16 @@ impl Connector {
         connect_timeout: Option<Duration>,
         proxy: Option<Arc<Matcher>>,
     ) -> Self {
-        Connector {
+        Connector(Arc::new(Settings {
             resolver,
             tls,
             connect_timeout,
             proxy,
-        }
+        }))
     }
 
     async fn connect(self, uri: Uri) -> Result<Conn, ConnectError> {
-        let limit = self.connect_timeout;
+        let limit = self.0.connect_timeout;
         let work = self.connect_unlimited(uri);
         match limit {
             Some(limit) => tokio::time::timeout(limit, work)
@@ -123,7 +126,7 @@ impl Connector {
         let https = uri.scheme_str() == Some("https");
         let host = bare_host(&uri).ok_or(ConnectError::NoHost)?;
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let proxy = self.proxy.as_ref().and_then(|m| m.intercept(&uri));
+        let proxy = self.0.proxy.as_ref().and_then(|m| m.intercept(&uri));
         let (tcp, resolved, remote) = match &proxy {
             Some(proxy) => self.tcp_to_proxy(proxy).await?,
             None => self.tcp(host, port).await?,
@@ -157,23 +160,22 @@ impl Connector {
         host: &str,
         port: u16,
     ) -> Result<(TcpStream, Option<Instant>, SocketAddr), ConnectError> {
-        let (addrs, resolved) =
-            match host
-                .parse::<IpAddr>()
-                .ok()
-                .or_else(|| self.resolver.pinned(host))
-            {
-                Some(ip) => (vec![SocketAddr::new(ip, port)], None),
-                None => {
-                    let addrs = self.resolver.lookup(host, port).await.map_err(|source| {
-                        ConnectError::Dns {
-                            host: host.to_owned(),
-                            source,
-                        }
-                    })?;
-                    (addrs, Some(Instant::now()))
-                }
-            };
+        let (addrs, resolved) = match host
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| self.0.resolver.pinned(host))
+        {
+            Some(ip) => (vec![SocketAddr::new(ip, port)], None),
+            None => {
+                let addrs = self.0.resolver.lookup(host, port).await.map_err(|source| {
+                    ConnectError::Dns {
+                        host: host.to_owned(),
+                        source,
+                    }
+                })?;
+                (addrs, Some(Instant::now()))
+            }
+        };
         if addrs.is_empty() {
             return Err(ConnectError::NoAddresses(host.to_owned()));
         }
@@ -202,7 +204,11 @@ impl Connector {
     ) -> Result<TlsStream<TcpStream>, ConnectError> {
         let name = ServerName::try_from(host.to_owned())
             .map_err(|e| ConnectError::Tls(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-        self.tls.connect(name, tcp).await.map_err(ConnectError::Tls)
+        self.0
+            .tls
+            .connect(name, tcp)
+            .await
+            .map_err(ConnectError::Tls)
     }
 }
 

@@ -106,7 +106,9 @@ impl Host {
 }
 
 pub(crate) struct Hosts {
-    map: HashMap<HostKey, Host>,
+    /// foldhash rather than SipHash: looked up several times per request, and the keys are the
+    /// user's own list, not an attacker's.
+    map: HashMap<HostKey, Host, foldhash::fast::RandomState>,
     ready: VecDeque<HostKey>,
     timers: BinaryHeap<Reverse<(Instant, HostKey)>>,
     per_host_limit: usize,
@@ -117,7 +119,7 @@ pub(crate) struct Hosts {
 impl Hosts {
     pub(crate) fn new(per_host_limit: usize) -> Hosts {
         Hosts {
-            map: HashMap::new(),
+            map: HashMap::default(),
             ready: VecDeque::new(),
             timers: BinaryHeap::new(),
             per_host_limit,
