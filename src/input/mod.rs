@@ -162,6 +162,7 @@ fn read_all(
 ) {
     let mut line_number = 0u64;
     let mut seq = 0u64;
+    let mut tx = Handover::new(tx);
     for (name, reader) in readers {
         let mut lines = LineReader::new(BufReader::with_capacity(64 * 1024, reader));
         loop {
@@ -169,7 +170,7 @@ fn read_all(
                 Ok(Some(raw)) => raw,
                 Ok(None) => break,
                 Err(source) => {
-                    let _ = tx.blocking_send(Err(Error::Read { name, source }));
+                    tx.send(Err(Error::Read { name, source }));
                     return;
                 }
             };
@@ -182,8 +183,41 @@ fn read_all(
             }
             job.seq = seq;
             seq += 1;
-            if tx.blocking_send(Ok(job)).is_err() {
+            if !tx.send(Ok(job)) {
                 return; // The run stopped; nobody wants more lines.
+            }
+        }
+    }
+}
+
+/// Jobs handed to the dispatcher per wake-up of the reading thread.
+const HANDOVER_BATCH: usize = 64;
+
+/// Sends jobs from the reading thread in batches of channel slots. The channel is full most of
+/// the time (reading is far faster than fetching); sending one job at a time would wake this
+/// thread for every slot the dispatcher frees, a futex round trip per URL.
+struct Handover<'a> {
+    tx: &'a mpsc::Sender<Result<Job, Error>>,
+    permits: Option<mpsc::PermitIterator<'a, Result<Job, Error>>>,
+}
+
+impl<'a> Handover<'a> {
+    fn new(tx: &'a mpsc::Sender<Result<Job, Error>>) -> Self {
+        Handover { tx, permits: None }
+    }
+
+    /// Sends `item`, waiting for a batch of free slots when needed. False when the receiver is
+    /// gone.
+    fn send(&mut self, item: Result<Job, Error>) -> bool {
+        loop {
+            if let Some(permit) = self.permits.as_mut().and_then(Iterator::next) {
+                permit.send(item);
+                return true;
+            }
+            let batch = HANDOVER_BATCH.min(self.tx.max_capacity());
+            match futures::executor::block_on(self.tx.reserve_many(batch)) {
+                Ok(permits) => self.permits = Some(permits),
+                Err(_) => return false,
             }
         }
     }
