@@ -18,6 +18,7 @@ mod connect;
 mod decode;
 mod resolve;
 mod tls;
+mod transport;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ use self::classify::{classify_body, classify_request, is_transient};
 use self::connect::ConnExtra;
 use self::decode::DecodedBody;
 pub use self::resolve::{BoundedResolver, lookup_slots};
+pub use self::transport::Transport;
 
 type HttpClient = hyper_util::client::legacy::Client<connect::Connector, Empty<Bytes>>;
 

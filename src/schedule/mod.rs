@@ -42,7 +42,7 @@ use self::hosts::{HostKey, Hosts, Pending, host_key};
 use crate::config::{Config, Rate};
 use crate::error::Error;
 use crate::extract::{ExtractPool, Extractor};
-use crate::fetch::Fetcher;
+use crate::fetch::Transport;
 use crate::input::Job;
 use crate::output::OrderGate;
 use crate::retry::RetryPolicy;
@@ -105,7 +105,7 @@ impl Limiters {
 
 /// What request tasks share.
 struct Shared {
-    fetcher: Fetcher,
+    fetcher: Arc<dyn Transport>,
     /// Where captured bodies are parsed: off the async workers, one thread per core.
     extract: ExtractPool,
     retry: RetryPolicy,
@@ -140,7 +140,7 @@ enum Done {
 #[allow(clippy::too_many_arguments)] // The stages it wires together; each is needed once.
 pub(crate) async fn run(
     config: &Config,
-    fetcher: Fetcher,
+    fetcher: Arc<dyn Transport>,
     extractor: Arc<Extractor>,
     order: Option<Arc<OrderGate>>,
     jobs: mpsc::Receiver<Result<Job, Error>>,
