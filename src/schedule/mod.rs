@@ -230,8 +230,11 @@ impl Dispatcher {
             if let Some(at) = wake {
                 timer.as_mut().reset(at);
             }
-            let accepting = input_open && self.wants_input();
-            let held_by_order = input_open && !accepting && !self.order_admits();
+            // The writer thread moves the order gate at any time: read it once, so that reading
+            // on and waiting for the gate are never both off (which waited forever).
+            let admitted = self.order_admits();
+            let accepting = input_open && admitted && self.wants_input();
+            let held_by_order = input_open && !admitted;
             let order = self.order.clone();
             tokio::select! {
                 biased;
