@@ -22,6 +22,19 @@
 //! # Ok(()) }
 //! ```
 
+// What the input, the network or the file system hands the library must never make it panic:
+// no unwrap/expect, no unchecked indexing, no panic! outside tests. The few that cannot fail
+// carry an #[allow] with the reason.
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use fetch::fetch::{Attempt, BodySink, Hop, Transport};
 use fetch::input::MAX_LINE_BYTES;
+use fetch::retry::RetryPolicy;
 use fetch::row::{ErrorKind, Failure};
 use fetch::{Config, Inputs, Output, Pipeline, Stop, StopReason, Summary};
 use futures::future::BoxFuture;
@@ -336,12 +337,17 @@ fn knobs_strategy() -> impl Strategy<Value = Knobs> {
 }
 
 fn config(knobs: &Knobs, ordered: bool) -> Config {
-    let mut config = Config::default();
-    config.concurrency = NonZeroUsize::new(knobs.concurrency).unwrap_or(NonZeroUsize::MIN);
-    config.per_host_concurrency = knobs.per_host.and_then(NonZeroUsize::new);
-    config.retry.retries = knobs.retries;
-    config.ordered = ordered.then_some(knobs.window);
-    config
+    let defaults = Config::default();
+    Config {
+        concurrency: NonZeroUsize::new(knobs.concurrency).unwrap_or(NonZeroUsize::MIN),
+        per_host_concurrency: knobs.per_host.and_then(NonZeroUsize::new),
+        retry: RetryPolicy {
+            retries: knobs.retries,
+            ..defaults.retry
+        },
+        ordered: ordered.then_some(knobs.window),
+        ..defaults
+    }
 }
 
 /// Runs the pipeline over `list` with the fake network on a paused clock; returns the summary

@@ -323,7 +323,7 @@ impl Fetcher {
         while let Some(chunk) = body.next().await.map_err(|e| classify_body(&e))? {
             let room = self.max_body - attempt.bytes;
             if chunk.len() as u64 > room {
-                sink.feed(&chunk[..room as usize]);
+                sink.feed(chunk.get(..room as usize).unwrap_or_default());
                 attempt.bytes = self.max_body;
                 attempt.truncated = true;
                 break;

@@ -294,23 +294,19 @@ impl<R: BufRead> LineReader<R> {
                 break;
             }
             saw_bytes = true;
-            let newline = available.iter().position(|&b| b == b'\n');
-            let mut content = &available[..newline.unwrap_or(available.len())];
+            let mut content = available.split(|&b| b == b'\n').next().unwrap_or_default();
+            let newline = content.len() < available.len();
+            let used = content.len() + usize::from(newline);
             if !in_content {
-                let indent = content
-                    .iter()
-                    .position(|b| !b.is_ascii_whitespace())
-                    .unwrap_or(content.len());
-                content = &content[indent..];
+                content = content.trim_ascii_start();
                 in_content = !content.is_empty();
             }
             let room = MAX_LINE_BYTES.saturating_sub(self.buf.len());
             self.buf
-                .extend_from_slice(&content[..content.len().min(room)]);
+                .extend_from_slice(content.get(..room).unwrap_or(content));
             len += content.len();
-            let used = newline.map_or(available.len(), |i| i + 1);
             self.reader.consume(used);
-            if newline.is_some() {
+            if newline {
                 break;
             }
         }

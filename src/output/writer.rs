@@ -16,6 +16,8 @@ pub struct RowWriter<W: Write> {
     sink: Formatted<W>,
 }
 
+/// One per writer: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Formatted<W: Write> {
     Csv(CsvSink<W>),
     Jsonl(JsonlSink<W>),
