@@ -468,10 +468,11 @@ fn parse_share(s: &str) -> Result<f64, String> {
 
 /// Concurrency limits: at least 1; at most 100,000, beyond which no machine has the sockets.
 fn parse_concurrency(s: &str) -> Result<NonZeroUsize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n @ 1..=100_000) => Ok(NonZeroUsize::new(n).expect("range excludes 0")),
-        _ => Err(format!("'{s}' is not a number from 1 to 100000")),
-    }
+    s.trim()
+        .parse::<NonZeroUsize>()
+        .ok()
+        .filter(|n| n.get() <= 100_000)
+        .ok_or_else(|| format!("'{s}' is not a number from 1 to 100000"))
 }
 
 /// A time limit: a duration that is not zero (a zero limit would fail every request).

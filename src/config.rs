@@ -75,7 +75,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            concurrency: NonZeroUsize::new(50).expect("50 is not zero"),
+            concurrency: NonZeroUsize::new(50).unwrap_or(NonZeroUsize::MIN),
             rate: None,
             per_host_concurrency: None,
             per_host_rate: None,

@@ -95,11 +95,13 @@ fn is_retryable(attempt: &Attempt) -> bool {
 }
 
 /// Parses a `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 §10.2.3). A date in the
-/// past means "now".
+/// past means "now". Delay-seconds too large for a `u64` still mean "wait long" (the policy caps
+/// the wait), not "no advice": ignoring them would retry at once a server that asked for quiet.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    // delay-seconds = 1*DIGIT: no sign, no spaces, no fraction.
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(value.parse().map_or(Duration::MAX, Duration::from_secs));
     }
     let date = httpdate::parse_http_date(value).ok()?;
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
@@ -253,5 +255,30 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(
+            parse_retry_after("+5", now),
+            None,
+            "delay-seconds are digits only"
+        );
+    }
+
+    /// Found by the `retry_after` fuzz target: a delay past `u64::MAX` seconds was ignored, so
+    /// the request was retried after the short backoff instead of the longest allowed wait.
+    #[test]
+    fn a_huge_retry_after_is_a_long_wait_not_none() {
+        let now = SystemTime::UNIX_EPOCH;
+        assert_eq!(
+            parse_retry_after("   18446744073709844674", now),
+            Some(Duration::MAX)
+        );
+        let mut limited = status(503);
+        limited.retry_after = parse_retry_after("99999999999999999999999", now);
+        assert_eq!(
+            policy(1).verdict(&limited, 1, None),
+            Verdict::Retry {
+                delay: RetryPolicy::default().max_retry_after,
+                pause_host: true
+            }
+        );
     }
 }

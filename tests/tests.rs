@@ -4,6 +4,7 @@
 mod support;
 
 mod binary;
+mod contract;
 mod cron;
 mod hostile;
 mod input_lines;

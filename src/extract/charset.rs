@@ -13,11 +13,12 @@ const META_PRESCAN: usize = 1024;
 
 pub(super) fn decode<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Cow<'a, str> {
     if let Some((encoding, bom)) = Encoding::for_bom(bytes) {
-        return encoding.decode_without_bom_handling(&bytes[bom..]).0;
+        let text = bytes.get(bom..).unwrap_or_default();
+        return encoding.decode_without_bom_handling(text).0;
     }
     let encoding = content_type
         .and_then(header_charset)
-        .or_else(|| meta_charset(&bytes[..bytes.len().min(META_PRESCAN)]))
+        .or_else(|| meta_charset(bytes.get(..META_PRESCAN).unwrap_or(bytes)))
         .unwrap_or_else(|| guess(bytes));
     encoding.decode_without_bom_handling(bytes).0
 }
@@ -30,7 +31,7 @@ pub(super) fn keeps_ascii(bytes: &[u8], content_type: Option<&str>) -> bool {
         Some((encoding, _)) => Some(encoding),
         None => content_type
             .and_then(header_charset)
-            .or_else(|| meta_charset(&bytes[..bytes.len().min(META_PRESCAN)])),
+            .or_else(|| meta_charset(bytes.get(..META_PRESCAN).unwrap_or(bytes))),
     };
     encoding.is_none_or(Encoding::is_ascii_compatible)
 }
@@ -55,33 +56,35 @@ fn header_charset(content_type: &str) -> Option<&'static Encoding> {
 /// the HTML spec says.
 fn meta_charset(head: &[u8]) -> Option<&'static Encoding> {
     let lower = head.to_ascii_lowercase();
-    let mut rest = &lower[..];
+    let mut rest = lower.as_slice();
     while let Some(start) = find(rest, b"<meta") {
-        let tag = &rest[start..];
-        let end = tag.iter().position(|&b| b == b'>').unwrap_or(tag.len());
-        let tag = &tag[..end];
-        if let Some(at) = find(tag, b"charset=") {
-            let value = &tag[at + b"charset=".len()..];
-            let value = value
-                .strip_prefix(b"\"")
-                .or_else(|| value.strip_prefix(b"'"))
-                .unwrap_or(value);
-            let len = value
-                .iter()
-                .position(|&b| matches!(b, b'"' | b'\'' | b';' | b' ' | b'/' | b'>'))
-                .unwrap_or(value.len());
-            if let Some(encoding) = Encoding::for_label(&value[..len]) {
-                let ascii_compatible = encoding.output_encoding();
-                return Some(if ascii_compatible == encoding {
-                    encoding
-                } else {
-                    UTF_8
-                });
-            }
+        let from_tag = rest.get(start..).unwrap_or_default();
+        let tag = from_tag.split(|&b| b == b'>').next().unwrap_or_default();
+        if let Some(encoding) = tag_charset(tag) {
+            let ascii_compatible = encoding.output_encoding();
+            return Some(if ascii_compatible == encoding {
+                encoding
+            } else {
+                UTF_8
+            });
         }
-        rest = &rest[start + end.max(1)..];
+        rest = from_tag.get(tag.len().max(1)..).unwrap_or_default();
     }
     None
+}
+
+/// The encoding a lowercased `<meta ...` tag (up to its `>`) names with `charset=`, if known.
+fn tag_charset(tag: &[u8]) -> Option<&'static Encoding> {
+    let at = find(tag, b"charset=")?;
+    let value = tag.get(at + b"charset=".len()..)?;
+    let value = value
+        .strip_prefix(b"\"")
+        .or_else(|| value.strip_prefix(b"'"))
+        .unwrap_or(value);
+    let label = value
+        .split(|&b| matches!(b, b'"' | b'\'' | b';' | b' ' | b'/' | b'>'))
+        .next()?;
+    Encoding::for_label(label)
 }
 
 fn guess(bytes: &[u8]) -> &'static Encoding {

@@ -173,10 +173,10 @@ impl HeadScanner {
                 _ => State::Comment { dashes: 0 },
             },
             State::RawText { closer, matched } => {
-                let matched = if b == closer[matched] {
+                let matched = if closer.get(matched) == Some(&b) {
                     matched + 1
                 } else {
-                    usize::from(b == closer[0])
+                    usize::from(closer.first() == Some(&b))
                 };
                 if matched == closer.len() {
                     if closer == TITLE_CLOSE {
@@ -212,11 +212,8 @@ impl HeadScanner {
             self.state = State::Text;
             return None;
         }
-        let name = if self.name_len <= self.name.len() {
-            &self.name[..self.name_len]
-        } else {
-            b"" // Longer than any tag that matters here.
-        };
+        // Longer than the buffer: longer than any tag that matters here.
+        let name = self.name.get(..self.name_len).unwrap_or_default();
         let closer: &'static [u8] = match name {
             b"title" => {
                 self.title_from = Some(self.seen + at + 1);

@@ -243,8 +243,9 @@ impl Capture {
     /// title costs a few hundred bytes of copying however big the page.
     fn keep_head(&mut self, bytes: &[u8]) {
         if self.head_done {
-            let wanted = self.prescan.saturating_sub(self.buf.len()).min(bytes.len());
-            self.buf.extend_from_slice(&bytes[..wanted]);
+            let wanted = self.prescan.saturating_sub(self.buf.len());
+            self.buf
+                .extend_from_slice(bytes.get(..wanted).unwrap_or(bytes));
             if self.buf.len() >= self.prescan {
                 self.keep = Keep::Nothing;
             }
@@ -260,16 +261,17 @@ impl Capture {
                 }
             }
             Scan::TitleEnds(end) => {
-                keep_up_to(&mut self.buf, &bytes[..end], HEAD_LIMIT);
+                let (head, rest) = bytes.split_at_checked(end).unwrap_or((bytes, &[]));
+                keep_up_to(&mut self.buf, head, HEAD_LIMIT);
                 // Close the tag here: the parser must not take a cut `</title` for text. (What
                 // follows, if kept, starts with the real `>`: a stray character after the title.)
                 self.buf.push(b'>');
                 self.head_done = true;
-                self.keep_head(&bytes[end..]);
+                self.keep_head(rest);
             }
             Scan::NoTitle(end) => {
                 // The parser must not find a title past this point (an SVG icon's, say).
-                keep_up_to(&mut self.buf, &bytes[..end], HEAD_LIMIT);
+                keep_up_to(&mut self.buf, bytes.get(..end).unwrap_or(bytes), HEAD_LIMIT);
                 self.keep = Keep::Nothing;
             }
         }
@@ -278,7 +280,7 @@ impl Capture {
 
 fn keep_up_to(buf: &mut Vec<u8>, bytes: &[u8], limit: usize) {
     let room = limit.saturating_sub(buf.len());
-    buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    buf.extend_from_slice(bytes.get(..room).unwrap_or(bytes));
 }
 
 /// HTML by its media type; with no `Content-Type` at all, assume HTML (what browsers sniff for
@@ -319,11 +321,12 @@ pub fn collapse_whitespace(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-pub(crate) fn shorten(text: String, limit: usize) -> String {
-    match text.char_indices().nth(limit) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
+pub(crate) fn shorten(mut text: String, limit: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(limit) {
+        text.truncate(cut); // At a char boundary: it is where a char starts.
+        text.push('…');
     }
+    text
 }
 
 fn hex(bytes: &[u8]) -> String {

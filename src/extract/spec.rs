@@ -16,6 +16,7 @@ pub const VALUE_LIMIT: usize = 32_767;
 /// Separator between the values of a `--select-all` column.
 pub const ALL_SEPARATOR: &str = " | ";
 
+#[allow(clippy::expect_used)] // A constant selector: it parses, or no test would pass.
 pub(super) static TITLE: LazyLock<Selector> =
     LazyLock::new(|| Selector::parse("title").expect("static selector is valid"));
 

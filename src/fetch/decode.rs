@@ -94,7 +94,7 @@ impl DecodedBody {
                 buf,
             } => {
                 let read = decoder.read(buf).await.map_err(|e| corrupt(coding, e))?;
-                Ok((read > 0).then(|| &buf[..read]))
+                Ok(buf.get(..read).filter(|chunk| !chunk.is_empty()))
             }
             DecodedBody::Deflate(_) => Ok(None),
         }
@@ -108,9 +108,8 @@ async fn choose_deflate(frames: Option<Frames>) -> io::Result<DecodedBody> {
         return Ok(DecodedBody::Deflate(None));
     };
     let head = frames.fill_buf().await?;
-    let zlib = head.len() >= 2
-        && head[0] & 0x0f == 8
-        && (u16::from(head[0]) << 8 | u16::from(head[1])) % 31 == 0;
+    let zlib = matches!(head, [cmf, flg, ..]
+        if cmf & 0x0f == 8 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0);
     let decoder: Box<dyn AsyncRead + Send + Unpin> = if zlib {
         Box::new(ZlibDecoder::new(frames))
     } else {

@@ -18,6 +18,7 @@ mod connect;
 mod decode;
 mod resolve;
 mod tls;
+mod transport;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ use self::classify::{classify_body, classify_request, is_transient};
 use self::connect::ConnExtra;
 use self::decode::DecodedBody;
 pub use self::resolve::{BoundedResolver, lookup_slots};
+pub use self::transport::Transport;
 
 type HttpClient = hyper_util::client::legacy::Client<connect::Connector, Empty<Bytes>>;
 
@@ -321,7 +323,7 @@ impl Fetcher {
         while let Some(chunk) = body.next().await.map_err(|e| classify_body(&e))? {
             let room = self.max_body - attempt.bytes;
             if chunk.len() as u64 > room {
-                sink.feed(&chunk[..room as usize]);
+                sink.feed(chunk.get(..room as usize).unwrap_or_default());
                 attempt.bytes = self.max_body;
                 attempt.truncated = true;
                 break;

@@ -223,6 +223,51 @@ impl<'a> Handover<'a> {
     }
 }
 
+/// Reads one list the way a run reads its inputs and yields a [`Job`] per line that gets a row,
+/// in order: the same line splitting, trimming, length cap and classification, without the
+/// run's `--resume`/`--dedupe`/`--shard` skipping (`seq` counts the jobs from 0). For checking
+/// or converting a list without fetching it; the fuzz targets drive the reader through it.
+pub fn read_jobs<R: Read>(reader: R) -> Jobs<R> {
+    Jobs {
+        lines: LineReader::new(BufReader::with_capacity(64 * 1024, reader)),
+        line: 0,
+        seq: 0,
+        failed: false,
+    }
+}
+
+/// The jobs of one list; see [`read_jobs`]. A read error is the last item.
+pub struct Jobs<R> {
+    lines: LineReader<BufReader<R>>,
+    line: u64,
+    seq: u64,
+    failed: bool,
+}
+
+impl<R: Read> Iterator for Jobs<R> {
+    type Item = io::Result<Job>;
+
+    fn next(&mut self) -> Option<io::Result<Job>> {
+        while !self.failed {
+            let raw = match self.lines.next_line() {
+                Ok(Some(raw)) => raw,
+                Ok(None) => return None,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            };
+            self.line += 1;
+            if let Some(mut job) = classify(self.line, raw) {
+                job.seq = self.seq;
+                self.seq += 1;
+                return Some(Ok(job));
+            }
+        }
+        None
+    }
+}
+
 /// Counts the rows a set of files will produce, for a progress bar with a total. Reads the files
 /// a second time, so it is only worth running in the background while the real run goes on;
 /// setting `abandon` makes it give up early.
@@ -283,23 +328,19 @@ impl<R: BufRead> LineReader<R> {
                 break;
             }
             saw_bytes = true;
-            let newline = available.iter().position(|&b| b == b'\n');
-            let mut content = &available[..newline.unwrap_or(available.len())];
+            let mut content = available.split(|&b| b == b'\n').next().unwrap_or_default();
+            let newline = content.len() < available.len();
+            let used = content.len() + usize::from(newline);
             if !in_content {
-                let indent = content
-                    .iter()
-                    .position(|b| !b.is_ascii_whitespace())
-                    .unwrap_or(content.len());
-                content = &content[indent..];
+                content = content.trim_ascii_start();
                 in_content = !content.is_empty();
             }
             let room = MAX_LINE_BYTES.saturating_sub(self.buf.len());
             self.buf
-                .extend_from_slice(&content[..content.len().min(room)]);
+                .extend_from_slice(content.get(..room).unwrap_or(content));
             len += content.len();
-            let used = newline.map_or(available.len(), |i| i + 1);
             self.reader.consume(used);
-            if newline.is_some() {
+            if newline {
                 break;
             }
         }

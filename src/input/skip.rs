@@ -52,7 +52,7 @@ impl Recorded {
         } else {
             cell_key(text)
         };
-        self.entries[at].1 == written
+        self.entries.get(at).is_some_and(|(_, key)| *key == written)
     }
 }
 

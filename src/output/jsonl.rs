@@ -56,12 +56,17 @@ impl<W: Write> Sink for JsonlSink<W> {
     fn write_row(&mut self, row: &Row) -> io::Result<()> {
         self.out.write_all(b"{")?;
         for i in 0..self.columns.len() {
+            // One key per column, built together in `new`.
+            let (Some(key), Some(column)) = (self.keys.get(i), self.columns.get(i)) else {
+                break;
+            };
+            let cell = column.cell(row);
             if i > 0 {
                 self.out.write_all(b",")?;
             }
-            self.out.write_all(self.keys[i].as_bytes())?;
+            self.out.write_all(key.as_bytes())?;
             self.out.write_all(b":")?;
-            self.write_value(self.columns[i].cell(row))?;
+            self.write_value(cell)?;
         }
         self.out.write_all(b"}\n")
     }

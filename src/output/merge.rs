@@ -73,34 +73,37 @@ fn merge_csv(inputs: &[PathBuf], out: &mut impl Write) -> Result<u64, Error> {
         }
         readers.push((path, reader));
     }
-    let Some(header) = header else {
+    let (Some(header), Some(first)) = (header, inputs.first()) else {
         return Ok(0);
     };
     let line_at = header
         .iter()
         .position(|h| h == b"line")
-        .ok_or_else(|| usage(&inputs[0], "it has no 'line' column to merge by"))?;
+        .ok_or_else(|| usage(first, "it has no 'line' column to merge by"))?;
     let mut writer = csv::Writer::from_writer(out);
     writer.write_byte_record(&header).map_err(csv_error)?;
 
-    let mut heads: Vec<Option<csv::ByteRecord>> = Vec::with_capacity(readers.len());
+    // Each file with the record it has read next; the queue holds (line, file) for each.
+    let mut files = Vec::with_capacity(readers.len());
     let mut queue = BinaryHeap::new();
-    for (i, (path, reader)) in readers.iter_mut().enumerate() {
-        let head = next_csv(reader, path)?;
+    for (i, (path, mut reader)) in readers.into_iter().enumerate() {
+        let head = next_csv(&mut reader, path)?;
         if let Some(record) = &head {
             queue.push(Reverse((line_of(record, line_at), i)));
         }
-        heads.push(head);
+        files.push((path, reader, head));
     }
     let mut written = 0;
     while let Some(Reverse((_, i))) = queue.pop() {
-        if let Some(record) = heads[i].take() {
+        let Some((path, reader, head)) = files.get_mut(i) else {
+            continue;
+        };
+        if let Some(record) = head.take() {
             writer.write_byte_record(&record).map_err(csv_error)?;
             written += 1;
         }
-        let (path, reader) = &mut readers[i];
-        heads[i] = next_csv(reader, path)?;
-        if let Some(record) = &heads[i] {
+        *head = next_csv(reader, path)?;
+        if let Some(record) = head {
             queue.push(Reverse((line_of(record, line_at), i)));
         }
     }
@@ -130,28 +133,28 @@ fn line_of(record: &csv::ByteRecord, at: usize) -> u64 {
 }
 
 fn merge_jsonl(inputs: &[PathBuf], out: &mut impl Write) -> Result<u64, Error> {
-    let mut readers: Vec<_> = inputs
-        .iter()
-        .map(|path| open(path).map(|f| (path, BufReader::new(f))))
-        .collect::<Result<_, _>>()?;
-    let mut heads: Vec<Option<Vec<u8>>> = Vec::with_capacity(readers.len());
+    // Each file with the line it has read next; the queue holds (line number, file) for each.
+    let mut files = Vec::with_capacity(inputs.len());
     let mut queue = BinaryHeap::new();
-    for (i, (path, reader)) in readers.iter_mut().enumerate() {
-        let head = next_line(reader, path)?;
+    for (i, path) in inputs.iter().enumerate() {
+        let mut reader = BufReader::new(open(path)?);
+        let head = next_line(&mut reader, path)?;
         if let Some(line) = &head {
             queue.push(Reverse((json_line_number(line), i)));
         }
-        heads.push(head);
+        files.push((path, reader, head));
     }
     let mut written = 0;
     while let Some(Reverse((_, i))) = queue.pop() {
-        if let Some(line) = heads[i].take() {
+        let Some((path, reader, head)) = files.get_mut(i) else {
+            continue;
+        };
+        if let Some(line) = head.take() {
             out.write_all(&line).map_err(write_error)?;
             written += 1;
         }
-        let (path, reader) = &mut readers[i];
-        heads[i] = next_line(reader, path)?;
-        if let Some(line) = &heads[i] {
+        *head = next_line(reader, path)?;
+        if let Some(line) = head {
             queue.push(Reverse((json_line_number(line), i)));
         }
     }

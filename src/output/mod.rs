@@ -16,12 +16,14 @@ mod jsonl;
 mod merge;
 mod order;
 mod resume;
+mod writer;
 
 pub use self::columns::{BUILT_IN, Cell, Column, Columns, is_built_in, is_formula_like};
 pub use self::file::{Output, clobbers_input, partial_path};
 pub use self::merge::merge;
 pub use self::order::OrderGate;
 pub use self::resume::resume;
+pub use self::writer::RowWriter;
 
 use std::io;
 use std::path::PathBuf;

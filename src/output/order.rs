@@ -71,7 +71,10 @@ impl Reorder {
         if offset >= self.waiting.len() {
             self.waiting.resize_with(offset.saturating_add(1), || None);
         }
-        self.waiting[offset] = Some(row);
+        match self.waiting.get_mut(offset) {
+            Some(slot) => *slot = Some(row),
+            None => ready.push(row), // Just made room: cannot happen; never lose a row.
+        }
         while let Some(Some(_)) = self.waiting.front() {
             if let Some(Some(row)) = self.waiting.pop_front() {
                 ready.push(row);

@@ -48,6 +48,7 @@ pub struct Tally {
 const LATENCY_CEILING_US: u64 = 3_600_000_000;
 
 impl Tally {
+    #[allow(clippy::expect_used)] // Constant bounds: valid, or no test would pass.
     pub fn new(counters: Arc<Counters>) -> Tally {
         Tally {
             counters,
@@ -68,7 +69,10 @@ impl Tally {
         }
         if let Some(status) = row.status {
             let class = usize::from(status / 100);
-            self.by_class[if (1..=5).contains(&class) { class } else { 0 }] += 1;
+            let class = if (1..=5).contains(&class) { class } else { 0 };
+            if let Some(count) = self.by_class.get_mut(class) {
+                *count += 1;
+            }
         }
         if let Some(latency) = row.latency {
             let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);

@@ -98,11 +98,11 @@ fn count_in_background(files: Vec<PathBuf>, total: Arc<AtomicU64>, done: Arc<Ato
 
 fn spinner_style() -> ProgressStyle {
     ProgressStyle::with_template("{spinner} {elapsed} {pos} rows · {msg}")
-        .expect("static template is valid")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template("{spinner} {elapsed} [{wide_bar}] {pos}/{len} · {msg} · eta {eta}")
-        .expect("static template is valid")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")
 }

@@ -81,7 +81,10 @@ pub(super) fn buckets(latency_us: &Histogram<u64>) -> Vec<(Duration, u64)> {
         .collect();
     let first = counts.iter().position(|(_, n)| *n > 0).unwrap_or(0);
     let last = counts.iter().rposition(|(_, n)| *n > 0).unwrap_or(0);
-    counts[first..=last].to_vec()
+    counts
+        .get(first..=last)
+        .map(<[_]>::to_vec)
+        .unwrap_or_default()
 }
 
 impl Summary {

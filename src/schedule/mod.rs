@@ -44,7 +44,7 @@ use self::pace::Pacer;
 use crate::config::{Config, Rate};
 use crate::error::Error;
 use crate::extract::{ExtractPool, Extractor};
-use crate::fetch::Fetcher;
+use crate::fetch::Transport;
 use crate::input::Job;
 use crate::output::OrderGate;
 use crate::retry::RetryPolicy;
@@ -103,7 +103,7 @@ impl Limiters {
 
 /// What request tasks share.
 struct Shared {
-    fetcher: Fetcher,
+    fetcher: Arc<dyn Transport>,
     /// Where captured bodies are parsed: off the async workers, one thread per core.
     extract: ExtractPool,
     retry: RetryPolicy,
@@ -142,7 +142,7 @@ enum Done {
 #[allow(clippy::too_many_arguments)] // The stages it wires together; each is needed once.
 pub(crate) async fn run(
     config: &Config,
-    fetcher: Fetcher,
+    fetcher: Arc<dyn Transport>,
     extractor: Arc<Extractor>,
     order: Option<Arc<OrderGate>>,
     jobs: mpsc::Receiver<Result<Job, Error>>,
@@ -234,8 +234,11 @@ impl Dispatcher {
             if let Some(at) = wake {
                 timer.as_mut().reset(at);
             }
-            let accepting = input_open && self.wants_input();
-            let held_by_order = input_open && !accepting && !self.order_admits();
+            // The writer thread moves the order gate at any time: read it once, so that reading
+            // on and waiting for the gate are never both off (which waited forever).
+            let admitted = self.order_admits();
+            let accepting = input_open && admitted && self.wants_input();
+            let held_by_order = input_open && !admitted;
             let order = self.order.clone();
             tokio::select! {
                 biased;
