@@ -156,8 +156,9 @@ run_tool() { # TOOL WORKLOAD LIST ROUND
     curl)
         local config
         config=${list%.txt}.curl
-        [[ -s $config ]] || config=$(curl_config "$list")
-        measured=$(measure "$rowfile" curl --parallel --parallel-max "$C" -s -K "$config" \
+        # The list is rewritten each run (the port changes): so is its config.
+        [[ $config -nt $list ]] || config=$(curl_config "$list")
+        measured=$(measure "$rowfile" curl --parallel --parallel-max "$C" -s --no-progress-meter -K "$config" \
             -w '%{url},%{http_code},%{time_total}\n')
         rows=$(wc -l <"$rowfile")
         ;;
