@@ -8,8 +8,9 @@
 //! rows of distinct, expected lines.
 //!
 //! The fake transport finishes requests after pseudo-random delays on tokio's paused clock, so
-//! completion order is shuffled without any real waiting and no test depends on timing. These
-//! run in `cargo test` (and so in CI) as part of the one integration-test binary.
+//! completion order is shuffled without any real waiting and no assertion depends on timing
+//! (a generous watchdog only turns a hang into a failure). These run in `cargo test` (and so in
+//! CI) as part of the one integration-test binary: `cargo test --test tests contract`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};

@@ -13,7 +13,8 @@ use std::ops::Range;
 pub(super) enum Scan {
     /// Keep going: the title has not ended yet.
     More,
-    /// The title ends at this offset in the chunk (just after `</title`).
+    /// The title ends at this offset in the chunk: just after `</title`, where the byte that
+    /// ends the tag's name is (which may be the first of the next chunk: offset 0).
     TitleEnds(usize),
     /// There is no title to find (the body began first); keep nothing past this offset.
     NoTitle(usize),
@@ -172,23 +173,29 @@ impl HeadScanner {
                 b'>' if dashes >= 2 => State::Text,
                 _ => State::Comment { dashes: 0 },
             },
+            // The whole `</name` seen: it is the closing tag only if the name ends here, as in
+            // `</title>` or `</title >`; `</titlex>` is text (the HTML tokenizer's rule).
+            State::RawText { closer, matched } if matched == closer.len() => match b {
+                b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' | b'/' | b'>' if closer == TITLE_CLOSE => {
+                    return Some(Scan::TitleEnds(at));
+                }
+                b'>' => State::Text,
+                b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' | b'/' => State::Attributes {
+                    end: true,
+                    quote: None,
+                },
+                _ => State::RawText {
+                    closer,
+                    matched: usize::from(closer.first() == Some(&b)),
+                },
+            },
             State::RawText { closer, matched } => {
                 let matched = if closer.get(matched) == Some(&b) {
                     matched + 1
                 } else {
                     usize::from(closer.first() == Some(&b))
                 };
-                if matched == closer.len() {
-                    if closer == TITLE_CLOSE {
-                        return Some(Scan::TitleEnds(at + 1));
-                    }
-                    State::Attributes {
-                        end: true,
-                        quote: None,
-                    }
-                } else {
-                    State::RawText { closer, matched }
-                }
+                State::RawText { closer, matched }
             }
         };
         None
@@ -266,6 +273,9 @@ mod tests {
             "<titles>x</titles><title>Real</title>",
             "<!doctype html><HTML><HEAD><TITLE>Real</TITLE>",
             "<style>p{}</style><title>Real</title>",
+            "<script>var t = \"</scripts><title>JS</title>\";</script><title>Real</title>",
+            "<title>Real</title >",
+            "<title>Real</title/>",
         ] {
             let end = title_end(page).unwrap_or_else(|| panic!("no title end in {page}"));
             assert!(
@@ -274,6 +284,16 @@ mod tests {
             );
             assert!(page[..end].contains("Real"), "{page}");
         }
+    }
+
+    /// Found by the `title` fuzz target: `</title` followed by more of a name is text.
+    #[test]
+    fn a_longer_end_tag_name_is_text() {
+        assert_eq!(scan("<title>a</titlex>b</title>"), Scan::TitleEnds(25));
+        let mut scanner = HeadScanner::default();
+        assert_eq!(scanner.feed(b"<title>a</title"), Scan::More);
+        assert_eq!(scanner.feed(b"_b</title"), Scan::More);
+        assert_eq!(scanner.feed(b">"), Scan::TitleEnds(0));
     }
 
     #[test]

@@ -462,6 +462,17 @@ mod tests {
         );
     }
 
+    /// Found by the `title` fuzz target: the capture ended the title at `</title` followed by
+    /// more name, where a parser reads on.
+    #[test]
+    fn the_title_ends_at_a_real_end_tag_only() {
+        let page = b"<title>\x1f\x1fa</title\x1f_b</title>";
+        let got = run(title_only(), Some("text/html"), &[&page[..]]);
+        assert_eq!(got.title.as_deref(), Some("\u{1f}\u{1f}a</title\u{1f}_b"));
+        let got = run(title_only(), None, &[b"<title>a</titlex>b</title>"]);
+        assert_eq!(got.title.as_deref(), Some("a</titlex>b"));
+    }
+
     #[test]
     fn a_meta_charset_after_a_short_title_counts() {
         let page = b"<title>Caf\xe9</title><meta charset=\"iso-8859-1\">";
