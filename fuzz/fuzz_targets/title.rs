@@ -3,7 +3,8 @@
 //! The capture keeps only a page's head, found by a streaming scanner rather than a parser; the
 //! contract is that this changes nothing: the title is the one a full parse of the whole page
 //! finds (decoded with the same charset), and it does not depend on how the body was split into
-//! chunks. Titles are always one line, trimmed, and at most the title limit.
+//! chunks. Titles are always one line, trimmed, and at most the title limit. The quick path that
+//! skips the parser for plain titles gives the parser's answer whenever it gives one.
 
 #![no_main]
 
@@ -51,7 +52,14 @@ fn extract(
     for chunk in chunks {
         capture.feed(chunk);
     }
-    extractor.extract(capture.finish())
+    let captured = capture.finish();
+    // The quick path, when it answers, must answer what the parser would.
+    let quick = extractor.extract_title_only(&captured);
+    let parsed = extractor.extract(captured);
+    if let Some(quick) = quick {
+        assert_eq!(quick, parsed, "the quick title differs from the parser's");
+    }
+    parsed
 }
 
 fn split<'a>(body: &'a [u8], cuts: &[u8]) -> Vec<&'a [u8]> {

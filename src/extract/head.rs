@@ -83,11 +83,12 @@ impl HeadScanner {
     pub(super) fn feed(&mut self, chunk: &[u8]) -> Scan {
         for (i, &byte) in chunk.iter().enumerate() {
             if let Some(scan) = self.step(byte.to_ascii_lowercase(), i) {
-                self.seen += i + 1;
                 if let (Scan::TitleEnds(_), Some(from)) = (scan, self.title_from) {
-                    let to = self.seen.saturating_sub(TITLE_CLOSE.len()).max(from);
+                    // This byte ends the tag's name: `</title` is the 7 bytes before it.
+                    let to = (self.seen + i).saturating_sub(TITLE_CLOSE.len()).max(from);
                     self.title = Some(from..to);
                 }
+                self.seen += i + 1;
                 return scan;
             }
         }
@@ -317,6 +318,12 @@ mod tests {
         for chunk in [&b"<title>Re"[..], b"al</ti", b"tle>"] {
             scanner.feed(chunk);
         }
+        assert_eq!(scanner.title_span(), Some(7..11));
+
+        // The byte that ends `</title` comes in a chunk of its own.
+        let mut scanner = HeadScanner::default();
+        assert_eq!(scanner.feed(b"<title>Real</title"), Scan::More);
+        assert_eq!(scanner.feed(b" >"), Scan::TitleEnds(0));
         assert_eq!(scanner.title_span(), Some(7..11));
     }
 
