@@ -58,6 +58,13 @@ fn huge_header(mut s: TcpStream) {
     std::thread::sleep(Duration::from_millis(200));
 }
 
+/// Answers one request and closes, without saying so (no `Connection: close`).
+fn one_response_per_connection(mut s: TcpStream) {
+    read_head(&mut s);
+    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    reset(s);
+}
+
 fn silent(stream: TcpStream) {
     crate::support::server::silent(stream)
 }
@@ -194,4 +201,24 @@ async fn a_trickle_ends_at_the_timeout() {
     config.timeout = Duration::from_millis(700);
     let (_, table) = run_list(config, server.url("/trickle")).await;
     assert_eq!(table.line(1).get("error"), "timeout");
+}
+
+/// A kept-alive connection the server closes as the next request goes out is the connection's
+/// failure, not the URL's: the request goes out again on a new connection.
+#[tokio::test]
+async fn a_connection_closed_under_a_request_is_not_the_urls_failure() {
+    let server = RawServer::start(one_response_per_connection);
+    let mut config = config();
+    config.concurrency = std::num::NonZeroUsize::MIN;
+    let list: String = (0..100)
+        .map(|i| format!("{}\n", server.url(&format!("/r{i}"))))
+        .collect();
+    let (_, table) = run_list(config, list).await;
+    assert_eq!(table.len(), 100);
+    assert!(
+        table.column("status").iter().all(|s| *s == "200"),
+        "errors: {:?}",
+        table.column("error_detail")
+    );
+    assert!(table.column("attempts").iter().all(|a| *a == "1"));
 }

@@ -7,7 +7,7 @@ use super::connect::ConnectError;
 use crate::row::{ErrorKind, Failure};
 
 /// An error from sending a request and waiting for its response headers.
-pub(super) fn classify_request(error: &hyper_util::client::legacy::Error) -> Failure {
+pub(super) fn classify_request(error: &(dyn StdError + 'static)) -> Failure {
     let kind = match causes(error).find_map(|c| c.downcast_ref::<ConnectError>()) {
         Some(ConnectError::Dns { .. } | ConnectError::NoAddresses(_)) => ErrorKind::Dns,
         Some(ConnectError::Timeout(_)) => ErrorKind::Timeout,
@@ -59,7 +59,7 @@ pub(super) fn classify_body(error: &io::Error) -> Failure {
 
 /// Whether the connection was closed or reset under the request, as opposed to the server
 /// saying something broken: the former is worth a retry, the latter is not.
-pub(super) fn is_transient(error: &hyper_util::client::legacy::Error) -> bool {
+pub(super) fn is_transient(error: &(dyn StdError + 'static)) -> bool {
     causes(error).any(|cause| {
         if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
             return hyper.is_incomplete_message() || hyper.is_canceled();
@@ -92,13 +92,12 @@ fn causes<'a>(
     })
 }
 
-/// A one-line account of an error from its causes, without hyper-util's wrapper ("client error
-/// (Connect)", which names its plumbing, not the cause) and without the repeats wrapping adds.
+/// A one-line account of an error from its causes, without the repeats wrapping adds.
 fn describe(error: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in causes(error) {
         let message = cause.to_string();
-        if message.starts_with("client error (") || message.is_empty() {
+        if message.is_empty() {
             continue;
         }
         if !parts.iter().any(|p| p.contains(&message)) {

@@ -1,15 +1,13 @@
-//! Building the one HTTP client a run uses: hyper-util's pooled client over our connector.
+//! Building the one connection pool a run uses, over our connector.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::client::legacy::Client;
 use hyper_util::client::proxy::matcher::Matcher;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio_rustls::TlsConnector;
 
-use super::HttpClient;
 use super::connect::Connector;
+use super::pool::Pool;
 use super::resolve::{BoundedResolver, lookup_slots};
 use super::tls;
 use crate::config::Config;
@@ -19,7 +17,7 @@ use crate::error::Error;
 /// would otherwise hold a socket per host for the whole timeout.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(super) fn build(config: &Config, proxy: Option<Arc<Matcher>>) -> Result<HttpClient, Error> {
+pub(super) fn build(config: &Config, proxy: Option<Arc<Matcher>>) -> Result<Pool, Error> {
     let connector = Connector::new(
         BoundedResolver::new(lookup_slots(config.concurrency.get()), &config.resolve),
         TlsConnector::from(tls::client_config(config.insecure)?),
@@ -33,12 +31,7 @@ pub(super) fn build(config: &Config, proxy: Option<Arc<Matcher>>) -> Result<Http
         .map_or(config.concurrency, |per_host| {
             per_host.min(config.concurrency)
         });
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(idle_per_host.get())
-        .build(connector))
+    Ok(Pool::new(connector, idle_per_host.get(), POOL_IDLE_TIMEOUT))
 }
 
 /// The proxy rules: `--proxy` for everything, else the usual environment variables (HTTP_PROXY,

@@ -1,18 +1,17 @@
-//! Connect: opens one new connection, timing each phase (DNS, TCP, TLS), for hyper's pool.
+//! Connect: opens one new connection, timing each phase (DNS, TCP, TLS), for the [`pool`].
 //!
-//! This is why fetch builds on hyper-util rather than a higher-level client: the connection is
-//! ours, so each phase is measured where it happens instead of guessed from outside, and every
-//! connection carries a [`ConnInfo`] into the responses it serves (hyper copies a connector's
-//! "extra" into each response), which says when its phases ended and whether an earlier request
-//! already used it. Proxies (`--proxy`, or the usual environment variables) are handled here
-//! too: plain HTTP through the proxy in absolute form, HTTPS through a CONNECT tunnel.
+//! This is why fetch builds on hyper's connection API rather than a higher-level client: the
+//! connection is ours, so each phase is measured where it happens instead of guessed from
+//! outside, and every connection carries a [`ConnInfo`] that goes with each response it serves.
+//! Proxies (`--proxy`, or the usual environment variables) are handled here too: plain HTTP
+//! through the proxy in absolute form, HTTPS through a CONNECT tunnel.
+//!
+//! [`pool`]: super::pool
 
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,7 +19,6 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use http::Uri;
 use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
@@ -39,8 +37,6 @@ const NEXT_ADDRESS_AFTER: Duration = Duration::from_millis(250);
 /// What a connection knew when it was made.
 #[derive(Debug)]
 pub struct ConnInfo {
-    /// When connecting began.
-    pub started: Instant,
     /// When the name was resolved; `None` when no lookup was made (an IP address, `--resolve`).
     pub resolved: Option<Instant>,
     /// When the TCP connection was established.
@@ -49,20 +45,7 @@ pub struct ConnInfo {
     pub secured: Option<Instant>,
     /// The address connected to (the proxy's, through a proxy).
     pub remote: SocketAddr,
-    /// Responses served so far.
-    uses: AtomicU64,
 }
-
-impl ConnInfo {
-    /// Counts a response on this connection; true for the first one.
-    pub fn first_use(&self) -> bool {
-        self.uses.fetch_add(1, Ordering::Relaxed) == 0
-    }
-}
-
-/// The connection's [`ConnInfo`], as hyper hands it to each response's extensions.
-#[derive(Debug, Clone)]
-pub struct ConnExtra(pub Arc<ConnInfo>);
 
 /// Why a connection could not be made; the fetch stage sorts these into error kinds.
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +93,9 @@ impl Connector {
         }))
     }
 
-    async fn connect(self, uri: Uri) -> Result<Conn, ConnectError> {
+    /// Opens a connection to `origin` (`scheme://host[:port]`), within the connect timeout.
+    pub(super) async fn connect(&self, origin: &str) -> Result<Conn, ConnectError> {
+        let uri: Uri = origin.parse().map_err(|_| ConnectError::NoHost)?;
         let limit = self.0.connect_timeout;
         let work = self.connect_unlimited(uri);
         match limit {
@@ -121,8 +106,7 @@ impl Connector {
         }
     }
 
-    async fn connect_unlimited(self, uri: Uri) -> Result<Conn, ConnectError> {
-        let started = Instant::now();
+    async fn connect_unlimited(&self, uri: Uri) -> Result<Conn, ConnectError> {
         let https = uri.scheme_str() == Some("https");
         let host = bare_host(&uri).ok_or(ConnectError::NoHost)?;
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
@@ -133,12 +117,10 @@ impl Connector {
         };
         let connected = Instant::now();
         let mut info = ConnInfo {
-            started,
             resolved,
             connected,
             secured: None,
             remote,
-            uses: AtomicU64::new(0),
         };
         if !https {
             return Ok(Conn::new(Stream::Plain(tcp), info, false, proxy.is_some()));
@@ -209,20 +191,6 @@ impl Connector {
             .connect(name, tcp)
             .await
             .map_err(ConnectError::Tls)
-    }
-}
-
-impl tower_service::Service<Uri> for Connector {
-    type Response = Conn;
-    type Error = ConnectError;
-    type Future = Pin<Box<dyn Future<Output = Result<Conn, ConnectError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        Box::pin(self.clone().connect(uri))
     }
 }
 
@@ -398,7 +366,7 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// A connection as hyper's pool sees it.
+/// A new connection, ready for hyper's HTTP/1 or HTTP/2 handshake.
 pub(super) struct Conn {
     io: TokioIo<Stream>,
     info: Arc<ConnInfo>,
@@ -415,18 +383,19 @@ impl Conn {
             proxied,
         }
     }
-}
 
-impl Connection for Conn {
-    fn connected(&self) -> Connected {
-        let connected = Connected::new()
-            .proxy(self.proxied)
-            .extra(ConnExtra(Arc::clone(&self.info)));
-        if self.h2 {
-            connected.negotiated_h2()
-        } else {
-            connected
-        }
+    pub(super) fn info(&self) -> Arc<ConnInfo> {
+        Arc::clone(&self.info)
+    }
+
+    /// TLS negotiated HTTP/2 by ALPN.
+    pub(super) fn is_h2(&self) -> bool {
+        self.h2
+    }
+
+    /// Plain HTTP to a proxy, which wants requests in absolute form.
+    pub(super) fn proxied(&self) -> bool {
+        self.proxied
     }
 }
 

@@ -8,14 +8,15 @@
 //! streamed and decoded, counted, and offered to a [`BodySink`], which keeps what later stages
 //! need.
 //!
-//! It builds on hyper-util's pooled client with a connector of its own (see [`connect`]), because
-//! per-phase timing (DNS, connect, TLS) and connection reuse can only be observed from inside
-//! the connection, which higher-level clients do not expose.
+//! It builds on hyper's connection API with a connector and a pool of its own (see [`connect`]
+//! and [`pool`]), because per-phase timing (DNS, connect, TLS) and connection reuse can only be
+//! observed from inside the connection, which higher-level clients do not expose.
 
 mod classify;
 mod client;
 mod connect;
 mod decode;
+mod pool;
 mod resolve;
 mod tls;
 mod transport;
@@ -26,14 +27,14 @@ use std::time::{Duration, SystemTime};
 
 use http::header::{
     ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE, COOKIE,
-    HeaderMap, HeaderValue, LOCATION, PROXY_AUTHORIZATION, RETRY_AFTER, USER_AGENT,
+    HOST, HeaderMap, HeaderValue, LOCATION, PROXY_AUTHORIZATION, RETRY_AFTER, USER_AGENT,
 };
 use http::{Method, Request, Uri};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
 use hyper_util::client::proxy::matcher::Matcher;
 use tokio::time::Instant;
-use url::Url;
+use url::{Position, Url};
 
 use crate::config::Config;
 use crate::error::Error;
@@ -42,12 +43,10 @@ use crate::retry::parse_retry_after;
 use crate::row::{ErrorKind, Failure};
 
 use self::classify::{classify_body, classify_request, is_transient};
-use self::connect::ConnExtra;
 use self::decode::DecodedBody;
+use self::pool::{Lease, Pool};
 pub use self::resolve::{BoundedResolver, lookup_slots};
 pub use self::transport::Transport;
-
-type HttpClient = hyper_util::client::legacy::Client<connect::Connector, Empty<Bytes>>;
 
 /// What one attempt at a URL observed. Filled in as the request progresses, so that a request cut
 /// short (timeout, cancellation) still reports what it got before. Durations are measured from
@@ -121,7 +120,7 @@ impl BodySink for Discard {
 
 /// Makes requests. One per run, shared by all tasks.
 pub struct Fetcher {
-    client: HttpClient,
+    pool: Pool,
     method: Method,
     /// Sent with every request: defaults, then the user's `-H`.
     headers: HeaderMap,
@@ -143,7 +142,7 @@ impl Fetcher {
             .iter()
             .any(|h| headers.contains_key(h));
         Ok(Fetcher {
-            client: client::build(config, proxy.clone())?,
+            pool: client::build(config, proxy.clone())?,
             method: config.method.clone(),
             headers,
             has_credentials,
@@ -212,18 +211,32 @@ impl Fetcher {
         // What the row shows is about the URL requested last: a failed hop leaves no status.
         attempt.status = None;
         attempt.ttfb = None;
-        let request = self.request(&url, keep_alive, attempt.left_origin)?;
-        attempt.final_url = Some(url);
-        let response = self.client.request(request).await.map_err(|e| {
+        let left_origin = attempt.left_origin;
+        let url = &*attempt.final_url.insert(url);
+        let uri = to_uri(url)?;
+        let host = host_header(url)?;
+        let sent = self
+            .pool
+            .send(origin(url), |lease| {
+                self.request(&uri, &host, keep_alive, left_origin, lease)
+            })
+            .await;
+        let (response, lease) = sent.map_err(|e| {
             attempt.transient = is_transient(&e);
             classify_request(&e)
         })?;
         let offset = attempt.elapsed;
         attempt.ttfb = Some(offset + hop_start.elapsed());
         attempt.status = Some(response.status().as_u16());
-        record_connection(attempt, &response, hop_start, offset);
+        record_connection(attempt, &lease, hop_start, offset);
         let Some(next) = self.redirect_target(&response, attempt)? else {
-            self.read_body(response, sink, attempt).await?;
+            let whole = self.read_body(response, sink, attempt).await?;
+            if let Some(url) = &attempt.final_url
+                && whole
+                && keep_alive
+            {
+                self.pool.put_back(origin(url), lease);
+            }
             return Ok(None);
         };
         attempt.redirects += 1;
@@ -233,13 +246,16 @@ impl Fetcher {
         Ok(Some(next))
     }
 
+    /// The request for one connection: HTTP/1 wants a `Host` header and the path alone (the
+    /// whole URL for a proxy); HTTP/2 takes the whole URL and makes its own `:authority`.
     fn request(
         &self,
-        url: &Url,
+        uri: &Uri,
+        host: &HeaderValue,
         keep_alive: bool,
         left_origin: bool,
-    ) -> Result<Request<Empty<Bytes>>, Failure> {
-        let uri = to_uri(url)?;
+        lease: &Lease,
+    ) -> Request<Empty<Bytes>> {
         let mut request = Request::new(Empty::new());
         *request.method_mut() = self.method.clone();
         let headers = request.headers_mut();
@@ -249,20 +265,27 @@ impl Fetcher {
                 headers.remove(sensitive);
             }
         }
-        if !keep_alive {
+        if !keep_alive && lease.is_http1() {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
-        if url.scheme() == "http"
+        if lease.proxied
             && let Some(auth) = self
                 .proxy
                 .as_ref()
-                .and_then(|p| p.intercept(&uri))
+                .and_then(|p| p.intercept(uri))
                 .and_then(|i| i.basic_auth().cloned())
         {
             headers.insert(PROXY_AUTHORIZATION, auth);
         }
-        *request.uri_mut() = uri;
-        Ok(request)
+        *request.uri_mut() = if lease.is_http1() && !lease.proxied {
+            origin_form(uri)
+        } else {
+            uri.clone()
+        };
+        if lease.is_http1() {
+            request.headers_mut().insert(HOST, host.clone());
+        }
+        request
     }
 
     /// Where a redirect response points, if it is one we follow.
@@ -302,13 +325,13 @@ impl Fetcher {
     }
 
     /// Streams the body to its end or to the cap, counting decoded bytes and offering them to
-    /// the sink.
+    /// the sink. True when it was read to its end (the connection can serve another request).
     async fn read_body(
         &self,
         response: http::Response<Incoming>,
         sink: &mut dyn BodySink,
         attempt: &mut Attempt,
-    ) -> Result<(), Failure> {
+    ) -> Result<bool, Failure> {
         let (parts, body) = response.into_parts();
         let headers = &parts.headers;
         attempt.content_type = headers
@@ -326,12 +349,12 @@ impl Fetcher {
                 sink.feed(chunk.get(..room as usize).unwrap_or_default());
                 attempt.bytes = self.max_body;
                 attempt.truncated = true;
-                break;
+                return Ok(false);
             }
             sink.feed(chunk);
             attempt.bytes += chunk.len() as u64;
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -357,22 +380,13 @@ fn default_headers(config: &Config) -> Result<HeaderMap, Error> {
     Ok(headers)
 }
 
-/// Fills in what the connection that served `response` says about its phases and reuse. Times
-/// are counted from the start of the chain: `offset` (the chain's earlier requests) plus time
-/// since `hop_start`.
-fn record_connection(
-    attempt: &mut Attempt,
-    response: &http::Response<Incoming>,
-    hop_start: Instant,
-    offset: Duration,
-) {
-    let Some(ConnExtra(info)) = response.extensions().get::<ConnExtra>() else {
-        return;
-    };
+/// Fills in what the connection that served the response says about its phases and reuse.
+/// Times are counted from the start of the chain: `offset` (the chain's earlier requests) plus
+/// time since `hop_start`.
+fn record_connection(attempt: &mut Attempt, lease: &Lease, hop_start: Instant, offset: Duration) {
+    let info = &lease.info;
     attempt.remote_ip = Some(info.remote.ip());
-    // New for this request: first used now, and opened after the request began (hyper may open
-    // a connection for one request and hand it to another).
-    let fresh = info.first_use() && info.started >= hop_start;
+    let fresh = lease.is_fresh();
     attempt.reused = Some(!fresh);
     let since_start = |t: Instant| offset + t.saturating_duration_since(hop_start);
     (attempt.dns, attempt.connect, attempt.tls) = if fresh {
@@ -384,6 +398,29 @@ fn record_connection(
     } else {
         (None, None, None)
     };
+}
+
+/// The `Host` header for `url`: its host, and its port unless that is the scheme's default.
+fn host_header(url: &Url) -> Result<HeaderValue, Failure> {
+    let host = url.host_str().unwrap_or_default();
+    let value = match url.port() {
+        Some(port) => HeaderValue::try_from(format!("{host}:{port}")),
+        None => HeaderValue::from_str(host),
+    };
+    value.map_err(|_| Failure::new(ErrorKind::InvalidUrl, "the host is not a valid Host header"))
+}
+
+/// What connections are pooled by: the URL's own `scheme://host:port` text (with any
+/// credentials, which keeps connections made for different users apart).
+fn origin(url: &Url) -> &str {
+    &url[..Position::BeforePath]
+}
+
+/// The request target HTTP/1 sends to an origin server: the path and query alone.
+fn origin_form(uri: &Uri) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = uri.path_and_query().cloned();
+    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
 }
 
 /// The URL as the HTTP layer's URI. The url crate and http agree on almost everything; what http

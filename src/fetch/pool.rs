@@ -1,0 +1,285 @@
+//! Pool: keeps connections open between requests to the same origin, and opens new ones.
+//!
+//! Built on hyper's connection-level API (one `SendRequest` per connection) rather than
+//! hyper-util's pooled client, because on a fast server that client's bookkeeping was a large
+//! share of the CPU per URL: it spawns a task per request to put the connection back, hashes
+//! its keys with SipHash on the way out and in, and boxes a connector call per request. Here the
+//! request that took a connection puts it back itself once its body was read to the end, and an
+//! origin's idle connections sit in one map keyed by the URL's own `scheme://host:port` text.
+//!
+//! HTTP/1 connections are lent to one request at a time (most recently parked first, so the
+//! warm ones are used and the rest time out). An HTTP/2 connection (negotiated by ALPN) is
+//! shared: it stays parked and every request to its origin clones its sender.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use http::Request;
+use http_body_util::Empty;
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+
+use super::classify::is_transient;
+use super::connect::{ConnInfo, ConnectError, Connector};
+
+type Body = Empty<Bytes>;
+
+/// Why a request got no response.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SendError {
+    #[error("{0}")]
+    Connect(#[from] ConnectError),
+    #[error("{0}")]
+    Http(#[from] hyper::Error),
+}
+
+/// A connection's request half.
+enum Sender {
+    Http1(http1::SendRequest<Body>),
+    Http2(http2::SendRequest<Body>),
+}
+
+impl Sender {
+    fn is_closed(&self) -> bool {
+        match self {
+            Sender::Http1(s) => s.is_closed(),
+            Sender::Http2(s) => s.is_closed(),
+        }
+    }
+}
+
+/// A connection lent to one request.
+pub(super) struct Lease {
+    sender: Sender,
+    /// What the connection knew when it was made; goes with every response it serves.
+    pub info: Arc<ConnInfo>,
+    /// The connection goes to a proxy that gets plain-HTTP requests in absolute form.
+    pub proxied: bool,
+    /// It served requests before this one (a failure to send on it may be retried).
+    pooled: bool,
+}
+
+impl Lease {
+    pub(super) fn is_http1(&self) -> bool {
+        matches!(self.sender, Sender::Http1(_))
+    }
+
+    /// Sends the request; when the connection turns out to be closed before the request went
+    /// out, the request comes back to be sent on another.
+    async fn send(
+        &mut self,
+        request: Request<Body>,
+    ) -> Result<http::Response<Incoming>, (hyper::Error, Option<Request<Body>>)> {
+        let result = match &mut self.sender {
+            Sender::Http1(s) => s.try_send_request(request).await,
+            Sender::Http2(s) => s.try_send_request(request).await,
+        };
+        result.map_err(|mut e| {
+            let unsent = e.take_message();
+            (e.into_error(), unsent)
+        })
+    }
+}
+
+struct Parked {
+    sender: Sender,
+    info: Arc<ConnInfo>,
+    proxied: bool,
+    since: Instant,
+}
+
+#[derive(Default)]
+struct Idle {
+    by_origin: HashMap<Box<str>, Vec<Parked>, foldhash::fast::RandomState>,
+    /// When expired connections were last dropped from every origin.
+    swept: Option<Instant>,
+}
+
+pub(super) struct Pool {
+    connector: Connector,
+    idle: Mutex<Idle>,
+    max_idle_per_origin: usize,
+    idle_timeout: Duration,
+}
+
+impl Pool {
+    pub(super) fn new(
+        connector: Connector,
+        max_idle_per_origin: usize,
+        idle_timeout: Duration,
+    ) -> Self {
+        Pool {
+            connector,
+            idle: Mutex::default(),
+            max_idle_per_origin,
+            idle_timeout,
+        }
+    }
+
+    /// Sends `request` to `origin` (the URL's `scheme://host:port` text) on a parked connection
+    /// if one is alive, else on a new one.
+    ///
+    /// A server may close an idle connection just as a request goes out on it (many close idle
+    /// connections after a few seconds, or after each response without saying so). That is not
+    /// the URL's failure: when a parked connection closes or resets before any response, the
+    /// request goes out again on the next parked one or a new one, as browsers and curl do.
+    /// Safe, because fetch only sends GET and HEAD; a failure on a new connection is final.
+    pub(super) async fn send(
+        &self,
+        origin: &str,
+        request: impl Fn(&Lease) -> Request<Body>,
+    ) -> Result<(http::Response<Incoming>, Lease), SendError> {
+        while let Some(mut lease) = self.take_parked(origin) {
+            if !lease.ready().await {
+                continue;
+            }
+            match lease.send(request(&lease)).await {
+                Ok(response) => return Ok((response, lease)),
+                Err((_, Some(_unsent))) => continue,
+                Err((error, None)) if is_transient(&error) => continue,
+                Err((error, None)) => return Err(error.into()),
+            }
+        }
+        let mut lease = self.connect(origin).await?;
+        match lease.send(request(&lease)).await {
+            Ok(response) => Ok((response, lease)),
+            Err((error, _)) => Err(error.into()),
+        }
+    }
+
+    /// Parks an HTTP/1 connection whose response was read to its end, for the origin's next
+    /// request. (An HTTP/2 connection stays parked from the start.)
+    pub(super) fn put_back(&self, origin: &str, lease: Lease) {
+        if !lease.is_http1() || lease.sender.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sweep(&mut idle, now);
+        let parked = Parked {
+            sender: lease.sender,
+            info: lease.info,
+            proxied: lease.proxied,
+            since: now,
+        };
+        match idle.by_origin.get_mut(origin) {
+            Some(list) if list.len() >= self.max_idle_per_origin => {}
+            Some(list) => list.push(parked),
+            None => {
+                idle.by_origin.insert(origin.into(), vec![parked]);
+            }
+        }
+    }
+
+    /// The most recently parked live connection of `origin`, if any: taken for HTTP/1, shared
+    /// for HTTP/2.
+    fn take_parked(&self, origin: &str) -> Option<Lease> {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = idle.by_origin.get_mut(origin)?;
+        let lease = loop {
+            let parked = list.pop()?;
+            if parked.sender.is_closed() || now.duration_since(parked.since) >= self.idle_timeout {
+                continue;
+            }
+            let (info, proxied) = (Arc::clone(&parked.info), parked.proxied);
+            let sender = match &parked.sender {
+                Sender::Http1(_) => parked.sender,
+                Sender::Http2(shared) => {
+                    let sender = Sender::Http2(shared.clone());
+                    list.push(Parked {
+                        since: now,
+                        ..parked
+                    });
+                    sender
+                }
+            };
+            break Lease {
+                sender,
+                info,
+                proxied,
+                pooled: true,
+            };
+        };
+        if list.is_empty() {
+            idle.by_origin.remove(origin);
+        }
+        Some(lease)
+    }
+
+    /// Drops every origin's expired connections, at most once a second: a list of a million
+    /// distinct hosts must not keep a socket open per host it has done with.
+    fn sweep(&self, idle: &mut Idle, now: Instant) {
+        if idle
+            .swept
+            .is_some_and(|at| now.duration_since(at) < Duration::from_secs(1))
+        {
+            return;
+        }
+        idle.swept = Some(now);
+        let timeout = self.idle_timeout;
+        idle.by_origin.retain(|_, list| {
+            list.retain(|p| !p.sender.is_closed() && now.duration_since(p.since) < timeout);
+            !list.is_empty()
+        });
+    }
+
+    /// Opens a connection to `origin` and starts the task that drives it. The task ends by
+    /// itself when the connection closes or its last sender is dropped (the request's, or the
+    /// pool's when it expires), so nothing needs to wait for it.
+    async fn connect(&self, origin: &str) -> Result<Lease, SendError> {
+        let conn = self.connector.connect(origin).await?;
+        let (info, proxied, h2) = (conn.info(), conn.proxied(), conn.is_h2());
+        let sender = if h2 {
+            let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(conn)
+                .await?;
+            tokio::spawn(connection);
+            Sender::Http2(sender)
+        } else {
+            let (sender, connection) = http1::handshake(conn).await?;
+            tokio::spawn(connection);
+            Sender::Http1(sender)
+        };
+        let lease = Lease {
+            sender,
+            info,
+            proxied,
+            pooled: false,
+        };
+        if let Sender::Http2(sender) = &lease.sender {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let shared = Parked {
+                sender: Sender::Http2(sender.clone()),
+                info: Arc::clone(&lease.info),
+                proxied,
+                since: Instant::now(),
+            };
+            idle.by_origin
+                .entry(origin.into())
+                .or_default()
+                .push(shared);
+        }
+        Ok(lease)
+    }
+}
+
+impl Lease {
+    /// Waits until the connection can take a request (an HTTP/1 connection whose last response
+    /// was just read may still be finishing it); false when it closed instead.
+    async fn ready(&mut self) -> bool {
+        match &mut self.sender {
+            Sender::Http1(s) => s.ready().await.is_ok(),
+            Sender::Http2(s) => s.ready().await.is_ok(),
+        }
+    }
+
+    /// Whether this request is the first the connection serves.
+    pub(super) fn is_fresh(&self) -> bool {
+        !self.pooled
+    }
+}
