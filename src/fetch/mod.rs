@@ -217,7 +217,7 @@ impl Fetcher {
         let host = host_header(url)?;
         let sent = self
             .pool
-            .send(origin(url), |lease| {
+            .send(origin(url), keep_alive, |lease| {
                 self.request(&uri, &host, keep_alive, left_origin, lease)
             })
             .await;

@@ -130,20 +130,24 @@ impl Pool {
     pub(super) async fn send(
         &self,
         origin: &str,
+        keep_alive: bool,
         request: impl Fn(&Lease) -> Request<Body>,
     ) -> Result<(http::Response<Incoming>, Lease), SendError> {
         while let Some(mut lease) = self.take_parked(origin) {
             if !lease.ready().await {
+                self.discard(origin, &lease);
                 continue;
             }
             match lease.send(request(&lease)).await {
                 Ok(response) => return Ok((response, lease)),
-                Err((_, Some(_unsent))) => continue,
-                Err((error, None)) if is_transient(&error) => continue,
-                Err((error, None)) => return Err(error.into()),
+                Err((error, unsent)) if unsent.is_some() || is_transient(&error) => {
+                    // A shared HTTP/2 connection is still parked: it must not be found again.
+                    self.discard(origin, &lease);
+                }
+                Err((error, _)) => return Err(error.into()),
             }
         }
-        let mut lease = self.connect(origin).await?;
+        let mut lease = self.connect(origin, keep_alive).await?;
         match lease.send(request(&lease)).await {
             Ok(response) => Ok((response, lease)),
             Err((error, _)) => Err(error.into()),
@@ -158,7 +162,6 @@ impl Pool {
         }
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        self.sweep(&mut idle, now);
         let parked = Parked {
             sender: lease.sender,
             info: lease.info,
@@ -179,6 +182,7 @@ impl Pool {
     fn take_parked(&self, origin: &str) -> Option<Lease> {
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sweep(&mut idle, now);
         let list = idle.by_origin.get_mut(origin)?;
         let lease = loop {
             let parked = list.pop()?;
@@ -210,6 +214,14 @@ impl Pool {
         Some(lease)
     }
 
+    /// Forgets the connection of `lease` if it is parked (a shared HTTP/2 one that failed).
+    fn discard(&self, origin: &str, lease: &Lease) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(list) = idle.by_origin.get_mut(origin) {
+            list.retain(|p| !Arc::ptr_eq(&p.info, &lease.info));
+        }
+    }
+
     /// Drops every origin's expired connections, at most once a second: a list of a million
     /// distinct hosts must not keep a socket open per host it has done with.
     fn sweep(&self, idle: &mut Idle, now: Instant) {
@@ -229,8 +241,9 @@ impl Pool {
 
     /// Opens a connection to `origin` and starts the task that drives it. The task ends by
     /// itself when the connection closes or its last sender is dropped (the request's, or the
-    /// pool's when it expires), so nothing needs to wait for it.
-    async fn connect(&self, origin: &str) -> Result<Lease, SendError> {
+    /// pool's when it expires), so nothing needs to wait for it. An HTTP/2 connection is parked
+    /// for sharing at once, unless no other request to its origin is coming (`keep_alive`).
+    async fn connect(&self, origin: &str, keep_alive: bool) -> Result<Lease, SendError> {
         let conn = self.connector.connect(origin).await?;
         let (info, proxied, h2) = (conn.info(), conn.proxied(), conn.is_h2());
         let sender = if h2 {
@@ -251,7 +264,9 @@ impl Pool {
             proxied,
             pooled: false,
         };
-        if let Sender::Http2(sender) = &lease.sender {
+        if let Sender::Http2(sender) = &lease.sender
+            && keep_alive
+        {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             let shared = Parked {
                 sender: Sender::Http2(sender.clone()),

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use crate::row::{ErrorKind, Row, millis};
+use crate::row::{ErrorKind, Row};
 
 /// One output column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,11 +187,24 @@ impl Cell<'_> {
             }
             Cell::Word(word) => out.write_str(word),
             Cell::Count(n) => write!(out, "{n}"),
-            Cell::Millis(d) => write!(out, "{}", millis(d)),
+            Cell::Millis(d) => write_millis(out, d),
             Cell::Flag(b) => out.write_str(if b { "true" } else { "false" }),
             Cell::Ip(ip) => write!(out, "{ip}"),
             Cell::Time(t) => write!(out, "{}", humantime::format_rfc3339_millis(t)),
         };
+    }
+}
+
+/// Milliseconds with up to three decimals and no trailing zeros: what `millis(d)` prints as a
+/// float, without the float formatting (a few of these per row add up over millions of rows).
+fn write_millis(out: &mut String, d: Duration) -> std::fmt::Result {
+    let micros = d.as_micros();
+    let (whole, frac) = (micros / 1000, micros % 1000);
+    match frac {
+        0 => write!(out, "{whole}"),
+        _ if frac % 100 == 0 => write!(out, "{whole}.{}", frac / 100),
+        _ if frac % 10 == 0 => write!(out, "{whole}.{:02}", frac / 10),
+        _ => write!(out, "{whole}.{frac:03}"),
     }
 }
 
@@ -206,6 +219,7 @@ pub fn is_formula_like(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::row::millis;
 
     fn rendered(cell: Cell<'_>, safe: bool) -> String {
         let mut out = String::new();
@@ -228,6 +242,21 @@ mod tests {
             rendered(Cell::Millis(Duration::from_micros(1500)), true),
             "1.5"
         );
+    }
+
+    #[test]
+    fn millis_print_as_the_float_would() {
+        let micros = (0..5_000u64)
+            .chain([9_999, 10_000, 10_001, 123_456_789, 86_400_000_000, 1 << 50])
+            .chain((0..2_000u64).map(|i| i * 7_919 + 1_000_000));
+        for us in micros {
+            let d = Duration::from_micros(us);
+            assert_eq!(
+                rendered(Cell::Millis(d), true),
+                millis(d).to_string(),
+                "{us} µs"
+            );
+        }
     }
 
     #[test]
