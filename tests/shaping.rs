@@ -30,6 +30,23 @@ async fn head_requests_have_no_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_is_the_urls_unless_given() {
+    let server = TestServer::start();
+    let (_, _) = run_list(config(), server.url("/ok/plain")).await;
+    let expected = server.url("").trim_start_matches("http://").to_owned();
+    assert_eq!(server.stats.seen()[0].headers["host"], expected.as_str());
+
+    let mut config = config();
+    let (name, value) = parse_header("Host: vhost.test").unwrap();
+    config.headers.append(name, value);
+    let (_, table) = run_list(config, server.url("/ok/vhost")).await;
+    assert_eq!(table.line(1).get("status"), "200");
+    let seen = server.stats.seen();
+    let host: Vec<_> = seen[1].headers.get_all("host").iter().collect();
+    assert_eq!(host, ["vhost.test"], "one Host header, the user's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_are_sent_and_credentials_stay_on_their_origin() {
     let first = TestServer::start();
     let other = TestServer::start_on("127.0.0.6");

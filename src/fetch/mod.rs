@@ -282,8 +282,12 @@ impl Fetcher {
         } else {
             uri.clone()
         };
+        // A `Host` given with `-H` wins (a virtual host tried on a given address).
         if lease.is_http1() {
-            request.headers_mut().insert(HOST, host.clone());
+            request
+                .headers_mut()
+                .entry(HOST)
+                .or_insert_with(|| host.clone());
         }
         request
     }
