@@ -5,8 +5,11 @@
 //! the deadline. Raising the signal never kills anything by itself: each stage notices it, ends
 //! its work, and the rows already produced are still written.
 
-use std::sync::{Arc, OnceLock};
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::task::Poll;
 
+use futures::task::AtomicWaker;
 use tokio_util::sync::CancellationToken;
 
 use crate::row::ErrorKind;
@@ -63,6 +66,8 @@ impl StopReason {
 pub struct Stop {
     token: CancellationToken,
     reason: Arc<OnceLock<StopReason>>,
+    /// The wake-up slots of [`Listener`]s; dead ones are pruned as new ones come.
+    listeners: Arc<Mutex<Vec<Weak<AtomicWaker>>>>,
 }
 
 impl Stop {
@@ -74,6 +79,13 @@ impl Stop {
     pub fn trigger(&self, reason: StopReason) {
         if self.reason.set(reason).is_ok() {
             self.token.cancel();
+            let listeners = self
+                .listeners
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for slot in listeners.iter().filter_map(Weak::upgrade) {
+                slot.wake();
+            }
         }
     }
 
@@ -88,6 +100,46 @@ impl Stop {
     /// Resolves once [`Stop::trigger`] has been called.
     pub async fn stopped(&self) {
         self.token.cancelled().await
+    }
+
+    /// A waiter of its own, for a loop that waits on the stop at every turn (a request worker,
+    /// the dispatcher). [`Stop::stopped`] takes a lock that every waiter contends for, twice
+    /// per wait; a listener's wait is two atomic operations on a slot no one else uses.
+    pub fn listener(&self) -> Listener {
+        let slot = Arc::new(AtomicWaker::new());
+        let mut listeners = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if listeners.len() == listeners.capacity() {
+            listeners.retain(|slot| slot.strong_count() > 0);
+        }
+        listeners.push(Arc::downgrade(&slot));
+        Listener {
+            reason: Arc::clone(&self.reason),
+            slot,
+        }
+    }
+}
+
+/// Waits for a [`Stop`] cheaply and any number of times; see [`Stop::listener`].
+#[derive(Debug)]
+pub struct Listener {
+    reason: Arc<OnceLock<StopReason>>,
+    slot: Arc<AtomicWaker>,
+}
+
+impl Listener {
+    /// Resolves once the run has been stopped (at once if it already has).
+    pub fn stopped(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            // Register before looking, so a trigger in between still wakes this waiter.
+            self.slot.register(cx.waker());
+            match self.reason.get() {
+                Some(_) => Poll::Ready(()),
+                None => Poll::Pending,
+            }
+        })
     }
 }
 
@@ -142,5 +194,34 @@ mod tests {
         stop.trigger(StopReason::Interrupted);
         assert_eq!(stop.reason(), Some(StopReason::Deadline));
         assert!(stop.is_stopped());
+    }
+
+    #[tokio::test]
+    async fn a_listener_wakes_on_a_later_trigger_and_sees_an_earlier_one() {
+        let stop = Stop::new();
+        let listener = stop.listener();
+        let waiter = tokio::spawn(async move { listener.stopped().await });
+        tokio::task::yield_now().await;
+        stop.trigger(StopReason::Interrupted);
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+            .await
+            .expect("the listener woke")
+            .expect("the waiter ran");
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stop.listener().stopped(),
+        )
+        .await
+        .expect("a listener made after the stop is ready at once");
+    }
+
+    #[test]
+    fn dead_listeners_do_not_pile_up() {
+        let stop = Stop::new();
+        for _ in 0..10_000 {
+            drop(stop.listener());
+        }
+        let kept = stop.listeners.lock().map(|l| l.len()).unwrap_or(usize::MAX);
+        assert!(kept < 100, "{kept} listener slots kept");
     }
 }

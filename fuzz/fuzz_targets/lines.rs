@@ -3,7 +3,8 @@
 //!
 //! Checked against a model that splits the whole input at once: the streaming reader must give
 //! the same jobs (line numbers, text, verdict) whatever the read sizes, and every job must obey
-//! the row contract (trimmed, printable, never blank or a comment, only http(s) URLs accepted).
+//! the row contract (trimmed, printable, never blank or a comment, only http(s) URLs accepted),
+//! and every URL must be what parsing its line afresh gives (the reader reuses origins).
 //!
 //! Input: byte 0 = read size and whether reads get interrupted; byte 1 = whether to stretch
 //! the first line to a length around the cap (and to which), so short inputs probe the limit.
@@ -12,7 +13,7 @@
 
 use std::io::{self, Read};
 
-use fetch::input::{MAX_LINE_BYTES, read_jobs};
+use fetch::input::{MAX_LINE_BYTES, parse_target, read_jobs};
 use fetch::row::ErrorKind;
 use libfuzzer_sys::fuzz_target;
 
@@ -72,6 +73,14 @@ fuzz_target!(|data: &[u8]| {
             Verdict::Text => {
                 assert_eq!(job.text, want.text);
                 assert_ne!(kind(job), Some(ErrorKind::InvalidInput));
+                // The reader reuses the previous line's origin: it must parse as a fresh parse.
+                let fresh = parse_target(&job.text);
+                assert_eq!(
+                    job.target.as_ref().map(|url| url.as_str()).ok(),
+                    fresh.as_ref().map(|url| url.as_str()).ok(),
+                    "line {}",
+                    job.line
+                );
             }
         }
     }

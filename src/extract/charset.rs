@@ -11,13 +11,13 @@ use encoding_rs::{Encoding, UTF_8};
 /// How far into a page a `<meta>` charset declaration is looked for (the HTML spec's prescan).
 const META_PRESCAN: usize = 1024;
 
-pub(super) fn decode<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Cow<'a, str> {
+/// `declared`: the charset the `Content-Type` names, from [`declared`].
+pub(super) fn decode<'a>(bytes: &'a [u8], declared: Option<&'static Encoding>) -> Cow<'a, str> {
     if let Some((encoding, bom)) = Encoding::for_bom(bytes) {
         let text = bytes.get(bom..).unwrap_or_default();
         return encoding.decode_without_bom_handling(text).0;
     }
-    let encoding = content_type
-        .and_then(header_charset)
+    let encoding = declared
         .or_else(|| meta_charset(bytes.get(..META_PRESCAN).unwrap_or(bytes)))
         .unwrap_or_else(|| guess(bytes));
     encoding.decode_without_bom_handling(bytes).0
@@ -26,19 +26,18 @@ pub(super) fn decode<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Cow<'a,
 /// Whether [`decode`] would read ASCII bytes of `bytes` as the same ASCII characters: true for
 /// every encoding a page can end up with but UTF-16 (by BOM or header) and the few the HTML spec
 /// maps to "replacement". The guess never picks one of those (ISO-2022-JP is denied).
-pub(super) fn keeps_ascii(bytes: &[u8], content_type: Option<&str>) -> bool {
+pub(super) fn keeps_ascii(bytes: &[u8], declared: Option<&'static Encoding>) -> bool {
     let encoding = match Encoding::for_bom(bytes) {
         Some((encoding, _)) => Some(encoding),
-        None => content_type
-            .and_then(header_charset)
-            .or_else(|| meta_charset(bytes.get(..META_PRESCAN).unwrap_or(bytes))),
+        None => declared.or_else(|| meta_charset(bytes.get(..META_PRESCAN).unwrap_or(bytes))),
     };
     encoding.is_none_or(Encoding::is_ascii_compatible)
 }
 
-/// Whether a `Content-Type` names a charset we know (so no `<meta>` needs looking for).
-pub(super) fn declared(content_type: Option<&str>) -> bool {
-    content_type.and_then(header_charset).is_some()
+/// The charset a `Content-Type` names, if it is one we know (then no `<meta>` is looked for).
+/// Worked out once per response: it is needed at the start of the body and again at the end.
+pub(super) fn declared(content_type: Option<&str>) -> Option<&'static Encoding> {
+    content_type.and_then(header_charset)
 }
 
 /// `charset=` in a `Content-Type` value.
@@ -108,7 +107,7 @@ mod tests {
     #[test]
     fn header_charset_wins_over_guessing() {
         assert_eq!(
-            decode(LATIN1_CAFE, Some("text/html; charset=ISO-8859-1")),
+            decode(LATIN1_CAFE, declared(Some("text/html; charset=ISO-8859-1"))),
             "<title>Café crème</title>"
         );
     }
@@ -116,22 +115,22 @@ mod tests {
     #[test]
     fn meta_charset_is_found_in_the_head() {
         let page = b"<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=windows-1252\"><title>Caf\xe9</title>";
-        assert!(decode(page, Some("text/html")).contains("Café"));
+        assert!(decode(page, declared(Some("text/html"))).contains("Café"));
         let page = b"<meta charset='iso-8859-1'><title>Caf\xe9</title>";
-        assert!(decode(page, None).contains("Café"));
+        assert!(decode(page, declared(None)).contains("Café"));
     }
 
     #[test]
     fn latin1_without_any_declaration_is_guessed() {
         let page = b"<html><head><title>Le caf\xe9 de la gare, o\xf9 l'on d\xe9jeune tr\xe8s bien</title></head></html>";
-        assert!(decode(page, Some("text/html")).contains("café de la gare, où"));
+        assert!(decode(page, declared(Some("text/html"))).contains("café de la gare, où"));
     }
 
     #[test]
     fn bom_beats_everything() {
         let page = b"\xEF\xBB\xBF<title>Caf\xc3\xa9</title>";
         assert_eq!(
-            decode(page, Some("text/html; charset=iso-8859-1")),
+            decode(page, declared(Some("text/html; charset=iso-8859-1"))),
             "<title>Café</title>"
         );
     }
@@ -139,7 +138,10 @@ mod tests {
     #[test]
     fn utf8_is_utf8() {
         assert_eq!(
-            decode("<title>naïve</title>".as_bytes(), Some("text/html")),
+            decode(
+                "<title>naïve</title>".as_bytes(),
+                declared(Some("text/html"))
+            ),
             "<title>naïve</title>"
         );
     }

@@ -13,6 +13,7 @@ mod spec;
 
 use std::ops::Range;
 
+use encoding_rs::Encoding;
 use sha2::{Digest, Sha256};
 
 use self::head::{HeadScanner, Scan};
@@ -77,7 +78,7 @@ impl Extractor {
             hasher: self.spec.hash.then(Sha256::new),
             keep: Keep::Nothing,
             buf: Vec::new(),
-            content_type: None,
+            media: Media::default(),
             head: HeadScanner::default(),
             head_done: false,
             prescan: PRESCAN,
@@ -100,7 +101,7 @@ impl Extractor {
             |b: &u8| matches!(b, b' '..=b'~' | b'\t' | b'\n' | b'\x0c' | b'\r') && *b != b'&';
         if text.len() > QUICK_TITLE_LIMIT
             || !text.iter().all(plain)
-            || !charset::keeps_ascii(&captured.bytes, captured.content_type.as_deref())
+            || !charset::keeps_ascii(&captured.bytes, captured.charset)
         {
             return None;
         }
@@ -122,7 +123,7 @@ impl Extractor {
         if captured.bytes.is_empty() {
             return extracted;
         }
-        let text = charset::decode(&captured.bytes, captured.content_type.as_deref());
+        let text = charset::decode(&captured.bytes, captured.charset);
         let document = captured.html.then(|| scraper::Html::parse_document(&text));
         if let Some(document) = &document
             && self.spec.title
@@ -159,7 +160,7 @@ pub struct Capture {
     hasher: Option<Sha256>,
     keep: Keep,
     buf: Vec<u8>,
-    content_type: Option<String>,
+    media: Media,
     head: HeadScanner,
     /// The title's end has been found: keep only up to [`PRESCAN`] now.
     head_done: bool,
@@ -173,7 +174,8 @@ pub struct Capture {
 pub struct Captured {
     html: bool,
     textual: bool,
-    content_type: Option<String>,
+    /// The charset the `Content-Type` declared.
+    charset: Option<&'static Encoding>,
     bytes: Vec<u8>,
     sha256: Option<String>,
     /// Where the title's text is in `bytes`, when the head scanner found its end.
@@ -189,11 +191,10 @@ impl Captured {
 
 impl Capture {
     pub fn finish(self) -> Captured {
-        let html = is_html(self.content_type.as_deref());
         Captured {
-            html,
-            textual: html || is_textual(self.content_type.as_deref()),
-            content_type: self.content_type,
+            html: self.media.html,
+            textual: self.media.textual,
+            charset: self.media.charset,
             title: self
                 .head
                 .title_span()
@@ -206,21 +207,17 @@ impl Capture {
 
 impl BodySink for Capture {
     fn begin(&mut self, content_type: Option<&str>) {
-        let html = is_html(content_type);
-        let textual = html || is_textual(content_type);
-        self.keep = if (html && self.wants_html_body) || (textual && self.wants_text_body) {
-            Keep::All
-        } else if html && self.wants_title {
-            Keep::Head
-        } else {
-            Keep::Nothing
-        };
-        self.content_type = content_type.map(str::to_owned);
-        self.prescan = if charset::declared(content_type) {
-            0
-        } else {
-            PRESCAN
-        };
+        let media = Media::of(content_type);
+        self.keep =
+            if (media.html && self.wants_html_body) || (media.textual && self.wants_text_body) {
+                Keep::All
+            } else if media.html && self.wants_title {
+                Keep::Head
+            } else {
+                Keep::Nothing
+            };
+        self.prescan = if media.charset.is_some() { 0 } else { PRESCAN };
+        self.media = media;
         self.buf.clear();
     }
 
@@ -283,36 +280,53 @@ fn keep_up_to(buf: &mut Vec<u8>, bytes: &[u8], limit: usize) {
     buf.extend_from_slice(bytes.get(..room).unwrap_or(bytes));
 }
 
-/// HTML by its media type; with no `Content-Type` at all, assume HTML (what browsers sniff for
-/// most pages that omit it).
-fn is_html(content_type: Option<&str>) -> bool {
-    content_type.is_none_or(|ct| {
-        let mime = media_type(ct);
-        mime == "text/html" || mime == "application/xhtml+xml"
-    })
+/// What a response's `Content-Type` says, worked out once when its headers arrive.
+#[derive(Debug, Clone, Copy, Default)]
+struct Media {
+    /// HTML by its media type; with no `Content-Type` at all, assumed HTML (what browsers sniff
+    /// for most pages that omit it).
+    html: bool,
+    /// A body a regex makes sense on: HTML, text, JSON, XML, JavaScript.
+    textual: bool,
+    charset: Option<&'static Encoding>,
 }
 
-/// Bodies a regex makes sense on: text, JSON, XML, JavaScript.
-fn is_textual(content_type: Option<&str>) -> bool {
-    content_type.is_none_or(|ct| {
-        let mime = media_type(ct);
-        mime.starts_with("text/")
-            || mime.ends_with("+json")
-            || mime.ends_with("+xml")
-            || matches!(
-                mime.as_str(),
-                "application/json" | "application/xml" | "application/javascript"
-            )
-    })
-}
-
-fn media_type(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
+impl Media {
+    fn of(content_type: Option<&str>) -> Media {
+        let Some(content_type) = content_type else {
+            return Media {
+                html: true,
+                textual: true,
+                charset: None,
+            };
+        };
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        let is = |name: &str| essence.eq_ignore_ascii_case(name);
+        let starts = |prefix: &str| {
+            essence
+                .get(..prefix.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+        };
+        let ends = |suffix: &str| {
+            essence
+                .len()
+                .checked_sub(suffix.len())
+                .and_then(|at| essence.get(at..))
+                .is_some_and(|s| s.eq_ignore_ascii_case(suffix))
+        };
+        let html = is("text/html") || is("application/xhtml+xml");
+        Media {
+            html,
+            textual: html
+                || starts("text/")
+                || ends("+json")
+                || ends("+xml")
+                || is("application/json")
+                || is("application/xml")
+                || is("application/javascript"),
+            charset: charset::declared(Some(content_type)),
+        }
+    }
 }
 
 /// Collapses whitespace runs (newlines included) to single spaces and trims: a value never breaks

@@ -186,10 +186,10 @@ impl Cell<'_> {
                 out.write_str(text)
             }
             Cell::Word(word) => out.write_str(word),
-            Cell::Count(n) => write!(out, "{n}"),
+            Cell::Count(n) => out.write_str(itoa::Buffer::new().format(n)),
             Cell::Millis(d) => write_millis(out, d),
             Cell::Flag(b) => out.write_str(if b { "true" } else { "false" }),
-            Cell::Ip(ip) => write!(out, "{ip}"),
+            Cell::Ip(ip) => write_ip(out, ip),
             Cell::Time(t) => write!(out, "{}", humantime::format_rfc3339_millis(t)),
         };
     }
@@ -199,13 +199,32 @@ impl Cell<'_> {
 /// float, without the float formatting (a few of these per row add up over millions of rows).
 fn write_millis(out: &mut String, d: Duration) -> std::fmt::Result {
     let micros = d.as_micros();
-    let (whole, frac) = (micros / 1000, micros % 1000);
-    match frac {
-        0 => write!(out, "{whole}"),
-        _ if frac % 100 == 0 => write!(out, "{whole}.{}", frac / 100),
-        _ if frac % 10 == 0 => write!(out, "{whole}.{:02}", frac / 10),
-        _ => write!(out, "{whole}.{frac:03}"),
+    out.push_str(itoa::Buffer::new().format(micros / 1000));
+    let frac = micros % 1000;
+    if frac != 0 {
+        out.push('.');
+        // Three digits with the trailing zeros dropped.
+        let digits = [frac / 100, frac / 10 % 10, frac % 10];
+        let len = 3 - digits.iter().rev().take_while(|&&d| d == 0).count();
+        for digit in digits.iter().take(len) {
+            out.push(char::from_digit(u32::try_from(*digit).unwrap_or(0), 10).unwrap_or('0'));
+        }
     }
+    Ok(())
+}
+
+/// An address as `Display` writes it; IPv4, by far the most common, without the formatter.
+fn write_ip(out: &mut String, ip: IpAddr) -> std::fmt::Result {
+    let IpAddr::V4(v4) = ip else {
+        return write!(out, "{ip}");
+    };
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(itoa::Buffer::new().format(octet));
+    }
+    Ok(())
 }
 
 /// What spreadsheets treat as the start of a formula (or of a cell injection).
@@ -256,6 +275,20 @@ mod tests {
                 millis(d).to_string(),
                 "{us} µs"
             );
+        }
+    }
+
+    #[test]
+    fn addresses_print_as_display_would() {
+        let addresses: [IpAddr; 5] = [
+            [127, 0, 0, 1].into(),
+            [0, 0, 0, 0].into(),
+            [255, 10, 100, 9].into(),
+            std::net::Ipv6Addr::LOCALHOST.into(),
+            "2001:db8::8a2e:370:7334".parse().unwrap(),
+        ];
+        for ip in addresses {
+            assert_eq!(rendered(Cell::Ip(ip), true), ip.to_string());
         }
     }
 

@@ -20,9 +20,20 @@ use crate::fetch::Attempt;
 pub(crate) type HostKey = Arc<str>;
 
 pub(crate) fn host_key(url: &Url) -> HostKey {
-    let host = url.host_str().unwrap_or_default();
+    let mut spelled = String::new();
+    spell_host_key(url, &mut spelled);
+    Arc::from(spelled)
+}
+
+/// Writes `url`'s host key into `out`, replacing what was there.
+fn spell_host_key(url: &Url, out: &mut String) {
+    out.clear();
+    out.push_str(url.scheme());
+    out.push_str("://");
+    out.push_str(url.host_str().unwrap_or_default());
+    out.push(':');
     let port = url.port_or_known_default().unwrap_or_default();
-    Arc::from(format!("{}://{host}:{port}", url.scheme()))
+    out.push_str(itoa::Buffer::new().format(port));
 }
 
 /// A line on its way to a row: queued, in flight, or waiting to be retried.
@@ -54,7 +65,9 @@ struct Host {
     /// Jobs coming back: retries, each with its own `not_before`, and redirect hops (due at
     /// once). Kept apart from `fresh` so a backing-off URL does not hold up the rest of its host,
     /// and taken first when due, as they are older.
-    retries: Vec<Pending>,
+    // Boxed like every job on its way through the scheduler: moving one is moving a pointer.
+    #[allow(clippy::vec_box)]
+    retries: Vec<Box<Pending>>,
     /// Jobs started (or staged to start) and not yet finished.
     active: usize,
     /// No job starts before this (the server sent `Retry-After` on a 429/503).
@@ -90,7 +103,7 @@ impl Host {
     }
 
     /// The job to start next: a retry that is due, else the oldest fresh job.
-    fn take_next(&mut self, now: Instant) -> Option<Pending> {
+    fn take_next(&mut self, now: Instant) -> Option<Box<Pending>> {
         let due = self
             .retries
             .iter()
@@ -100,7 +113,7 @@ impl Host {
             .map(|(i, _)| i);
         match due {
             Some(i) => Some(self.retries.swap_remove(i)),
-            None => self.fresh.pop_front().map(|job| *job),
+            None => self.fresh.pop_front(),
         }
     }
 }
@@ -132,19 +145,30 @@ impl Hosts {
         self.queued
     }
 
+    /// The key of `url`'s host: the one already in the table when the host has jobs queued or
+    /// running, so a list that keeps to a few hosts allocates no key per line. `scratch` is
+    /// where the key is spelled out for the lookup.
+    pub(crate) fn key_of(&self, url: &Url, scratch: &mut String) -> HostKey {
+        spell_host_key(url, scratch);
+        match self.map.get_key_value(scratch.as_str()) {
+            Some((key, _)) => Arc::clone(key),
+            None => Arc::from(scratch.as_str()),
+        }
+    }
+
     /// Hosts with queued or running jobs.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
-    pub(crate) fn push(&mut self, job: Pending, now: Instant) {
+    pub(crate) fn push(&mut self, job: Box<Pending>, now: Instant) {
         let key = Arc::clone(&job.key);
         self.map
             .entry(Arc::clone(&key))
             .or_default()
             .fresh
-            .push_back(Box::new(job));
+            .push_back(job);
         self.queued += 1;
         self.consider(&key, now);
     }
@@ -163,7 +187,7 @@ impl Hosts {
     pub(crate) fn requeue(
         &mut self,
         ran_on: &HostKey,
-        job: Pending,
+        job: Box<Pending>,
         pause_until: Option<Instant>,
         now: Instant,
     ) {
@@ -204,7 +228,7 @@ impl Hosts {
 
     /// Takes the next job of a host returned by [`Hosts::next_ready`] and counts it as active.
     /// Also says whether more jobs of this host are queued.
-    pub(crate) fn take(&mut self, key: &HostKey, now: Instant) -> Option<(Pending, bool)> {
+    pub(crate) fn take(&mut self, key: &HostKey, now: Instant) -> Option<(Box<Pending>, bool)> {
         let host = self.map.get_mut(key)?;
         let job = host.take_next(now)?;
         host.active += 1;
@@ -243,14 +267,12 @@ impl Hosts {
 
     /// Empties every queue (the run is stopping) and returns the jobs that had been attempted
     /// and were waiting for a retry; never-attempted jobs are dropped.
-    pub(crate) fn drain_attempted(&mut self) -> Vec<Pending> {
+    #[allow(clippy::vec_box)] // Jobs stay boxed, as everywhere in the scheduler.
+    pub(crate) fn drain_attempted(&mut self) -> Vec<Box<Pending>> {
         let attempted = self
             .map
             .drain()
-            .flat_map(|(_, host)| {
-                let fresh = host.fresh.into_iter().map(|job| *job);
-                host.retries.into_iter().chain(fresh)
-            })
+            .flat_map(|(_, host)| host.retries.into_iter().chain(host.fresh))
             .filter(|job| job.attempts > 0)
             .collect();
         self.ready.clear();
@@ -311,9 +333,9 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn job(url: &str, line: u64) -> Pending {
+    fn job(url: &str, line: u64) -> Box<Pending> {
         let url = Url::parse(url).unwrap();
-        Pending {
+        Box::new(Pending {
             line,
             seq: line,
             text: url.to_string(),
@@ -324,7 +346,7 @@ mod tests {
             queued_at: Instant::now(),
             last: None,
             hop: None,
-        }
+        })
     }
 
     #[test]

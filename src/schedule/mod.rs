@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use self::hosts::{HostKey, Hosts, Pending, host_key};
+use self::hosts::{HostKey, Hosts, Pending};
 use self::pace::Pacer;
 use crate::config::{Config, Rate};
 use crate::error::Error;
@@ -49,7 +49,7 @@ use crate::input::Job;
 use crate::output::OrderGate;
 use crate::retry::RetryPolicy;
 use crate::row::Row;
-use crate::stop::{Stop, StopReason};
+use crate::stop::{Listener, Stop, StopReason};
 
 /// Most jobs read ahead and queued per host. Bounds memory (a few hundred bytes per job) while
 /// letting a slow host's backlog sit aside as later lines for other hosts go ahead.
@@ -109,7 +109,7 @@ struct Shared {
     retry: RetryPolicy,
     deadline: Option<Instant>,
     rows: mpsc::Sender<Row>,
-    done: mpsc::Sender<Done>,
+    done: mpsc::Sender<Report>,
     stop: Stop,
 }
 
@@ -120,7 +120,13 @@ impl Shared {
     }
 }
 
-/// A request task's report to the dispatcher. `ran_on` is the host whose slot the task held.
+/// A request task's report to the dispatcher, with the stop listener it was lent.
+struct Report {
+    stop: Listener,
+    done: Done,
+}
+
+/// How a job's request went. `ran_on` is the host whose slot the task held.
 enum Done {
     /// The job has its row; its slots are free.
     Finished(HostKey),
@@ -169,8 +175,10 @@ pub(crate) async fn run(
         order,
         next_seq: 0,
         hosts: Hosts::new(per_host),
+        key_scratch: String::new(),
         staged: None,
         in_flight: 0,
+        listeners: Vec::new(),
         concurrency,
         tasks: TaskTracker::new(),
         housekept: Instant::now(),
@@ -188,10 +196,15 @@ struct Dispatcher {
     /// Sequence number of the next line to be read.
     next_seq: u64,
     hosts: Hosts,
+    /// Where a line's host key is spelled out to be looked up.
+    key_scratch: String,
     /// A job that passed its host's limits but is waiting for the global rate, and when the
     /// global rate allows the next start.
-    staged: Option<(Pending, bool, Instant)>,
+    staged: Option<(Box<Pending>, bool, Instant)>,
     in_flight: usize,
+    /// Stop listeners not lent to a request task. A task per request with a listener of its
+    /// own would register one per request; lending them out keeps it to one per slot.
+    listeners: Vec<Listener>,
     concurrency: usize,
     tasks: TaskTracker,
     housekept: Instant,
@@ -201,7 +214,7 @@ impl Dispatcher {
     async fn run(
         &mut self,
         mut jobs: mpsc::Receiver<Result<Job, Error>>,
-        mut done: mpsc::Receiver<Done>,
+        mut done: mpsc::Receiver<Report>,
     ) -> Result<(), Error> {
         let result = self.dispatch_all(&mut jobs, &mut done).await;
         if result.is_err() {
@@ -216,9 +229,9 @@ impl Dispatcher {
     async fn dispatch_all(
         &mut self,
         jobs: &mut mpsc::Receiver<Result<Job, Error>>,
-        done: &mut mpsc::Receiver<Done>,
+        done: &mut mpsc::Receiver<Report>,
     ) -> Result<(), Error> {
-        let stop = self.shared.stop.clone();
+        let stop = self.shared.stop.listener();
         let mut input_open = true;
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
@@ -327,18 +340,18 @@ impl Dispatcher {
                 let _ = self.shared.rows.send(row).await;
             }
             Ok(url) => {
-                let pending = Pending {
+                let pending = Box::new(Pending {
                     line,
                     seq,
                     text,
-                    key: host_key(&url),
+                    key: self.hosts.key_of(&url, &mut self.key_scratch),
                     url,
                     attempts: 0,
                     not_before: None,
                     queued_at: Instant::from_std(read_at),
                     last: None,
                     hop: None,
-                };
+                });
                 self.hosts.push(pending, Instant::now());
             }
         }
@@ -367,12 +380,17 @@ impl Dispatcher {
             }
             self.in_flight += 1;
             let shared = Arc::clone(&self.shared);
-            self.tasks.spawn(task::attempt(shared, job, keep_alive));
+            let stop = self
+                .listeners
+                .pop()
+                .unwrap_or_else(|| self.shared.stop.listener());
+            self.tasks
+                .spawn(task::attempt(shared, stop, job, keep_alive));
         }
     }
 
     /// The next job whose host allows a start now (concurrency, pause, per-host rate).
-    fn next_for_a_host(&mut self, now: Instant) -> Option<(Pending, bool)> {
+    fn next_for_a_host(&mut self, now: Instant) -> Option<(Box<Pending>, bool)> {
         loop {
             let key = self.hosts.next_ready(now)?;
             if let Some(per_host) = &self.limiters.per_host
@@ -388,16 +406,17 @@ impl Dispatcher {
         }
     }
 
-    fn on_done(&mut self, report: Done) {
+    fn on_done(&mut self, report: Report) {
         self.in_flight -= 1;
+        self.listeners.push(report.stop);
         let now = Instant::now();
-        match report {
+        match report.done {
             Done::Finished(key) => self.hosts.finished(&key, now),
             Done::Again {
                 ran_on,
                 job,
                 pause_until,
-            } => self.hosts.requeue(&ran_on, *job, pause_until, now),
+            } => self.hosts.requeue(&ran_on, job, pause_until, now),
         }
     }
 
@@ -416,14 +435,14 @@ impl Dispatcher {
 
     /// After the loop: waits for the tasks in flight, then writes rows for jobs that were
     /// attempted but are waiting for a retry that will not happen now.
-    async fn finish(&mut self, done: &mut mpsc::Receiver<Done>) {
+    async fn finish(&mut self, done: &mut mpsc::Receiver<Report>) {
         self.tasks.close();
         self.tasks.wait().await;
         let mut leftovers = self.hosts.drain_attempted();
         leftovers.extend(self.staged.take().map(|(job, _, _)| job));
         while let Ok(report) = done.try_recv() {
-            if let Done::Again { job, .. } = report {
-                leftovers.push(*job);
+            if let Done::Again { job, .. } = report.done {
+                leftovers.push(job);
             }
         }
         for mut job in leftovers {

@@ -8,17 +8,34 @@ use futures::FutureExt;
 use tokio::time::Instant;
 
 use super::hosts::{HostKey, Pending, host_key};
-use super::{Done, Shared};
+use super::{Done, Report, Shared};
 use crate::extract::Extracted;
 use crate::fetch::{Attempt, Hop};
 use crate::retry::Verdict;
 use crate::row::{ErrorKind, Failure, Row};
-use crate::stop::StopReason;
+use crate::stop::{Listener, StopReason};
 
-/// Runs one request of `job`. Exactly one of these happens: a row is sent and the dispatcher is
-/// told the job finished; the job goes back to the dispatcher (redirect, retry); or (stopped
-/// before the request began) the job is given back as it was.
-pub(super) async fn attempt(shared: Arc<Shared>, mut job: Pending, keep_alive: bool) {
+/// Runs one request of `job` and reports to the dispatcher, giving back the stop listener it
+/// was lent.
+///
+/// The request's future (a few kilobytes of state) is boxed so that the task's own future is
+/// small: the runtime copies a task's future whole when it is spawned and when it finishes,
+/// and with the request's state inline that copying cost more than the allocation.
+pub(super) async fn attempt(
+    shared: Arc<Shared>,
+    stop: Listener,
+    job: Box<Pending>,
+    keep_alive: bool,
+) {
+    let done = Box::pin(run(&shared, &stop, job, keep_alive)).await;
+    // Every task in flight sends exactly one report, so this never waits for room.
+    let _ = shared.done.send(Report { stop, done }).await;
+}
+
+/// Exactly one of these happens: a row is sent and the job finished; the job goes back to the
+/// dispatcher (redirect, retry); or (stopped before the request began) the job ends without a
+/// row, like a line never read.
+async fn run(shared: &Shared, stop: &Listener, mut job: Box<Pending>, keep_alive: bool) -> Done {
     let ran_on = Arc::clone(&job.key);
     let continuing = job.hop.is_some();
     let (url, mut attempt) = match job.hop.take() {
@@ -32,7 +49,7 @@ pub(super) async fn attempt(shared: Arc<Shared>, mut job: Pending, keep_alive: b
         .fetch(url, keep_alive, &mut capture, &mut attempt);
     let outcome = tokio::select! {
         biased;
-        () = shared.stop.stopped() => Ok(None),
+        () = stop.stopped() => Ok(None),
         hop = AssertUnwindSafe(fetch).catch_unwind() => hop.map(Some),
     };
     let started = attempt.started_at.is_some();
@@ -44,7 +61,7 @@ pub(super) async fn attempt(shared: Arc<Shared>, mut job: Pending, keep_alive: b
             job.key = host_key(&next);
             job.hop = Some((next, Box::new(attempt)));
             job.queued_at = Instant::now();
-            return again(&shared, ran_on, job, None).await;
+            return again(ran_on, job, None);
         }
         Ok(Some(Hop::Done)) => {
             let time_left = shared.time_left();
@@ -69,14 +86,14 @@ pub(super) async fn attempt(shared: Arc<Shared>, mut job: Pending, keep_alive: b
                     job.not_before = Some(until);
                     job.queued_at = until;
                     job.last = Some(Box::new(attempt));
-                    return again(&shared, ran_on, job, pause_host.then_some(until)).await;
+                    return again(ran_on, job, pause_host.then_some(until));
                 }
             }
         }
         // Stopped before this request began: the job is in the same state as before it.
         Ok(None) if !started => match unfinished_row(&mut job) {
             Some(row) => row,
-            None => return report_finished(&shared, ran_on).await,
+            None => return Done::Finished(ran_on),
         },
         Ok(None) => {
             let reason = shared.stop.reason().unwrap_or(StopReason::Interrupted);
@@ -93,20 +110,15 @@ pub(super) async fn attempt(shared: Arc<Shared>, mut job: Pending, keep_alive: b
     };
     // If the writer is gone it has already reported why; the row has nowhere to go.
     let _ = shared.rows.send(row).await;
-    report_finished(&shared, ran_on).await;
+    Done::Finished(ran_on)
 }
 
-async fn report_finished(shared: &Shared, ran_on: HostKey) {
-    let _ = shared.done.send(Done::Finished(ran_on)).await;
-}
-
-async fn again(shared: &Shared, ran_on: HostKey, job: Pending, pause_until: Option<Instant>) {
-    let report = Done::Again {
+fn again(ran_on: HostKey, job: Box<Pending>, pause_until: Option<Instant>) -> Done {
+    Done::Again {
         ran_on,
-        job: Box::new(job),
+        job,
         pause_until,
-    };
-    let _ = shared.done.send(report).await;
+    }
 }
 
 /// The row for the attempt that ended a job, successful or not.
