@@ -40,13 +40,29 @@ pub(super) fn declared(content_type: Option<&str>) -> Option<&'static Encoding> 
     content_type.and_then(header_charset)
 }
 
-/// `charset=` in a `Content-Type` value.
+/// `charset=` in a `Content-Type` value (parameters are separated by `;`, with HTTP's optional
+/// whitespace, spaces and tabs, around them).
 fn header_charset(content_type: &str) -> Option<&'static Encoding> {
-    content_type.split(';').skip(1).find_map(|param| {
-        let (key, value) = param.split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| Encoding::for_label(value.trim().trim_matches(['"', '\'']).as_bytes()))?
+    let mut params = content_type.as_bytes().split(|&b| b == b';').skip(1);
+    params.find_map(|param| {
+        let at = param.iter().position(|&b| b == b'=')?;
+        let (key, value) = (param.get(..at)?, param.get(at + 1..)?);
+        if !key.trim_ascii().eq_ignore_ascii_case(b"charset") {
+            return None;
+        }
+        let quote = |b: &u8| matches!(b, b'"' | b'\'');
+        let value = value.trim_ascii();
+        let start = value.iter().position(|b| !quote(b)).unwrap_or(value.len());
+        let end = value
+            .iter()
+            .rposition(|b| !quote(b))
+            .map_or(start, |e| e + 1);
+        let label = value.get(start..end).unwrap_or_default();
+        // By far the most common label, without the table lookup.
+        if label.eq_ignore_ascii_case(b"utf-8") {
+            return Some(UTF_8);
+        }
+        Encoding::for_label(label)
     })
 }
 

@@ -81,7 +81,20 @@ impl Default for HeadScanner {
 
 impl HeadScanner {
     pub(super) fn feed(&mut self, chunk: &[u8]) -> Scan {
-        for (i, &byte) in chunk.iter().enumerate() {
+        let mut i = 0;
+        while let Some(&byte) = chunk.get(i) {
+            // Jump to the next byte that can change the state rather than step through all.
+            if let Some([a, b, c]) = self.wanted()
+                && byte != a
+                && byte != b
+                && byte != c
+            {
+                match memchr::memchr3(a, b, c, chunk.get(i..).unwrap_or_default()) {
+                    Some(skip) => i += skip,
+                    None => break,
+                }
+                continue;
+            }
             if let Some(scan) = self.step(byte.to_ascii_lowercase(), i) {
                 if let (Scan::TitleEnds(_), Some(from)) = (scan, self.title_from) {
                     // This byte ends the tag's name: `</title` is the 7 bytes before it.
@@ -91,6 +104,7 @@ impl HeadScanner {
                 self.seen += i + 1;
                 return scan;
             }
+            i += 1;
         }
         self.seen += chunk.len();
         Scan::More
@@ -100,6 +114,19 @@ impl HeadScanner {
     /// after `<title ...>` to just before `</title`.
     pub(super) fn title_span(&self) -> Option<Range<usize>> {
         self.title.clone()
+    }
+
+    /// The only bytes that can change the current state, when there are so few: any other byte
+    /// leaves it as it is. (They are not letters, so lowercasing does not matter.)
+    fn wanted(&self) -> Option<[u8; 3]> {
+        match self.state {
+            State::Text | State::RawText { matched: 0, .. } => Some([b'<'; 3]),
+            State::Attributes { quote: Some(q), .. } => Some([q; 3]),
+            State::Attributes { quote: None, .. } => Some([b'>', b'"', b'\'']),
+            State::Declaration if self.bang >= 2 => Some([b'>'; 3]),
+            State::Comment { dashes: 0 } => Some([b'-'; 3]),
+            _ => None,
+        }
     }
 
     fn step(&mut self, b: u8, at: usize) -> Option<Scan> {

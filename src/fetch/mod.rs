@@ -338,9 +338,10 @@ impl Fetcher {
     ) -> Result<bool, Failure> {
         let (parts, body) = response.into_parts();
         let headers = &parts.headers;
-        attempt.content_type = headers
-            .get(CONTENT_TYPE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        attempt.content_type = headers.get(CONTENT_TYPE).map(|v| match v.to_str() {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        });
         attempt.retry_after = headers
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())

@@ -366,6 +366,10 @@ impl<R: BufRead> LineReader<R> {
 /// A line's text as it will be judged: decoded (invalid UTF-8 replaced) and trimmed of all
 /// Unicode whitespace, so skipping and trimming agree on what whitespace is.
 fn visible_text(kept: &[u8]) -> Cow<'_, str> {
+    // Checking is much faster than the lossy decoding when there is nothing to replace.
+    if let Ok(text) = std::str::from_utf8(kept) {
+        return Cow::Borrowed(text.trim());
+    }
     match String::from_utf8_lossy(kept) {
         Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
         Cow::Owned(text) => Cow::Owned(text.trim().to_owned()),

@@ -279,6 +279,17 @@ mod tests {
     }
 
     #[test]
+    fn millis_past_what_a_float_holds_are_exact() {
+        let d = Duration::from_micros(u64::MAX);
+        assert_eq!(rendered(Cell::Millis(d), true), "18446744073709551.615");
+        let d = Duration::new(u64::MAX, 999_999_999);
+        assert_eq!(
+            rendered(Cell::Millis(d), true),
+            "18446744073709551615999.999"
+        );
+    }
+
+    #[test]
     fn addresses_print_as_display_would() {
         let addresses: [IpAddr; 5] = [
             [127, 0, 0, 1].into(),

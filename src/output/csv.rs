@@ -79,8 +79,11 @@ impl<W: Write> Sink for CsvSink<W> {
                 Cell::Text(text) if safe && is_formula_like(text) => {
                     field(&mut self.buf, i, b"'", text.as_bytes());
                 }
-                Cell::Text(text) => field(&mut self.buf, i, b"", text.as_bytes()),
-                // Ours, never in need of quotes: words, numbers, addresses, times.
+                // Words are ours (error kinds, digests), but a library user may set anything.
+                Cell::Text(text) | Cell::Word(text) => {
+                    field(&mut self.buf, i, b"", text.as_bytes())
+                }
+                // Ours, never in need of quotes: numbers, addresses, times.
                 Cell::Time(time) => plain_field(&mut self.buf, i, self.times.render(time)),
                 cell => {
                     cell.render(&mut self.cell, safe);
@@ -118,7 +121,10 @@ fn field(buf: &mut Vec<u8>, index: usize, prefix: &[u8], text: &[u8]) {
     }
     // All four are below `-`: most bytes are ruled out by one comparison.
     let special = |b: &u8| *b < b'-' && matches!(b, b',' | b'"' | b'\n' | b'\r');
-    if !prefix.iter().any(special) && !text.iter().any(special) {
+    // A field starting with U+FEFF is quoted too: first in a file, a reader would take it for a
+    // byte-order mark and drop it (found by the csv_rows fuzz target).
+    let bom = prefix.is_empty() && text.starts_with("\u{feff}".as_bytes());
+    if !bom && !prefix.iter().any(special) && !text.iter().any(special) {
         buf.extend_from_slice(prefix);
         buf.extend_from_slice(text);
         return;
@@ -273,6 +279,26 @@ mod tests {
             times.render(SystemTime::UNIX_EPOCH),
             b"1970-01-01T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn a_cell_starting_with_a_bom_keeps_it() {
+        let mut bare = layout(false);
+        bare.header = false;
+        bare.columns = Columns::new(false, &[]).select(&["url".into()]).unwrap();
+        let mut buf = Vec::new();
+        {
+            let mut sink = CsvSink::new(&mut buf, bare).unwrap();
+            let failure = Failure::new(ErrorKind::InvalidUrl, "d");
+            sink.write_row(&Row::unrequested(1, "\u{feff}x".into(), failure))
+                .unwrap();
+            sink.flush().unwrap();
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&buf[..]);
+        let record = reader.records().next().unwrap().unwrap();
+        assert_eq!(&record[0], "\u{feff}x");
     }
 
     #[test]
