@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fetch side by side with the tools people use instead, on the same lists, on this machine.
 #
-#     bench/compare.sh            # the full run (about 15 minutes on 2 cores)
+#     bench/compare.sh            # the full run (about 20 minutes on 2 cores)
 #     bench/compare.sh --quick    # smaller lists, one round (about 2 minutes)
 #
 # Starts the project's own server (examples/serve) on 127.0.0.1 and never talks to anything
