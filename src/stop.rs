@@ -102,9 +102,10 @@ impl Stop {
         self.token.cancelled().await
     }
 
-    /// A waiter of its own, for a loop that waits on the stop at every turn (a request worker,
-    /// the dispatcher). [`Stop::stopped`] takes a lock that every waiter contends for, twice
-    /// per wait; a listener's wait is two atomic operations on a slot no one else uses.
+    /// A waiter of its own, for waits made again and again: the dispatcher's loop, and request
+    /// tasks, which are lent one from a set of one per slot. [`Stop::stopped`] takes a lock
+    /// that every waiter contends for, twice per wait; a listener's wait is two atomic
+    /// operations on a slot no one else uses.
     pub fn listener(&self) -> Listener {
         let slot = Arc::new(AtomicWaker::new());
         let mut listeners = self
