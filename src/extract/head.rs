@@ -25,26 +25,61 @@ enum State {
     Text,
     /// Just after `<`.
     TagOpen,
+    /// Just after `</`.
+    EndTagOpen,
     /// Reading a tag's name.
     TagName {
         end: bool,
     },
-    /// Inside a tag after its name, possibly in a quoted attribute value.
+    /// Inside a tag after its name.
     Attributes {
         end: bool,
-        quote: Option<u8>,
+        at: Attribute,
     },
-    /// `<!--` ... `-->`; `dashes` counts the `-` just seen.
-    Comment {
+    /// Just after `<!`, with how many of the `--` that open a comment were seen.
+    MarkupOpen {
         dashes: u8,
     },
-    /// `<!...>` or `<?...>`.
-    Declaration,
+    /// `<!--` ... `-->`.
+    Comment(CommentAt),
+    /// `<!...>`, `<?...>` or `</` not followed by a letter: everything up to the next `>`.
+    Bogus,
     /// Inside an element whose text is not markup, until its closing tag.
     RawText {
         closer: &'static [u8],
         matched: usize,
     },
+}
+
+/// Where in a tag's attributes the scan is. Only a quote right after `=` opens a quoted value:
+/// `<a b'c>` is an attribute named `b'c`, and its `'` opens nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attribute {
+    BeforeName,
+    Name,
+    AfterName,
+    BeforeValue,
+    Unquoted,
+    Quoted(u8),
+    AfterQuoted,
+}
+
+/// Where in a comment the scan is: the HTML tokenizer's comment states, which also end a
+/// comment at `<!-->`, `<!--->` and `--!>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CommentAt {
+    Start,
+    StartDash,
+    Text,
+    EndDash,
+    End,
+    EndBang,
+}
+
+/// A tag's attributes either go on or the tag ends at this byte.
+enum AttributeStep {
+    Go(Attribute),
+    TagEnds,
 }
 
 #[derive(Debug)]
@@ -53,8 +88,6 @@ pub(super) struct HeadScanner {
     /// Lowercased start of the current tag's name (enough to recognise the ones that matter).
     name: [u8; 10],
     name_len: usize,
-    /// Bytes of `<!--` matched after `<!`.
-    bang: usize,
     /// Bytes fed in earlier chunks, to turn offsets in a chunk into offsets in the page.
     seen: usize,
     /// Where the title's text starts in the page (just after `<title ...>`), once seen.
@@ -71,12 +104,17 @@ impl Default for HeadScanner {
             state: State::Text,
             name: [0; 10],
             name_len: 0,
-            bang: 0,
             seen: 0,
             title_from: None,
             title: None,
         }
     }
+}
+
+/// The bytes the HTML tokenizer takes as space between a tag's parts (`\r` becomes `\n` before
+/// it looks).
+fn is_space(b: u8) -> bool {
+    matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r' | b' ')
 }
 
 impl HeadScanner {
@@ -121,10 +159,12 @@ impl HeadScanner {
     fn wanted(&self) -> Option<[u8; 3]> {
         match self.state {
             State::Text | State::RawText { matched: 0, .. } => Some([b'<'; 3]),
-            State::Attributes { quote: Some(q), .. } => Some([q; 3]),
-            State::Attributes { quote: None, .. } => Some([b'>', b'"', b'\'']),
-            State::Declaration if self.bang >= 2 => Some([b'>'; 3]),
-            State::Comment { dashes: 0 } => Some([b'-'; 3]),
+            State::Attributes {
+                at: Attribute::Quoted(q),
+                ..
+            } => Some([q; 3]),
+            State::Bogus => Some([b'>'; 3]),
+            State::Comment(CommentAt::Text) => Some([b'-'; 3]),
             _ => None,
         }
     }
@@ -139,78 +179,57 @@ impl HeadScanner {
                 }
             }
             State::TagOpen => match b {
-                b'/' => self.start_name(true),
-                b'!' => {
-                    self.bang = 0;
-                    State::Declaration
-                }
-                b'?' => State::Declaration,
-                b'a'..=b'z' => {
-                    let state = self.start_name(false);
-                    self.push_name(b);
-                    state
-                }
+                b'/' => State::EndTagOpen,
+                b'!' => State::MarkupOpen { dashes: 0 },
+                b'?' => State::Bogus,
+                b'a'..=b'z' => self.start_name(b, false),
                 b'<' => State::TagOpen,
                 _ => State::Text,
             },
+            State::EndTagOpen => match b {
+                b'a'..=b'z' => self.start_name(b, true),
+                b'>' => State::Text,
+                _ => State::Bogus,
+            },
             State::TagName { end } => match b {
                 b'>' => return self.tag_done(end, at),
-                b if b.is_ascii_whitespace() || b == b'/' => State::Attributes { end, quote: None },
+                b if is_space(b) || b == b'/' => State::Attributes {
+                    end,
+                    at: Attribute::BeforeName,
+                },
                 b => {
                     self.push_name(b);
                     State::TagName { end }
                 }
             },
-            State::Attributes { end, quote: None } => match b {
-                b'>' => return self.tag_done(end, at),
-                b'"' | b'\'' => State::Attributes {
-                    end,
-                    quote: Some(b),
-                },
-                _ => State::Attributes { end, quote: None },
+            State::Attributes { end, at: attribute } => match attribute_step(attribute, b) {
+                AttributeStep::Go(attribute) => State::Attributes { end, at: attribute },
+                AttributeStep::TagEnds => return self.tag_done(end, at),
             },
-            State::Attributes {
-                end,
-                quote: Some(q),
-            } => {
-                let quote = (b != q).then_some(q);
-                State::Attributes { end, quote }
-            }
-            State::Declaration => {
-                // `<!--` opens a comment; anything else runs to the next `>`.
-                if self.bang < 2 && b == b'-' {
-                    self.bang += 1;
-                    if self.bang == 2 {
-                        State::Comment { dashes: 0 }
-                    } else {
-                        State::Declaration
-                    }
+            State::MarkupOpen { dashes } => match b {
+                b'-' if dashes == 1 => State::Comment(CommentAt::Start),
+                b'-' => State::MarkupOpen { dashes: 1 },
+                b'>' => State::Text,
+                _ => State::Bogus,
+            },
+            State::Comment(place) => comment_step(place, b),
+            State::Bogus => {
+                if b == b'>' {
+                    State::Text
                 } else {
-                    self.bang = 2;
-                    if b == b'>' {
-                        State::Text
-                    } else {
-                        State::Declaration
-                    }
+                    State::Bogus
                 }
             }
-            State::Comment { dashes } => match b {
-                b'-' => State::Comment {
-                    dashes: dashes.saturating_add(1),
-                },
-                b'>' if dashes >= 2 => State::Text,
-                _ => State::Comment { dashes: 0 },
-            },
             // The whole `</name` seen: it is the closing tag only if the name ends here, as in
             // `</title>` or `</title >`; `</titlex>` is text (the HTML tokenizer's rule).
             State::RawText { closer, matched } if matched == closer.len() => match b {
-                b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' | b'/' | b'>' if closer == TITLE_CLOSE => {
+                b if (is_space(b) || b == b'/' || b == b'>') && closer == TITLE_CLOSE => {
                     return Some(Scan::TitleEnds(at));
                 }
                 b'>' => State::Text,
-                b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' | b'/' => State::Attributes {
+                b if is_space(b) || b == b'/' => State::Attributes {
                     end: true,
-                    quote: None,
+                    at: Attribute::BeforeName,
                 },
                 _ => State::RawText {
                     closer,
@@ -229,8 +248,9 @@ impl HeadScanner {
         None
     }
 
-    fn start_name(&mut self, end: bool) -> State {
+    fn start_name(&mut self, first: u8, end: bool) -> State {
         self.name_len = 0;
+        self.push_name(first);
         State::TagName { end }
     }
 
@@ -272,6 +292,42 @@ impl HeadScanner {
         self.state = State::RawText { closer, matched: 0 };
         None
     }
+}
+
+/// One byte of a tag's attributes, by the HTML tokenizer's attribute states (a `/` anywhere but
+/// in a value only marks the tag self-closing, which changes nothing here).
+fn attribute_step(at: Attribute, b: u8) -> AttributeStep {
+    use Attribute::*;
+    let next = match (at, b) {
+        (Quoted(q), b) if b == q => AfterQuoted,
+        (Quoted(q), _) => Quoted(q),
+        (_, b'>') => return AttributeStep::TagEnds,
+        (BeforeValue, b'"' | b'\'') => Quoted(b),
+        (BeforeValue | AfterName, b) if is_space(b) => at,
+        (BeforeValue, _) => Unquoted,
+        (Unquoted, b) if is_space(b) => BeforeName,
+        (Unquoted, _) => Unquoted,
+        (Name | AfterName, b'=') => BeforeValue,
+        (_, b'/') => BeforeName,
+        (Name, b) if is_space(b) => AfterName,
+        (BeforeName | AfterQuoted, b) if is_space(b) => BeforeName,
+        _ => Name,
+    };
+    AttributeStep::Go(next)
+}
+
+/// One byte of a comment.
+fn comment_step(at: CommentAt, b: u8) -> State {
+    use CommentAt::*;
+    let next = match (at, b) {
+        (Start | StartDash | End | EndBang, b'>') => return State::Text,
+        (Start, b'-') => StartDash,
+        (StartDash | EndDash | End, b'-') => End,
+        (End, b'!') => EndBang,
+        (Text | EndBang, b'-') => EndDash,
+        _ => Text,
+    };
+    State::Comment(next)
 }
 
 #[cfg(test)]
@@ -322,6 +378,48 @@ mod tests {
         assert_eq!(scanner.feed(b"<title>a</title"), Scan::More);
         assert_eq!(scanner.feed(b"_b</title"), Scan::More);
         assert_eq!(scanner.feed(b">"), Scan::TitleEnds(0));
+    }
+
+    /// Found by the `title` fuzz target: a quote opens a value only right after `=`, so the
+    /// `'` in `<i 'q>` hides nothing from the real title after it.
+    #[test]
+    fn follows_the_tokenizers_attribute_rules() {
+        for page in [
+            "<i\n'Q><title>Real</title>",
+            "<a b\"c><title>Real</title>",
+            "<a b=c\"d><title>Real</title>",
+            "<a = \"x>\"><title>Real</title>",
+            "<a b = 'x>y' c><title>Real</title>",
+            "<a b='x'/c='>'><title>Real</title>",
+        ] {
+            let mut scanner = HeadScanner::default();
+            assert!(
+                matches!(scanner.feed(page.as_bytes()), Scan::TitleEnds(_)),
+                "{page:?}"
+            );
+            let span = scanner.title_span().expect("a span");
+            assert_eq!(&page[span], "Real", "{page:?}");
+        }
+    }
+
+    #[test]
+    fn ends_comments_and_bogus_tags_where_the_tokenizer_does() {
+        for page in [
+            "<!--><title>Real</title>",
+            "<!---><title>Real</title>",
+            "<!-- x --!><title>Real</title>",
+            "<?x --><title>Real</title>",
+            "</ a='>'><title>Real</title>",
+            "<!-x='>'><title>Real</title>",
+        ] {
+            let mut scanner = HeadScanner::default();
+            assert!(
+                matches!(scanner.feed(page.as_bytes()), Scan::TitleEnds(_)),
+                "{page:?}"
+            );
+            let span = scanner.title_span().expect("a span");
+            assert!(page[span].ends_with("Real"), "{page:?}");
+        }
     }
 
     #[test]
