@@ -49,6 +49,47 @@ enum State {
         closer: &'static [u8],
         matched: usize,
     },
+    /// Inside `<script>`, whose end is subtler than other raw text's.
+    Script(ScriptAt),
+}
+
+/// Where in a script the scan is: the HTML tokenizer's script data states. A `<!--` in a script
+/// "escapes" it, and a `<script>` inside that escape "double-escapes" it: there, `</script>`
+/// only ends the inner escape, not the script (`<script><!--<script></script>--></script>` is
+/// one script).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScriptAt {
+    Data,
+    /// After `<`.
+    Less,
+    /// After `<!` and this many `-`.
+    Bang {
+        dashes: u8,
+    },
+    /// Escaped, after this many `-` (two or more can end the escape with `>`).
+    Escaped {
+        dashes: u8,
+    },
+    /// After `<` in the escape.
+    EscapedLess,
+    /// After `<` and letters in the escape: how many of `script` they matched so far.
+    DoubleStart {
+        matched: u8,
+    },
+    DoubleEscaped {
+        dashes: u8,
+    },
+    /// After `<` in the double escape.
+    DoubleLess,
+    /// After `</` and letters in the double escape.
+    DoubleEnd {
+        matched: u8,
+    },
+    /// After `</` and letters out of the double escape: possibly the script's end tag.
+    EndTag {
+        matched: u8,
+        escaped: bool,
+    },
 }
 
 /// Where in a tag's attributes the scan is. Only a quote right after `=` opens a quoted value:
@@ -165,6 +206,10 @@ impl HeadScanner {
             } => Some([q; 3]),
             State::Bogus => Some([b'>'; 3]),
             State::Comment(CommentAt::Text) => Some([b'-'; 3]),
+            State::Script(ScriptAt::Data) => Some([b'<'; 3]),
+            State::Script(
+                ScriptAt::Escaped { dashes: 0 } | ScriptAt::DoubleEscaped { dashes: 0 },
+            ) => Some([b'-', b'<', b'<']),
             _ => None,
         }
     }
@@ -213,6 +258,7 @@ impl HeadScanner {
                 _ => State::Bogus,
             },
             State::Comment(place) => comment_step(place, b),
+            State::Script(place) => script_step(place, b),
             State::Bogus => {
                 if b == b'>' {
                     State::Text
@@ -274,7 +320,10 @@ impl HeadScanner {
                 self.title_from = Some(self.seen + at + 1);
                 TITLE_CLOSE
             }
-            b"script" => b"</script",
+            b"script" => {
+                self.state = State::Script(ScriptAt::Data);
+                return None;
+            }
             b"style" => b"</style",
             b"textarea" => b"</textarea",
             b"xmp" => b"</xmp",
@@ -314,6 +363,97 @@ fn attribute_step(at: Attribute, b: u8) -> AttributeStep {
         _ => Name,
     };
     AttributeStep::Go(next)
+}
+
+/// One byte of a script. Bytes that do not continue a `<`, `</script` or `<!--` sequence are
+/// looked at again in the state the sequence began in, as the tokenizer "reconsumes" them.
+fn script_step(at: ScriptAt, b: u8) -> State {
+    use ScriptAt::*;
+    const NAME: &[u8] = b"script";
+    let matches = |matched: u8| NAME.get(usize::from(matched)) == Some(&b);
+    let name_ends = is_space(b) || b == b'/' || b == b'>';
+    let next = match at {
+        Data | Less if b == b'<' => Less,
+        Data => Data,
+        Less if b == b'/' => EndTag {
+            matched: 0,
+            escaped: false,
+        },
+        Less if b == b'!' => Bang { dashes: 0 },
+        Bang { dashes: 0 } if b == b'-' => Bang { dashes: 1 },
+        Bang { .. } if b == b'-' => Escaped { dashes: 2 },
+        Less | Bang { .. } => return script_step(Data, b),
+        Escaped { .. } | EscapedLess if b == b'<' => EscapedLess,
+        Escaped { dashes } if b == b'-' => Escaped {
+            dashes: dashes.saturating_add(1),
+        },
+        Escaped { dashes } if b == b'>' && dashes >= 2 => Data,
+        Escaped { .. } => Escaped { dashes: 0 },
+        EscapedLess if b == b'/' => EndTag {
+            matched: 0,
+            escaped: true,
+        },
+        EscapedLess if b.is_ascii_lowercase() => DoubleStart {
+            matched: if matches(0) { 1 } else { u8::MAX },
+        },
+        EscapedLess => return script_step(Escaped { dashes: 0 }, b),
+        DoubleStart { matched } if name_ends => {
+            if usize::from(matched) == NAME.len() {
+                DoubleEscaped { dashes: 0 }
+            } else {
+                Escaped { dashes: 0 }
+            }
+        }
+        DoubleStart { matched } if b.is_ascii_lowercase() => DoubleStart {
+            matched: if matches(matched) {
+                matched + 1
+            } else {
+                u8::MAX
+            },
+        },
+        DoubleStart { .. } => return script_step(Escaped { dashes: 0 }, b),
+        DoubleEscaped { .. } | DoubleLess if b == b'<' => DoubleLess,
+        DoubleEscaped { dashes } if b == b'-' => DoubleEscaped {
+            dashes: dashes.saturating_add(1),
+        },
+        DoubleEscaped { dashes } if b == b'>' && dashes >= 2 => Data,
+        DoubleEscaped { .. } => DoubleEscaped { dashes: 0 },
+        DoubleLess if b == b'/' => DoubleEnd { matched: 0 },
+        DoubleLess => return script_step(DoubleEscaped { dashes: 0 }, b),
+        DoubleEnd { matched } if name_ends => {
+            if usize::from(matched) == NAME.len() {
+                Escaped { dashes: 0 }
+            } else {
+                DoubleEscaped { dashes: 0 }
+            }
+        }
+        DoubleEnd { matched } if b.is_ascii_lowercase() => DoubleEnd {
+            matched: if matches(matched) {
+                matched + 1
+            } else {
+                u8::MAX
+            },
+        },
+        DoubleEnd { .. } => return script_step(DoubleEscaped { dashes: 0 }, b),
+        // `</script` and the end of the name: the script is over.
+        EndTag { matched, .. } if name_ends && usize::from(matched) == NAME.len() => {
+            return if b == b'>' {
+                State::Text
+            } else {
+                State::Attributes {
+                    end: true,
+                    at: Attribute::BeforeName,
+                }
+            };
+        }
+        EndTag { matched, escaped } if matches(matched) => EndTag {
+            matched: matched + 1,
+            escaped,
+        },
+        EndTag { escaped: false, .. } => return script_step(Data, b),
+        EndTag { escaped: true, .. } => return script_step(Escaped { dashes: 0 }, b),
+    };
+    State::Script(next)
 }
 
 /// One byte of a comment.
@@ -420,6 +560,42 @@ mod tests {
             let span = scanner.title_span().expect("a span");
             assert!(page[span].ends_with("Real"), "{page:?}");
         }
+    }
+
+    /// Found by the `title` fuzz target: inside `<!--` in a script, a `<script>` starts a
+    /// "double escape" in which `</script>` does not end the script.
+    #[test]
+    fn follows_the_tokenizers_script_escapes() {
+        for (page, title) in [
+            (
+                "<script><!--<script></script>--></script><title>Real</title>",
+                "Real",
+            ),
+            (
+                "<script><!--<script></script><title>x</title>--></script><title>Real</title>",
+                "Real",
+            ),
+            ("<script><!--</script><title>Real</title>", "Real"),
+            ("<script><!--<scripts></script><title>Real</title>", "Real"),
+            ("<script><!--<xscript></script><title>Real</title>", "Real"),
+            ("<script><!--><script></script><title>Real</title>", "Real"),
+            (
+                "<SCRIPT><!--<Script>--></SCRIPT ><title>Real</title>",
+                "Real",
+            ),
+            ("<script>a<b</scriptx></script><title>Real</title>", "Real"),
+        ] {
+            let mut scanner = HeadScanner::default();
+            assert!(
+                matches!(scanner.feed(page.as_bytes()), Scan::TitleEnds(_)),
+                "{page:?}"
+            );
+            let span = scanner.title_span().expect("a span");
+            assert_eq!(&page[span], title, "{page:?}");
+        }
+        // Still in the script: no title yet.
+        let page = "<script><!--<script></script><title>x</title>";
+        assert_eq!(scan(page), Scan::More);
     }
 
     #[test]

@@ -472,6 +472,42 @@ mod tests {
         assert_eq!(got.title.as_deref(), Some("Café & Bar ☺"));
     }
 
+    /// The head scanner's and the quick path's answers are the parser's on a whole page, for
+    /// markup where the first `</title` or `<title` seen is not the real one (the cases the
+    /// `title` fuzz target found among them).
+    #[test]
+    fn head_capture_and_quick_path_agree_with_a_full_parse() {
+        let whole = ExtractSpec {
+            title: true,
+            values: vec![parse_select("all=html", false).unwrap().into()],
+            hash: false,
+        };
+        for page in [
+            "<i\n'Q><title>Real</title>",
+            "<a b\"c><title>Real</title>",
+            "<a = \"x>\"><title>Real</title>",
+            "<!--><title>Real</title>",
+            "<!-- x --!><title>Real</title>",
+            "</ a='>'><title>Real</title>",
+            "<script><!--<script></script><title>x</title>--></script><title>Real</title>",
+            "<script><!--</script><title>Real</title>",
+            "<script><!--<xscript></script><title>Real</title>",
+            "<script><!--><script></script><title>Real</title>",
+            "<script><!--<script></script><title>x</title>",
+        ] {
+            let expected = run(whole.clone(), Some("text/html"), &[page.as_bytes()]).title;
+            let extractor = Extractor::new(title_only());
+            let mut capture = extractor.capture();
+            capture.begin(Some("text/html"));
+            capture.feed(page.as_bytes());
+            let captured = capture.finish();
+            if let Some(quick) = extractor.extract_title_only(&captured) {
+                assert_eq!(quick.title, expected, "quick path: {page:?}");
+            }
+            assert_eq!(extractor.extract(captured).title, expected, "{page:?}");
+        }
+    }
+
     #[test]
     fn head_capture_stops_at_the_title_even_across_chunks() {
         let extractor = Extractor::new(title_only());
