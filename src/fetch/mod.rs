@@ -348,6 +348,9 @@ impl Fetcher {
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
         sink.begin(attempt.content_type.as_deref());
         let mut body = DecodedBody::new(body, headers.get(CONTENT_ENCODING));
+        // Header values share the connection's read buffer: held until the body ends, they make
+        // it allocate a new buffer for the next response.
+        drop(parts);
         while let Some(chunk) = body.next().await.map_err(|e| classify_body(&e))? {
             let room = self.max_body - attempt.bytes;
             if chunk.len() as u64 > room {
@@ -407,12 +410,9 @@ fn record_connection(attempt: &mut Attempt, lease: &Lease, hop_start: Instant, o
 
 /// The `Host` header for `url`: its host, and its port unless that is the scheme's default.
 fn host_header(url: &Url) -> Result<HeaderValue, Failure> {
-    let host = url.host_str().unwrap_or_default();
-    let value = match url.port() {
-        Some(port) => HeaderValue::try_from(format!("{host}:{port}")),
-        None => HeaderValue::from_str(host),
-    };
-    value.map_err(|_| Failure::new(ErrorKind::InvalidUrl, "the host is not a valid Host header"))
+    // The URL's own text from host to port: the url crate leaves out a default port already.
+    HeaderValue::from_str(&url[Position::BeforeHost..Position::AfterPort])
+        .map_err(|_| Failure::new(ErrorKind::InvalidUrl, "the host is not a valid Host header"))
 }
 
 /// What connections are pooled by: the URL's own `scheme://host:port` text (with any
@@ -478,6 +478,22 @@ fn encode_raw_bytes(value: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_header_is_host_and_any_port_but_the_default() {
+        for (url, host) in [
+            ("http://example.com/x", "example.com"),
+            ("https://example.com:443/", "example.com"),
+            ("http://example.com:8080/", "example.com:8080"),
+            ("http://user:pw@h.example:81/p?q", "h.example:81"),
+            ("http://[::1]:8080/", "[::1]:8080"),
+            ("http://[::1]/", "[::1]"),
+            ("http://EXAMPLE.com./", "example.com."),
+        ] {
+            let url = Url::parse(url).unwrap();
+            assert_eq!(host_header(&url).unwrap(), host, "{url}");
+        }
+    }
 
     #[test]
     fn raw_location_bytes_are_percent_encoded() {
