@@ -11,15 +11,21 @@ use encoding_rs::{Encoding, UTF_8};
 /// How far into a page a `<meta>` charset declaration is looked for (the HTML spec's prescan).
 const META_PRESCAN: usize = 1024;
 
-/// `declared`: the charset the `Content-Type` names, from [`declared`].
-pub(super) fn decode<'a>(bytes: &'a [u8], declared: Option<&'static Encoding>) -> Cow<'a, str> {
+/// `declared`: the charset the `Content-Type` names, from [`declared`]. `prefix`: the bytes are
+/// the start of a longer body (a capture keeps only what it needs), so a multi-byte character
+/// cut at their end is not a sign of a wrong encoding.
+pub(super) fn decode<'a>(
+    bytes: &'a [u8],
+    declared: Option<&'static Encoding>,
+    prefix: bool,
+) -> Cow<'a, str> {
     if let Some((encoding, bom)) = Encoding::for_bom(bytes) {
         let text = bytes.get(bom..).unwrap_or_default();
         return encoding.decode_without_bom_handling(text).0;
     }
     let encoding = declared
         .or_else(|| meta_charset(bytes.get(..META_PRESCAN).unwrap_or(bytes)))
-        .unwrap_or_else(|| guess(bytes));
+        .unwrap_or_else(|| guess(bytes, prefix));
     encoding.decode_without_bom_handling(bytes).0
 }
 
@@ -102,11 +108,11 @@ fn tag_charset(tag: &[u8]) -> Option<&'static Encoding> {
     Encoding::for_label(label)
 }
 
-fn guess(bytes: &[u8]) -> &'static Encoding {
+fn guess(bytes: &[u8], prefix: bool) -> &'static Encoding {
     // Pages that can run scripts must not be guessed as ISO-2022-JP; UTF-8 is allowed, as bodies
     // are never executed here.
     let mut detector = EncodingDetector::new(Iso2022JpDetection::Deny);
-    detector.feed(bytes, true);
+    detector.feed(bytes, !prefix);
     detector.guess(None, Utf8Detection::Allow)
 }
 
@@ -120,10 +126,24 @@ mod tests {
 
     const LATIN1_CAFE: &[u8] = b"<title>Caf\xe9 cr\xe8me</title>";
 
+    /// Found by the `title` fuzz target: a UTF-8 page whose kept head ended inside a character
+    /// was guessed as windows-1251.
+    #[test]
+    fn a_character_cut_at_the_end_of_a_prefix_is_not_a_wrong_guess() {
+        let page = "<title>\u{fffd}\u{fffd} ((((</title> \u{102}".as_bytes();
+        let cut = page.get(..page.len() - 1).unwrap();
+        assert_eq!(guess(cut, true), UTF_8);
+        assert!(decode(cut, None, true).starts_with("<title>\u{fffd}\u{fffd} (((("));
+    }
+
     #[test]
     fn header_charset_wins_over_guessing() {
         assert_eq!(
-            decode(LATIN1_CAFE, declared(Some("text/html; charset=ISO-8859-1"))),
+            decode(
+                LATIN1_CAFE,
+                declared(Some("text/html; charset=ISO-8859-1")),
+                false
+            ),
             "<title>Café crème</title>"
         );
     }
@@ -131,22 +151,22 @@ mod tests {
     #[test]
     fn meta_charset_is_found_in_the_head() {
         let page = b"<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=windows-1252\"><title>Caf\xe9</title>";
-        assert!(decode(page, declared(Some("text/html"))).contains("Café"));
+        assert!(decode(page, declared(Some("text/html")), false).contains("Café"));
         let page = b"<meta charset='iso-8859-1'><title>Caf\xe9</title>";
-        assert!(decode(page, declared(None)).contains("Café"));
+        assert!(decode(page, declared(None), false).contains("Café"));
     }
 
     #[test]
     fn latin1_without_any_declaration_is_guessed() {
         let page = b"<html><head><title>Le caf\xe9 de la gare, o\xf9 l'on d\xe9jeune tr\xe8s bien</title></head></html>";
-        assert!(decode(page, declared(Some("text/html"))).contains("café de la gare, où"));
+        assert!(decode(page, declared(Some("text/html")), false).contains("café de la gare, où"));
     }
 
     #[test]
     fn bom_beats_everything() {
         let page = b"\xEF\xBB\xBF<title>Caf\xc3\xa9</title>";
         assert_eq!(
-            decode(page, declared(Some("text/html; charset=iso-8859-1"))),
+            decode(page, declared(Some("text/html; charset=iso-8859-1")), false),
             "<title>Café</title>"
         );
     }
@@ -156,7 +176,8 @@ mod tests {
         assert_eq!(
             decode(
                 "<title>naïve</title>".as_bytes(),
-                declared(Some("text/html"))
+                declared(Some("text/html")),
+                false
             ),
             "<title>naïve</title>"
         );

@@ -82,6 +82,7 @@ impl Extractor {
             head: HeadScanner::default(),
             head_done: false,
             prescan: PRESCAN,
+            fed: 0,
         }
     }
 
@@ -123,7 +124,7 @@ impl Extractor {
         if captured.bytes.is_empty() {
             return extracted;
         }
-        let text = charset::decode(&captured.bytes, captured.charset);
+        let text = charset::decode(&captured.bytes, captured.charset, captured.prefix);
         let document = captured.html.then(|| scraper::Html::parse_document(&text));
         if let Some(document) = &document
             && self.spec.title
@@ -167,6 +168,8 @@ pub struct Capture {
     /// Bytes to keep from the start whatever the title: [`PRESCAN`] when the charset may be
     /// declared in a `<meta>`, 0 when the `Content-Type` already says.
     prescan: usize,
+    /// Body bytes fed so far, to tell whether `buf` holds all of them.
+    fed: usize,
 }
 
 /// What a capture kept, handed to [`Extractor::extract`].
@@ -180,6 +183,8 @@ pub struct Captured {
     sha256: Option<String>,
     /// Where the title's text is in `bytes`, when the head scanner found its end.
     title: Option<Range<usize>>,
+    /// `bytes` hold only the start of the body.
+    prefix: bool,
 }
 
 impl Captured {
@@ -191,7 +196,10 @@ impl Captured {
 
 impl Capture {
     pub fn finish(self) -> Captured {
+        // The head keeps a `>` of its own after a title's end tag.
+        let kept = self.buf.len().saturating_sub(usize::from(self.head_done));
         Captured {
+            prefix: self.fed > kept,
             html: self.media.html,
             textual: self.media.textual,
             charset: self.media.charset,
@@ -219,9 +227,11 @@ impl BodySink for Capture {
         self.prescan = if media.charset.is_some() { 0 } else { PRESCAN };
         self.media = media;
         self.buf.clear();
+        self.fed = 0;
     }
 
     fn feed(&mut self, bytes: &[u8]) {
+        self.fed += bytes.len();
         if let Some(hasher) = &mut self.hasher {
             hasher.update(bytes);
         }
