@@ -371,6 +371,15 @@ fn script_step(at: ScriptAt, b: u8) -> State {
     use ScriptAt::*;
     const NAME: &[u8] = b"script";
     let matches = |matched: u8| NAME.get(usize::from(matched)) == Some(&b);
+    // Letters after `<` or `</`: one more of `script` matched, or none ever will be.
+    let advance = |matched: u8| {
+        if matches(matched) {
+            matched + 1
+        } else {
+            u8::MAX
+        }
+    };
+    let is_script = |matched: u8| usize::from(matched) == NAME.len();
     let name_ends = is_space(b) || b == b'/' || b == b'>';
     let next = match at {
         Data | Less if b == b'<' => Less,
@@ -394,22 +403,13 @@ fn script_step(at: ScriptAt, b: u8) -> State {
             escaped: true,
         },
         EscapedLess if b.is_ascii_lowercase() => DoubleStart {
-            matched: if matches(0) { 1 } else { u8::MAX },
+            matched: advance(0),
         },
         EscapedLess => return script_step(Escaped { dashes: 0 }, b),
-        DoubleStart { matched } if name_ends => {
-            if usize::from(matched) == NAME.len() {
-                DoubleEscaped { dashes: 0 }
-            } else {
-                Escaped { dashes: 0 }
-            }
-        }
+        DoubleStart { matched } if name_ends && is_script(matched) => DoubleEscaped { dashes: 0 },
+        DoubleStart { .. } if name_ends => Escaped { dashes: 0 },
         DoubleStart { matched } if b.is_ascii_lowercase() => DoubleStart {
-            matched: if matches(matched) {
-                matched + 1
-            } else {
-                u8::MAX
-            },
+            matched: advance(matched),
         },
         DoubleStart { .. } => return script_step(Escaped { dashes: 0 }, b),
         DoubleEscaped { .. } | DoubleLess if b == b'<' => DoubleLess,
@@ -420,23 +420,14 @@ fn script_step(at: ScriptAt, b: u8) -> State {
         DoubleEscaped { .. } => DoubleEscaped { dashes: 0 },
         DoubleLess if b == b'/' => DoubleEnd { matched: 0 },
         DoubleLess => return script_step(DoubleEscaped { dashes: 0 }, b),
-        DoubleEnd { matched } if name_ends => {
-            if usize::from(matched) == NAME.len() {
-                Escaped { dashes: 0 }
-            } else {
-                DoubleEscaped { dashes: 0 }
-            }
-        }
+        DoubleEnd { matched } if name_ends && is_script(matched) => Escaped { dashes: 0 },
+        DoubleEnd { .. } if name_ends => DoubleEscaped { dashes: 0 },
         DoubleEnd { matched } if b.is_ascii_lowercase() => DoubleEnd {
-            matched: if matches(matched) {
-                matched + 1
-            } else {
-                u8::MAX
-            },
+            matched: advance(matched),
         },
         DoubleEnd { .. } => return script_step(DoubleEscaped { dashes: 0 }, b),
         // `</script` and the end of the name: the script is over.
-        EndTag { matched, .. } if name_ends && usize::from(matched) == NAME.len() => {
+        EndTag { matched, .. } if name_ends && is_script(matched) => {
             return if b == b'>' {
                 State::Text
             } else {
