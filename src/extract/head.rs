@@ -469,6 +469,15 @@ mod tests {
         HeadScanner::default().feed(page.as_bytes())
     }
 
+    /// The title text the scanner delimits in `page`, which must hold the title's end.
+    fn title_text(page: &str) -> &str {
+        let mut scanner = HeadScanner::default();
+        let scan = scanner.feed(page.as_bytes());
+        assert!(matches!(scan, Scan::TitleEnds(_)), "{page:?}: {scan:?}");
+        let span = scanner.title_span().expect("a span");
+        &page[span]
+    }
+
     fn title_end(page: &str) -> Option<usize> {
         match scan(page) {
             Scan::TitleEnds(at) => Some(at),
@@ -523,13 +532,7 @@ mod tests {
             "<a b = 'x>y' c><title>Real</title>",
             "<a b='x'/c='>'><title>Real</title>",
         ] {
-            let mut scanner = HeadScanner::default();
-            assert!(
-                matches!(scanner.feed(page.as_bytes()), Scan::TitleEnds(_)),
-                "{page:?}"
-            );
-            let span = scanner.title_span().expect("a span");
-            assert_eq!(&page[span], "Real", "{page:?}");
+            assert_eq!(title_text(page), "Real", "{page:?}");
         }
     }
 
@@ -543,13 +546,7 @@ mod tests {
             "</ a='>'><title>Real</title>",
             "<!-x='>'><title>Real</title>",
         ] {
-            let mut scanner = HeadScanner::default();
-            assert!(
-                matches!(scanner.feed(page.as_bytes()), Scan::TitleEnds(_)),
-                "{page:?}"
-            );
-            let span = scanner.title_span().expect("a span");
-            assert!(page[span].ends_with("Real"), "{page:?}");
+            assert_eq!(title_text(page), "Real", "{page:?}");
         }
     }
 
@@ -557,32 +554,17 @@ mod tests {
     /// "double escape" in which `</script>` does not end the script.
     #[test]
     fn follows_the_tokenizers_script_escapes() {
-        for (page, title) in [
-            (
-                "<script><!--<script></script>--></script><title>Real</title>",
-                "Real",
-            ),
-            (
-                "<script><!--<script></script><title>x</title>--></script><title>Real</title>",
-                "Real",
-            ),
-            ("<script><!--</script><title>Real</title>", "Real"),
-            ("<script><!--<scripts></script><title>Real</title>", "Real"),
-            ("<script><!--<xscript></script><title>Real</title>", "Real"),
-            ("<script><!--><script></script><title>Real</title>", "Real"),
-            (
-                "<SCRIPT><!--<Script>--></SCRIPT ><title>Real</title>",
-                "Real",
-            ),
-            ("<script>a<b</scriptx></script><title>Real</title>", "Real"),
+        for page in [
+            "<script><!--<script></script>--></script><title>Real</title>",
+            "<script><!--<script></script><title>x</title>--></script><title>Real</title>",
+            "<script><!--</script><title>Real</title>",
+            "<script><!--<scripts></script><title>Real</title>",
+            "<script><!--<xscript></script><title>Real</title>",
+            "<script><!--><script></script><title>Real</title>",
+            "<SCRIPT><!--<Script>--></SCRIPT ><title>Real</title>",
+            "<script>a<b</scriptx></script><title>Real</title>",
         ] {
-            let mut scanner = HeadScanner::default();
-            assert!(
-                matches!(scanner.feed(page.as_bytes()), Scan::TitleEnds(_)),
-                "{page:?}"
-            );
-            let span = scanner.title_span().expect("a span");
-            assert_eq!(&page[span], title, "{page:?}");
+            assert_eq!(title_text(page), "Real", "{page:?}");
         }
         // Still in the script: no title yet.
         let page = "<script><!--<script></script><title>x</title>";

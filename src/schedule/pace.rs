@@ -48,8 +48,6 @@ pub(super) struct Pacer {
     recent: VecDeque<Instant>,
     per_window: usize,
     window: Duration,
-    /// How far the grid may lag `now`: two intervals, at least SLACK.
-    slack: Duration,
 }
 
 impl Pacer {
@@ -70,7 +68,6 @@ impl Pacer {
             recent: VecDeque::with_capacity(per_window),
             per_window,
             window,
-            slack: (interval * 2).max(SLACK),
         }
     }
 
@@ -78,8 +75,12 @@ impl Pacer {
     pub(super) fn try_start(&mut self, now: Instant) -> Result<(), Instant> {
         let slot = match self.next {
             None => now,
-            // A grid that fell more than SLACK behind forgets the slots it missed.
-            Some(next) => next.max(now.checked_sub(self.slack).unwrap_or(now)),
+            // A grid that fell more than two intervals (at least SLACK) behind forgets the slots
+            // it missed.
+            Some(next) => {
+                let slack = (self.interval * 2).max(SLACK);
+                next.max(now.checked_sub(slack).unwrap_or(now))
+            }
         };
         if now < slot {
             return Err(slot);
