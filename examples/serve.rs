@@ -16,6 +16,12 @@
 //!                        uses to check `--rate` where it matters, at the server
 //!
 //! It listens on 127.0.0.1 only. The port defaults to 0 (any free port); the address is printed.
+//!
+//!     cargo run --release --example serve -- 8443 --tls
+//!
+//! serves the same routes over HTTPS with a self-signed certificate (so fetch needs `-k`),
+//! HTTP/1.1 only, closing the connection after every response: each URL costs the client a
+//! full TLS handshake, the most CPU a request can take.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -39,11 +45,51 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|p| p.parse())
         .transpose()?
         .unwrap_or(0);
+    let tls = std::env::args().nth(2).is_some_and(|a| a == "--tls");
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("serving on http://{}", listener.local_addr()?);
+    let scheme = if tls { "https" } else { "http" };
+    println!("serving on {scheme}://{}", listener.local_addr()?);
     arrivals(); // Start the clock.
-    axum::serve(listener, app()).await?;
+    if tls {
+        serve_tls(listener).await?;
+    } else {
+        axum::serve(listener, app()).await?;
+    }
     Ok(())
+}
+
+/// HTTPS, one request per connection.
+async fn serve_tls(listener: tokio::net::TcpListener) -> Result<(), Box<dyn std::error::Error>> {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()])?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let app = app();
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let (acceptor, service) = (acceptor.clone(), TowerToHyperService::new(app.clone()));
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+    }
 }
 
 fn app() -> Router {

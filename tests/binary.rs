@@ -129,10 +129,39 @@ fn bad_options_are_usage_errors() {
         &["-c", "0", "x"][..],
         &["--rate", "lots", "x"],
         &["--timeout", "soon", "x"],
+        &["--threads", "0", "x"],
     ] {
         let out = fetch().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
+}
+
+/// The default single event loop and a pool of workers give the same rows under the same
+/// limit.
+#[test]
+fn threads_option_keeps_rows_and_limits() {
+    let server = TestServer::start();
+    let list = urls(&server.url("/slow/50"), 60);
+    for threads in ["1", "3"] {
+        let out = run_with_stdin(
+            fetch().args(["-q", "-c", "6", "--threads", threads]),
+            list.as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "--threads {threads}: {}",
+            stderr(&out)
+        );
+        let table = Table::parse(&out.stdout);
+        assert_eq!(
+            table.lines(),
+            (1..=60).collect::<Vec<u64>>(),
+            "--threads {threads}"
+        );
+        assert!(table.column("status").iter().all(|s| *s == "200"));
+    }
+    assert_eq!(server.stats.hits(), 120);
+    assert_eq!(server.stats.max_in_flight(), 6);
 }
 
 #[test]
