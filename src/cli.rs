@@ -476,20 +476,21 @@ fn parse_share(s: &str) -> Result<f64, String> {
 
 /// Concurrency limits: at least 1; at most 100,000, beyond which no machine has the sockets.
 fn parse_concurrency(s: &str) -> Result<NonZeroUsize, String> {
-    s.trim()
-        .parse::<NonZeroUsize>()
-        .ok()
-        .filter(|n| n.get() <= 100_000)
-        .ok_or_else(|| format!("'{s}' is not a number from 1 to 100000"))
+    count_up_to(s, 100_000)
 }
 
 /// A thread count: more threads than this would only contend for the same cores.
 fn parse_threads(s: &str) -> Result<NonZeroUsize, String> {
+    count_up_to(s, 256)
+}
+
+/// A whole number from 1 to `max`.
+fn count_up_to(s: &str, max: usize) -> Result<NonZeroUsize, String> {
     s.trim()
         .parse::<NonZeroUsize>()
         .ok()
-        .filter(|n| n.get() <= 256)
-        .ok_or_else(|| format!("'{s}' is not a number from 1 to 256"))
+        .filter(|n| n.get() <= max)
+        .ok_or_else(|| format!("'{s}' is not a number from 1 to {max}"))
 }
 
 /// A time limit: a duration that is not zero (a zero limit would fail every request).
