@@ -17,7 +17,7 @@
 //!
 //! It listens on 127.0.0.1 only. The port defaults to 0 (any free port); the address is printed.
 //!
-//!     cargo run --release --example serve -- 8443 --tls
+//!     cargo run --release --example serve -- 8443 --tls    (or `-- --tls` for any free port)
 //!
 //! serves the same routes over HTTPS with a self-signed certificate (so fetch needs `-k`),
 //! HTTP/1.1 only, closing the connection after every response: each URL costs the client a
@@ -40,12 +40,10 @@ const PAGE: &str = "<!doctype html><html><head><title>fetch test page</title></h
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = std::env::args()
-        .nth(1)
-        .map(|p| p.parse())
-        .transpose()?
-        .unwrap_or(0);
-    let tls = std::env::args().nth(2).is_some_and(|a| a == "--tls");
+    let (flags, ports): (Vec<String>, Vec<String>) =
+        std::env::args().skip(1).partition(|a| a == "--tls");
+    let tls = !flags.is_empty();
+    let port: u16 = ports.first().map(|p| p.parse()).transpose()?.unwrap_or(0);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let scheme = if tls { "https" } else { "http" };
     println!("serving on {scheme}://{}", listener.local_addr()?);
