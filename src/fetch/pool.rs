@@ -147,7 +147,10 @@ impl Pool {
                 Err((error, _)) => return Err(error.into()),
             }
         }
-        let mut lease = self.connect(origin, keep_alive).await?;
+        // Boxed: connecting (DNS, TCP, TLS, HTTP/2 handshake) is most of this future's state,
+        // and every request's future would otherwise carry (and be copied with) room for it,
+        // though most requests go out on a parked connection.
+        let mut lease = Box::pin(self.connect(origin, keep_alive)).await?;
         match lease.send(request(&lease)).await {
             Ok(response) => Ok((response, lease)),
             Err((error, _)) => Err(error.into()),
