@@ -75,6 +75,8 @@ async fn serve_tls(listener: tokio::net::TcpListener) -> Result<(), Box<dyn std:
     let app = app();
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
+            // Out of file descriptors, most likely: wait for some to close, as axum::serve does.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
         let (acceptor, service) = (acceptor.clone(), TowerToHyperService::new(app.clone()));

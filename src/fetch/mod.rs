@@ -348,8 +348,8 @@ impl Fetcher {
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
         sink.begin(attempt.content_type.as_deref());
         let mut body = DecodedBody::new(body, headers.get(CONTENT_ENCODING));
-        // Header values share the connection's read buffer: held until the body ends, they make
-        // it allocate a new buffer for the next response.
+        // Header values are slices of the connection's read buffer: held while the body is read,
+        // they would keep hyper from reusing that buffer for the next response.
         drop(parts);
         while let Some(chunk) = body.next().await.map_err(|e| classify_body(&e))? {
             let room = self.max_body - attempt.bytes;
