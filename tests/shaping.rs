@@ -1,12 +1,16 @@
 //! Request shaping: method, headers, user agent, proxy, TLS verification, HTTP/2.
 
+use std::num::NonZeroUsize;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
 use fetch::config::{parse_header, parse_proxy};
 use http::Method;
 use http::header::HeaderMap;
 
 use crate::support::server::TestServer;
-use crate::support::tls::TlsServer;
-use crate::support::{config, run_list};
+use crate::support::tls::{RefusingH2Server, TlsServer};
+use crate::support::{config, run_list, urls};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_user_agent_and_get() {
@@ -114,4 +118,42 @@ async fn tls_is_verified_unless_insecure_and_http2_is_used() {
         http::Version::HTTP_2,
         "ALPN chose h2"
     );
+}
+
+/// RST_STREAM(REFUSED_STREAM) says the server did not process the request (RFC 9113 §8.7): it
+/// goes out again on the connection, which is neither a new attempt nor an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_http2_streams_are_sent_again_transparently() {
+    let server = RefusingH2Server::start(3);
+    let mut insecure = config();
+    insecure.insecure = true;
+    insecure.concurrency = NonZeroUsize::new(4).unwrap();
+    let (_, table) = run_list(insecure, urls(&server.url("/x"), 20)).await;
+    assert_eq!(table.column("status"), ["200"; 20]);
+    assert_eq!(table.column("error"), [""; 20]);
+    assert_eq!(table.column("attempts"), ["1"; 20]);
+    assert_eq!(server.answered.load(Ordering::SeqCst), 20);
+    assert!(server.refused.load(Ordering::SeqCst) >= 3);
+}
+
+/// A server that refuses every stream does not keep a request going round: it ends as a
+/// `protocol` row after a few resends, and `--retries` may try it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refusing_every_stream_ends_the_request() {
+    let server = RefusingH2Server::start(usize::MAX);
+    let mut insecure = config();
+    insecure.insecure = true;
+    insecure.retry.retries = 1;
+    insecure.retry.base = Duration::from_millis(10);
+    let (_, table) = run_list(insecure, server.url("/x")).await;
+    let row = table.line(1);
+    assert_eq!(row.get("error"), "protocol", "{}", row.get("error_detail"));
+    assert!(
+        row.get("error_detail").contains("refused"),
+        "{}",
+        row.get("error_detail")
+    );
+    assert_eq!(row.get("attempts"), "2", "transient, so retried");
+    let refused = server.refused.load(Ordering::SeqCst);
+    assert!((2..=20).contains(&refused), "{refused} streams refused");
 }

@@ -8,6 +8,7 @@ mod contract;
 mod cron;
 mod hostile;
 mod input_lines;
+mod interop;
 mod limits;
 mod politeness;
 mod requests;

@@ -57,12 +57,47 @@ pub(super) fn classify_body(error: &io::Error) -> Failure {
     Failure::new(ErrorKind::Body, describe(error))
 }
 
-/// Whether the connection was closed or reset under the request, as opposed to the server
-/// saying something broken: the former is worth a retry, the latter is not.
+/// How an HTTP/2 server said that it did not process a request, which may therefore go out
+/// again as if it had never been sent (RFC 9113 §8.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unprocessed {
+    /// RST_STREAM with REFUSED_STREAM: typically a stream opened beyond the server's limit
+    /// before its SETTINGS arrived. The connection itself is fine.
+    Refused,
+    /// GOAWAY: the stream was above the last one the server will process (§6.8), or was not
+    /// yet handed to the connection when it shut down. The connection takes no new streams.
+    GoingAway,
+}
+
+/// Whether `error`, from a request on an HTTP/2 connection, says the request was not processed.
+pub(super) fn unprocessed(error: &hyper::Error) -> Option<Unprocessed> {
+    for cause in causes(error) {
+        let Some(h2) = cause.downcast_ref::<h2::Error>() else {
+            continue;
+        };
+        if h2.is_remote() && h2.is_go_away() {
+            return Some(Unprocessed::GoingAway);
+        }
+        if h2.is_remote() && h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
+            return Some(Unprocessed::Refused);
+        }
+    }
+    // hyper's HTTP/2 dispatcher holds a request that waits for a free stream outside h2; when
+    // the connection shuts down after a GOAWAY it drops that request unsent, and this is all
+    // its caller hears (hyper has no predicate for it).
+    (error.is_user() && error.to_string() == "dispatch task is gone")
+        .then_some(Unprocessed::GoingAway)
+}
+
+/// Whether the connection was closed or reset under the request, or the server said it did
+/// not process it, as opposed to the server saying something broken: the former is worth a
+/// retry, the latter is not.
 pub(super) fn is_transient(error: &(dyn StdError + 'static)) -> bool {
     causes(error).any(|cause| {
         if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
-            return hyper.is_incomplete_message() || hyper.is_canceled();
+            return hyper.is_incomplete_message()
+                || hyper.is_canceled()
+                || unprocessed(hyper).is_some();
         }
         cause.downcast_ref::<io::Error>().is_some_and(|io| {
             matches!(

@@ -12,6 +12,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -45,6 +46,9 @@ pub struct ConnInfo {
     pub secured: Option<Instant>,
     /// The address connected to (the proxy's, through a proxy).
     pub remote: SocketAddr,
+    /// Responses received on it so far (counted by the pool): a server that retires a
+    /// connection after serving on it is making progress, one that serves nothing is not.
+    pub served: AtomicU32,
 }
 
 /// Why a connection could not be made; the fetch stage sorts these into error kinds.
@@ -121,6 +125,7 @@ impl Connector {
             connected,
             secured: None,
             remote,
+            served: AtomicU32::new(0),
         };
         if !https {
             return Ok(Conn::new(Stream::Plain(tcp), info, false, proxy.is_some()));

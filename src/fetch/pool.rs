@@ -12,6 +12,7 @@
 //! shared: it stays parked and every request to its origin clones its sender.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -22,10 +23,20 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
-use super::classify::is_transient;
+use super::classify::{Unprocessed, is_transient, unprocessed};
 use super::connect::{ConnInfo, ConnectError, Connector};
 
 type Body = Empty<Bytes>;
+
+/// Most times one request goes out again after connections that had served nothing failed it
+/// in a way that is not the URL's failure (see [`Pool::send`]): a server that refuses every
+/// stream, or closes every connection at once, still ends the request. Resends after a
+/// connection that served other requests (a server retiring connections every few streams
+/// under load) are bounded by [`MAX_RESENDS`] and the request's timeout only.
+const MAX_FRUITLESS_RESENDS: u32 = 8;
+
+/// Most times one request goes out again, whatever the connections did.
+const MAX_RESENDS: u32 = 64;
 
 /// Why a request got no response.
 #[derive(Debug, thiserror::Error)]
@@ -122,38 +133,60 @@ impl Pool {
     /// Sends `request` to `origin` (the URL's `scheme://host:port` text) on a parked connection
     /// if one is alive, else on a new one.
     ///
-    /// A server may close an idle connection just as a request goes out on it (many close idle
-    /// connections after a few seconds, or after each response without saying so). That is not
-    /// the URL's failure: when a parked connection closes or resets before any response, the
-    /// request goes out again on the next parked one or a new one, as browsers and curl do.
-    /// Safe, because fetch only sends GET and HEAD; a failure on a new connection is final.
+    /// Some failures are not the URL's, and the request goes out again (within
+    /// [`MAX_FRUITLESS_RESENDS`] and [`MAX_RESENDS`]), which is neither a new attempt nor an
+    /// error:
+    /// - A server may close an idle connection just as a request goes out on it (many close idle
+    ///   connections after a few seconds, or after each response without saying so): when a
+    ///   parked connection closes or resets before any response, the request goes out on the
+    ///   next parked one or a new one, as browsers and curl do. Safe, because fetch only sends
+    ///   GET and HEAD; the same failure on a new connection is final.
+    /// - An HTTP/2 server says it did not process a stream (GOAWAY, REFUSED_STREAM; see
+    ///   [`Unprocessed`]), on any connection. After a GOAWAY the connection is forgotten, so
+    ///   no new stream is opened on it; a refused stream may go out on the same connection,
+    ///   which by then knows the server's stream limit and queues requests within it.
     pub(super) async fn send(
         &self,
         origin: &str,
         keep_alive: bool,
         request: impl Fn(&Lease) -> Request<Body>,
     ) -> Result<(http::Response<Incoming>, Lease), SendError> {
-        while let Some(mut lease) = self.take_parked(origin) {
-            if !lease.ready().await {
-                self.discard(origin, &lease);
-                continue;
-            }
-            match lease.send(request(&lease)).await {
-                Ok(response) => return Ok((response, lease)),
-                Err((error, unsent)) if unsent.is_some() || is_transient(&error) => {
-                    // A shared HTTP/2 connection is still parked: it must not be found again.
-                    self.discard(origin, &lease);
+        let (mut resends, mut fruitless) = (0, 0);
+        loop {
+            let mut lease = match self.take_parked(origin) {
+                Some(mut lease) => {
+                    if !lease.ready().await {
+                        self.discard(origin, &lease);
+                        continue;
+                    }
+                    lease
                 }
-                Err((error, _)) => return Err(error.into()),
+                // Boxed: connecting (DNS, TCP, TLS, HTTP/2 handshake) is most of this future's
+                // state, and every request's future would otherwise carry (and be copied with)
+                // room for it, though most requests go out on a parked connection.
+                None => Box::pin(self.connect(origin, keep_alive)).await?,
+            };
+            let (error, unsent) = match lease.send(request(&lease)).await {
+                Ok(response) => {
+                    lease.info.served.fetch_add(1, Ordering::Relaxed);
+                    return Ok((response, lease));
+                }
+                Err(failed) => failed,
+            };
+            let Some(again) = resend(&error, unsent.is_some(), &lease) else {
+                return Err(error.into());
+            };
+            if lease.info.served.load(Ordering::Relaxed) == 0 {
+                fruitless += 1;
             }
-        }
-        // Boxed: connecting (DNS, TCP, TLS, HTTP/2 handshake) is most of this future's state,
-        // and every request's future would otherwise carry (and be copied with) room for it,
-        // though most requests go out on a parked connection.
-        let mut lease = Box::pin(self.connect(origin, keep_alive)).await?;
-        match lease.send(request(&lease)).await {
-            Ok(response) => Ok((response, lease)),
-            Err((error, _)) => Err(error.into()),
+            resends += 1;
+            if fruitless > MAX_FRUITLESS_RESENDS || resends > MAX_RESENDS {
+                return Err(error.into());
+            }
+            if again == Unprocessed::GoingAway {
+                // A shared HTTP/2 connection is still parked: it must not be found again.
+                self.discard(origin, &lease);
+            }
         }
     }
 
@@ -284,6 +317,20 @@ impl Pool {
         }
         Ok(lease)
     }
+}
+
+/// Whether a request that failed on `lease` may go out again, and whether its connection may
+/// take it (`Refused`) or is done (`GoingAway`).
+fn resend(error: &hyper::Error, unsent: bool, lease: &Lease) -> Option<Unprocessed> {
+    if !lease.is_http1() {
+        if let Some(reason) = unprocessed(error) {
+            return Some(reason);
+        }
+        if unsent {
+            return Some(Unprocessed::GoingAway);
+        }
+    }
+    (lease.pooled && (unsent || is_transient(error))).then_some(Unprocessed::GoingAway)
 }
 
 impl Lease {
