@@ -219,18 +219,31 @@ pub struct Args {
     #[arg(short = 'A', long, value_name = "TEXT", value_parser = parse_user_agent)]
     pub user_agent: Option<String>,
 
-    /// Send every request through this proxy (http:// or https://). Without it, the HTTP_PROXY,
-    /// HTTPS_PROXY, ALL_PROXY and NO_PROXY environment variables apply.
+    /// Send every request through this proxy: http://, or https:// for TLS to the proxy;
+    /// credentials in it become Proxy-Authorization. Without it, the http_proxy, https_proxy
+    /// and all_proxy environment variables apply. NO_PROXY (or --noproxy) applies to both.
     #[arg(long, value_name = "URL", value_parser = parse_proxy)]
     pub proxy: Option<Url>,
 
-    /// Accept invalid TLS certificates (expired, self-signed, wrong host). Off by default.
+    /// Hosts to reach without the proxy, comma-separated, instead of NO_PROXY: names (with
+    /// their subdomains), addresses, networks (10.0.0.0/8), each with an optional :port; '*'
+    /// for all; '' to ignore NO_PROXY.
+    #[arg(long, value_name = "LIST")]
+    pub noproxy: Option<String>,
+
+    /// Trust the CA certificates in this PEM file too, beside the system's (for a private CA).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// Accept invalid TLS certificates (expired, self-signed, wrong host), of sites and of an
+    /// https:// proxy. Off by default.
     #[arg(short = 'k', long)]
     pub insecure: bool,
 
-    /// Resolve HOST to ADDR instead of asking DNS; repeatable (e.g. www.example.test:127.0.0.2).
+    /// Connect to ADDR (several: ADDR,ADDR, tried in order) for HOST instead of asking DNS;
+    /// repeatable, and repeats add addresses (e.g. www.example.test:127.0.0.2).
     #[arg(long, value_name = "HOST:ADDR", value_parser = parse_resolve)]
-    pub resolve: Vec<(String, IpAddr)>,
+    pub resolve: Vec<(String, Vec<IpAddr>)>,
 
     /// Threads that run requests. One event loop drives every connection with the least CPU
     /// per URL; more help only when TLS handshakes to many hosts keep one core busy.
@@ -320,6 +333,8 @@ impl Args {
             method: self.method,
             headers,
             proxy: self.proxy,
+            noproxy: self.noproxy,
+            cacert: self.cacert,
             insecure: self.insecure,
             resolve: self.resolve,
             extract,

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -47,10 +48,14 @@ pub struct Config {
     pub headers: HeaderMap,
     /// Proxy for every request; `None` leaves the usual proxy environment variables in charge.
     pub proxy: Option<Url>,
+    /// Hosts reached without the proxy (`--noproxy`); `None` leaves `NO_PROXY` in charge.
+    pub noproxy: Option<String>,
+    /// More CA certificates to trust (`--cacert`), beside the system's.
+    pub cacert: Option<PathBuf>,
     /// Accept any TLS certificate.
     pub insecure: bool,
-    /// Host names pinned to addresses, skipping DNS (`--resolve`).
-    pub resolve: Vec<(String, IpAddr)>,
+    /// Host names pinned to addresses, skipping DNS (`--resolve`), tried in order.
+    pub resolve: Vec<(String, Vec<IpAddr>)>,
     /// Title, selectors, regexes, hash.
     pub extract: ExtractSpec,
     /// Write cells as they are, without neutralising spreadsheet formulas.
@@ -90,6 +95,8 @@ impl Default for Config {
             method: Method::GET,
             headers: HeaderMap::new(),
             proxy: None,
+            noproxy: None,
+            cacert: None,
             insecure: false,
             resolve: Vec::new(),
             extract: ExtractSpec {
@@ -238,19 +245,24 @@ pub fn parse_method(s: &str) -> Result<Method, String> {
     }
 }
 
-/// Parses `--resolve HOST:ADDR` (ADDR an IPv4 or IPv6 address, brackets optional).
-pub fn parse_resolve(s: &str) -> Result<(String, IpAddr), String> {
-    let (host, addr) = s
+/// Parses `--resolve HOST:ADDR[,ADDR...]` (each ADDR an IPv4 or IPv6 address, brackets
+/// optional).
+pub fn parse_resolve(s: &str) -> Result<(String, Vec<IpAddr>), String> {
+    let (host, addrs) = s
         .split_once(':')
         .ok_or_else(|| format!("'{s}' is not HOST:ADDR (e.g. www.example.test:127.0.0.2)"))?;
-    let addr = addr.trim_start_matches('[').trim_end_matches(']');
-    let ip = addr
-        .parse()
-        .map_err(|_| format!("'{addr}' is not an IP address"))?;
     if host.is_empty() {
         return Err(format!("'{s}' has no host name"));
     }
-    Ok((host.to_ascii_lowercase(), ip))
+    let ips = addrs
+        .split(',')
+        .map(|addr| {
+            let addr = addr.trim().trim_start_matches('[').trim_end_matches(']');
+            addr.parse()
+                .map_err(|_| format!("'{addr}' is not an IP address"))
+        })
+        .collect::<Result<Vec<IpAddr>, String>>()?;
+    Ok((host.to_ascii_lowercase(), ips))
 }
 
 /// Parses a proxy URL (`http://`, `https://`, or `socks5://` if built in).
@@ -324,10 +336,20 @@ mod tests {
         assert!(parse_method("POST").is_err());
         assert_eq!(
             parse_resolve("Example.test:127.0.0.2").unwrap(),
-            ("example.test".to_owned(), "127.0.0.2".parse().unwrap())
+            (
+                "example.test".to_owned(),
+                vec!["127.0.0.2".parse().unwrap()]
+            )
         );
-        assert!(parse_resolve("h:[::1]").unwrap().1.is_ipv6());
+        assert!(parse_resolve("h:[::1]").unwrap().1[0].is_ipv6());
+        assert_eq!(
+            parse_resolve("h:127.0.0.3,[::1], 127.0.0.2").unwrap().1,
+            ["127.0.0.3", "::1", "127.0.0.2"]
+                .map(|a| a.parse::<IpAddr>().unwrap())
+                .to_vec()
+        );
         assert!(parse_resolve("h:nope").is_err());
+        assert!(parse_resolve("h:127.0.0.1,").is_err());
         assert!(parse_proxy("http://127.0.0.1:3128").is_ok());
         assert!(parse_proxy("ftp://x").is_err());
     }

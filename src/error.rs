@@ -26,6 +26,9 @@ pub enum Error {
         partial: Option<PathBuf>,
     },
 
+    #[error("cannot use the CA certificates in '{}': {why}", path.display())]
+    CaFile { path: PathBuf, why: String },
+
     #[error("cannot set up TLS: {0}")]
     Tls(#[source] rustls::Error),
 

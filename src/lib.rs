@@ -44,6 +44,7 @@ pub mod fetch;
 pub mod human;
 pub mod input;
 pub mod output;
+pub mod redact;
 pub mod report;
 pub mod retry;
 pub mod row;

@@ -64,8 +64,16 @@ impl RetryPolicy {
         if time_left.is_some_and(|left| delay >= left) {
             return Verdict::OutOfTime;
         }
-        let pause_host = retry_after.is_some() && matches!(attempt.status, Some(429 | 503));
+        let pause_host = self.host_pause(attempt).is_some();
         Verdict::Retry { delay, pause_host }
+    }
+
+    /// How long the server asked its whole host to wait (`Retry-After` on a 429 or 503,
+    /// capped): honoured whether or not this URL is tried again, so the host's next URLs wait
+    /// too.
+    pub fn host_pause(&self, attempt: &Attempt) -> Option<Duration> {
+        let asked = attempt.retry_after?;
+        matches!(attempt.status, Some(429 | 503)).then(|| asked.min(self.max_retry_after))
     }
 
     /// Exponential backoff with "equal jitter": half the step fixed, half random, so retries of
@@ -85,6 +93,8 @@ fn is_retryable(attempt: &Attempt) -> bool {
             // The connection was closed or reset before any response: nothing was said, so
             // asking again is safe and often works.
             ErrorKind::Protocol => attempt.transient && attempt.status.is_none(),
+            // The proxy could not be reached, or could not reach the site (502, 503, 504).
+            ErrorKind::Proxy => attempt.transient,
             _ => false,
         },
         None => matches!(
@@ -221,6 +231,20 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_host_pause_needs_a_429_or_503_and_is_capped() {
+        let p = policy(0);
+        let mut limited = status(429);
+        assert_eq!(p.host_pause(&limited), None, "no Retry-After");
+        limited.retry_after = Some(Duration::from_secs(7));
+        assert_eq!(p.host_pause(&limited), Some(Duration::from_secs(7)));
+        limited.retry_after = Some(Duration::from_secs(7200));
+        assert_eq!(p.host_pause(&limited), Some(p.max_retry_after));
+        let mut other = status(500);
+        other.retry_after = Some(Duration::from_secs(7));
+        assert_eq!(p.host_pause(&other), None);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum ErrorKind {
     Dns,
     /// No TCP connection could be made (refused, reset, unreachable).
     Connect,
+    /// The proxy could not be reached, or refused the request itself (never the site's answer).
+    Proxy,
     /// The TLS handshake failed (certificate, protocol).
     Tls,
     /// `--timeout` (or `--connect-timeout`) passed before the body was read.
@@ -47,12 +49,13 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order the summary lists them.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::InvalidUrl,
         ErrorKind::UnsupportedScheme,
         ErrorKind::InvalidInput,
         ErrorKind::Dns,
         ErrorKind::Connect,
+        ErrorKind::Proxy,
         ErrorKind::Tls,
         ErrorKind::Timeout,
         ErrorKind::TooManyRedirects,
@@ -72,6 +75,7 @@ impl ErrorKind {
             ErrorKind::InvalidInput => "invalid_input",
             ErrorKind::Dns => "dns",
             ErrorKind::Connect => "connect",
+            ErrorKind::Proxy => "proxy",
             ErrorKind::Tls => "tls",
             ErrorKind::Timeout => "timeout",
             ErrorKind::TooManyRedirects => "too_many_redirects",
@@ -115,7 +119,7 @@ pub struct Row {
     pub seq: u64,
     /// Physical line number in the input, from 1, running on across several inputs.
     pub line: u64,
-    /// The input line, trimmed.
+    /// The input line, trimmed, a password in it shown as `***`.
     pub url: String,
     pub status: Option<u16>,
     pub latency: Option<Duration>,

@@ -154,6 +154,25 @@ async fn retry_after_pauses_the_whole_host_but_not_others() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+/// The pause is the host's, not the URL's: it holds even when the 429 is not retried (no
+/// `--retries`, or the last attempt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_pauses_the_host_without_retries() {
+    let limited = TestServer::start();
+    let mut config = retrying(0);
+    config.per_host_concurrency = n(1);
+    let (_, table) = run_list(config, urls(&limited.url("/limited/1"), 3)).await;
+    assert_eq!(table.line(1).get("status"), "429");
+    assert_eq!(table.line(1).get("attempts"), "1");
+    let arrivals = limited.stats.arrivals();
+    assert_eq!(arrivals.len(), 3);
+    let pause = arrivals[1] - arrivals[0];
+    assert!(
+        pause >= Duration::from_millis(900),
+        "the host's next URL started {pause:?} after the 429"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_url_retried_after_retry_after_finishes() {
     // Regression: the host's ended pause used to re-arm a timer in the past forever.
@@ -274,7 +293,7 @@ async fn connections_are_reused_for_a_busy_host_and_closed_for_a_lone_one() {
 fn pinned(config: &mut fetch::Config, names: &[&str]) {
     config.resolve = names
         .iter()
-        .map(|n| ((*n).to_owned(), "127.0.0.1".parse().unwrap()))
+        .map(|n| ((*n).to_owned(), vec!["127.0.0.1".parse().unwrap()]))
         .collect();
 }
 

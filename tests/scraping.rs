@@ -123,7 +123,7 @@ async fn timing_columns_are_filled_in_order() {
     config.concurrency = NonZeroUsize::new(1).unwrap();
     // Spaced out, so the first connection is back in the pool when the second request starts.
     config.rate = Some("10/s".parse::<Rate>().unwrap());
-    config.resolve = vec![("pages.test".into(), "127.0.0.1".parse().unwrap())];
+    config.resolve = vec![("pages.test".into(), vec!["127.0.0.1".parse().unwrap()])];
     let by_ip = server.url("/ok/1");
     let by_name = format!("http://localhost:{}/ok/2", server.addr.port());
     let again = format!("http://localhost:{}/ok/3", server.addr.port());

@@ -9,7 +9,7 @@ use crate::support::server::TestServer;
 use crate::support::{Table, config, run_list};
 
 /// A list over many hosts (names pinned to one local server), with bad lines among them.
-fn list(server: &TestServer, hosts: usize) -> (String, Vec<(String, std::net::IpAddr)>) {
+fn list(server: &TestServer, hosts: usize) -> (String, Vec<(String, Vec<std::net::IpAddr>)>) {
     let port = server.addr.port();
     let mut list = String::from("# shard test\n");
     for round in 0..3 {
@@ -19,7 +19,7 @@ fn list(server: &TestServer, hosts: usize) -> (String, Vec<(String, std::net::Ip
         list.push_str("not a url\nftp://x.test/\n\n");
     }
     let pins = (0..hosts)
-        .map(|h| (format!("host{h}.test"), "127.0.0.1".parse().unwrap()))
+        .map(|h| (format!("host{h}.test"), vec!["127.0.0.1".parse().unwrap()]))
         .collect();
     (list, pins)
 }
@@ -91,7 +91,7 @@ fn shard_outputs_merge_into_the_single_run() {
     std::fs::write(&list_path, list).unwrap();
     let pin_args: Vec<String> = pins
         .iter()
-        .flat_map(|(name, ip)| ["--resolve".to_owned(), format!("{name}:{ip}")])
+        .flat_map(|(name, ips)| ["--resolve".to_owned(), format!("{name}:{}", ips[0])])
         .collect();
 
     let single_path = dir.path().join("single.csv");

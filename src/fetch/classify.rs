@@ -4,6 +4,7 @@ use std::error::Error as StdError;
 use std::io;
 
 use super::connect::ConnectError;
+use super::tls::Rejected;
 use crate::row::{ErrorKind, Failure};
 
 /// An error from sending a request and waiting for its response headers.
@@ -13,42 +14,35 @@ pub(super) fn classify_request(error: &(dyn StdError + 'static)) -> Failure {
         Some(ConnectError::Timeout(_)) => ErrorKind::Timeout,
         Some(ConnectError::Tls(_)) => ErrorKind::Tls,
         Some(ConnectError::Tcp(e)) if e.kind() == io::ErrorKind::TimedOut => ErrorKind::Timeout,
-        Some(ConnectError::Tcp(_) | ConnectError::Proxy(_) | ConnectError::NoHost) => {
-            ErrorKind::Connect
-        }
+        Some(ConnectError::Tcp(_) | ConnectError::NoHost) => ErrorKind::Connect,
+        Some(
+            ConnectError::ProxyUnreachable { .. }
+            | ConnectError::ProxyRefused { .. }
+            | ConnectError::ProxyBroken { .. },
+        ) => ErrorKind::Proxy,
         None => ErrorKind::Protocol,
     };
-    let detail = match causes(error).find_map(|c| c.downcast_ref::<rustls::Error>()) {
-        Some(tls) => format!("TLS handshake failed: {}", explain_tls(tls)),
-        None => describe(error),
-    };
-    Failure::new(kind, detail)
+    Failure::new(kind, describe(error))
 }
 
-/// rustls's errors in words: certificate problems are what people meet, and their debug-style
-/// names ("Other(OtherError(CaUsedAsEndEntity))") say little.
+/// rustls's errors in words: certificate problems are what people meet (the verifier in
+/// [`super::tls`] has put them in words already), and the rest read like Rust enums.
 fn explain_tls(error: &rustls::Error) -> String {
-    use rustls::CertificateError as C;
-    let rustls::Error::InvalidCertificate(certificate) = error else {
-        return error.to_string();
-    };
-    match certificate {
-        C::Expired | C::ExpiredContext { .. } => "the certificate has expired".into(),
-        C::NotValidYet | C::NotValidYetContext { .. } => "the certificate is not valid yet".into(),
-        C::NotValidForName | C::NotValidForNameContext { .. } => {
-            "the certificate is not valid for this host name".into()
+    use rustls::{CertificateError as C, Error as E};
+    match error {
+        E::InvalidCertificate(C::Other(other)) => match other.0.downcast_ref::<Rejected>() {
+            Some(words) => words.to_string(),
+            None => format!("certificate rejected: {}", other.0),
+        },
+        E::InvalidCertificate(other) => format!("certificate rejected ({other:?})"),
+        E::InvalidMessage(_) => {
+            "the server did not answer with TLS (is the port plain HTTP?)".into()
         }
-        C::UnknownIssuer => "the certificate is not signed by a trusted authority".into(),
-        C::Revoked => "the certificate has been revoked".into(),
-        C::BadSignature => "the certificate's signature is invalid".into(),
-        other => {
-            let name = format!("{other:?}");
-            if name.contains("CaUsedAsEndEntity") {
-                "the server presents a CA certificate as its own (self-signed?)".into()
-            } else {
-                format!("the certificate was rejected ({name})")
-            }
+        E::AlertReceived(alert) => {
+            format!("the server refused the handshake (TLS alert {alert:?})")
         }
+        E::PeerIncompatible(why) => format!("the server's TLS is incompatible with ours ({why:?})"),
+        other => other.to_string(),
     }
 }
 
@@ -94,6 +88,15 @@ pub(super) fn unprocessed(error: &hyper::Error) -> Option<Unprocessed> {
 /// retry, the latter is not.
 pub(super) fn is_transient(error: &(dyn StdError + 'static)) -> bool {
     causes(error).any(|cause| {
+        match cause.downcast_ref::<ConnectError>() {
+            Some(ConnectError::ProxyUnreachable { source, .. }) => {
+                return !matches!(**source, ConnectError::Tls(_));
+            }
+            Some(ConnectError::ProxyRefused { status, .. }) => {
+                return matches!(status, Some(502..=504));
+            }
+            _ => {}
+        }
         if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
             return hyper.is_incomplete_message()
                 || hyper.is_canceled()
@@ -127,11 +130,25 @@ fn causes<'a>(
     })
 }
 
-/// A one-line account of an error from its causes, without the repeats wrapping adds.
+/// A one-line account of an error from its causes, without the repeats wrapping adds. A TLS
+/// error is put in words and ends the account (what it wraps is rustls's business).
 fn describe(error: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in causes(error) {
-        let message = cause.to_string();
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            parts.push(explain_tls(tls));
+            break;
+        }
+        let message = match cause.downcast_ref::<io::Error>() {
+            // Says what the error it wraps says, which comes next.
+            Some(io) if io.get_ref().is_some() => continue,
+            Some(io)
+                if io.kind() == io::ErrorKind::UnexpectedEof && parts.ends_with(&[TLS.into()]) =>
+            {
+                "the server closed the connection during the handshake".to_owned()
+            }
+            _ => cause.to_string(),
+        };
         if message.is_empty() {
             continue;
         }
@@ -145,3 +162,6 @@ fn describe(error: &(dyn StdError + 'static)) -> String {
         parts.join(": ")
     }
 }
+
+/// How [`ConnectError::Tls`] introduces what went wrong.
+const TLS: &str = "TLS handshake failed";

@@ -17,6 +17,7 @@ mod client;
 mod connect;
 mod decode;
 mod pool;
+mod proxy;
 mod resolve;
 mod tls;
 mod transport;
@@ -32,19 +33,20 @@ use http::header::{
 use http::{Method, Request, Uri};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
-use hyper_util::client::proxy::matcher::Matcher;
 use tokio::time::Instant;
 use url::{Position, Url};
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::human;
+use crate::redact::{basic_auth, redact, without_credentials};
 use crate::retry::parse_retry_after;
 use crate::row::{ErrorKind, Failure};
 
 use self::classify::{classify_body, classify_request, is_transient};
 use self::decode::DecodedBody;
 use self::pool::{Lease, Pool};
+pub use self::proxy::{NoProxy, Proxies, Proxy, ProxySettings};
 pub use self::resolve::{BoundedResolver, lookup_slots};
 pub use self::transport::Transport;
 
@@ -91,6 +93,8 @@ pub struct Attempt {
     pub waited: Duration,
     /// The chain has left its first origin: credentials stay behind.
     pub left_origin: bool,
+    /// `Basic` credentials of the chain's first URL, for its hops on the same origin.
+    pub credentials: Option<HeaderValue>,
 }
 
 /// What one request led to.
@@ -126,8 +130,8 @@ pub struct Fetcher {
     headers: HeaderMap,
     /// Whether any of `headers` must stay on the first origin.
     has_credentials: bool,
-    /// For `Proxy-Authorization` on plain-HTTP requests through a proxy.
-    proxy: Option<Arc<Matcher>>,
+    /// The user gave `-H Authorization`, which wins over credentials in URLs.
+    has_authorization: bool,
     timeout: Duration,
     max_body: u64,
     follow_redirects: bool,
@@ -136,17 +140,24 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(config: &Config) -> Result<Fetcher, Error> {
-        let proxy = client::proxy_matcher(config)?;
-        let headers = default_headers(config)?;
-        let has_credentials = [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION]
+        let mut headers = default_headers(config)?;
+        // For the proxy only: through a tunnel it would reach the site.
+        let proxy_authorization = headers.remove(PROXY_AUTHORIZATION);
+        let settings = ProxySettings {
+            proxy: config.proxy.as_ref(),
+            noproxy: config.noproxy.as_deref(),
+            authorization: proxy_authorization.as_ref(),
+        };
+        let proxies = Proxies::new(&settings, |name| std::env::var(name).ok())?;
+        let has_credentials = [AUTHORIZATION, COOKIE]
             .iter()
             .any(|h| headers.contains_key(h));
         Ok(Fetcher {
-            pool: client::build(config, proxy.clone())?,
+            pool: client::build(config, proxies.map(Arc::new))?,
             method: config.method.clone(),
+            has_authorization: headers.contains_key(AUTHORIZATION),
             headers,
             has_credentials,
-            proxy,
             timeout: config.timeout,
             max_body: config.max_body,
             follow_redirects: config.follow_redirects,
@@ -212,13 +223,30 @@ impl Fetcher {
         attempt.status = None;
         attempt.ttfb = None;
         let left_origin = attempt.left_origin;
+        let own_credentials = basic_auth(&url);
+        if attempt.redirects == 0 {
+            attempt.credentials.clone_from(&own_credentials);
+        }
+        let credentials = own_credentials.or_else(|| {
+            (!left_origin)
+                .then(|| attempt.credentials.clone())
+                .flatten()
+        });
         let url = &*attempt.final_url.insert(url);
-        let uri = to_uri(url)?;
+        let uri = to_uri(&without_credentials(url))?;
         let host = host_header(url)?;
         let sent = self
             .pool
             .send(origin(url), keep_alive, |lease| {
-                self.request(&uri, &host, keep_alive, left_origin, lease)
+                let mut request = self.request(&uri, &host, keep_alive, left_origin, lease);
+                if let Some(credentials) = &credentials
+                    && !self.has_authorization
+                {
+                    request
+                        .headers_mut()
+                        .insert(AUTHORIZATION, credentials.clone());
+                }
+                request
             })
             .await;
         let (response, lease) = sent.map_err(|e| {
@@ -229,6 +257,15 @@ impl Fetcher {
         attempt.ttfb = Some(offset + hop_start.elapsed());
         attempt.status = Some(response.status().as_u16());
         record_connection(attempt, &lease, hop_start, offset);
+        if let Some(proxy) = lease.info.proxy.as_deref()
+            && lease.proxied
+            && let Some((failure, transient)) = proxy::refusal(&response, proxy)
+        {
+            // The proxy's own answer, not the site's: the row has no status.
+            attempt.status = None;
+            attempt.transient = transient;
+            return Err(failure);
+        }
         let Some(next) = self.redirect_target(&response, attempt)? else {
             let whole = self.read_body(response, sink, attempt).await?;
             if let Some(url) = &attempt.final_url
@@ -269,11 +306,11 @@ impl Fetcher {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         if lease.proxied
-            && let Some(auth) = self
+            && let Some(auth) = lease
+                .info
                 .proxy
                 .as_ref()
-                .and_then(|p| p.intercept(uri))
-                .and_then(|i| i.basic_auth().cloned())
+                .and_then(|p| p.authorization.clone())
         {
             headers.insert(PROXY_AUTHORIZATION, auth);
         }
@@ -319,11 +356,12 @@ impl Fetcher {
         let location = &encode_raw_bytes(location.as_bytes());
         let next = base
             .join(location)
-            .map_err(|e| bad(format!("Location '{location}' is not a URL: {e}")))?;
+            .map_err(|e| bad(format!("Location '{}' is not a URL: {e}", redact(location))))?;
         match next.scheme() {
             "http" | "https" => Ok(Some(next)),
             other => Err(bad(format!(
-                "redirect to a '{other}' URL is not followed: {location}"
+                "redirect to a '{other}' URL is not followed: {}",
+                redact(location)
             ))),
         }
     }

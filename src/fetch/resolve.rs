@@ -23,27 +23,33 @@ pub fn lookup_slots(concurrency: usize) -> usize {
 #[derive(Debug, Clone)]
 pub struct BoundedResolver {
     slots: Arc<Semaphore>,
-    pinned: Arc<HashMap<String, IpAddr>>,
+    pinned: Arc<HashMap<String, Vec<IpAddr>>>,
 }
 
 impl BoundedResolver {
     /// A resolver running at most `slots` lookups at once, with `pinned` names answered without
-    /// a lookup.
-    pub fn new(slots: usize, pinned: &[(String, IpAddr)]) -> Self {
+    /// a lookup. A name given more than once keeps every address, in the order given.
+    pub fn new(slots: usize, pinned: &[(String, Vec<IpAddr>)]) -> Self {
+        let mut table: HashMap<String, Vec<IpAddr>> = HashMap::new();
+        for (name, addrs) in pinned {
+            let known = table.entry(name.to_ascii_lowercase()).or_default();
+            for addr in addrs {
+                if !known.contains(addr) {
+                    known.push(*addr);
+                }
+            }
+        }
         BoundedResolver {
             slots: Arc::new(Semaphore::new(slots)),
-            pinned: Arc::new(
-                pinned
-                    .iter()
-                    .map(|(name, ip)| (name.to_ascii_lowercase(), *ip))
-                    .collect(),
-            ),
+            pinned: Arc::new(table),
         }
     }
 
-    /// A name pinned with `--resolve`, if any: no lookup needed.
-    pub fn pinned(&self, host: &str) -> Option<IpAddr> {
-        self.pinned.get(&host.to_ascii_lowercase()).copied()
+    /// The addresses of a name pinned with `--resolve`, if any: no lookup needed.
+    pub fn pinned(&self, host: &str) -> Option<&[IpAddr]> {
+        self.pinned
+            .get(&host.to_ascii_lowercase())
+            .map(Vec::as_slice)
     }
 
     /// Looks `host` up with getaddrinfo, waiting for a free slot first.

@@ -1,35 +1,239 @@
 //! The TLS client configuration: rustls with the ring provider, certificates checked against the
-//! operating system's trust store (rustls-platform-verifier), ALPN offering HTTP/2 and HTTP/1.1.
+//! operating system's trust store (rustls-platform-verifier, which reads `SSL_CERT_FILE` and
+//! `SSL_CERT_DIR` as OpenSSL does) plus any `--cacert` file, ALPN offering HTTP/2 and HTTP/1.1.
 //! `--insecure` swaps the verifier for one that accepts any certificate.
+//!
+//! A rejected certificate is explained here, where the certificate is at hand: the verifier's
+//! own errors name the rule that failed, not what a person needs to hear (who issued it, until
+//! when it was valid, which names it is for, whether it signed itself).
 
+use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-use rustls_platform_verifier::BuilderVerifierExt;
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, SignatureScheme};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::error::Error;
 
-pub(super) fn client_config(insecure: bool) -> Result<Arc<ClientConfig>, Error> {
+/// The client configuration for sites (and, with other ALPN, for proxies).
+pub(super) fn client_config(
+    insecure: bool,
+    cacert: Option<&Path>,
+) -> Result<Arc<ClientConfig>, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(Error::Tls)?;
-    let mut config = if insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
-            .with_no_client_auth()
+    let verifier: Arc<dyn ServerCertVerifier> = if insecure {
+        Arc::new(AcceptAnything(Arc::clone(&provider)))
     } else {
-        builder
-            .with_platform_verifier()
-            .map_err(Error::Tls)?
-            .with_no_client_auth()
+        let extra = match cacert {
+            Some(path) => read_certificates(path)?,
+            None => Vec::new(),
+        };
+        let platform = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider)
+            .map_err(Error::Tls)?;
+        Arc::new(Explaining(Arc::new(platform)))
     };
+    let mut config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The certificates of a PEM file (`--cacert`): one at least, or the option is a mistake.
+fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let bad = |why: String| Error::CaFile {
+        path: path.to_path_buf(),
+        why,
+    };
+    let text = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certs = CertificateDer::pem_slice_iter(&text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    Ok(certs)
+}
+
+/// A rejected certificate in words, carried to the row inside rustls's error.
+#[derive(Debug)]
+pub(super) struct Rejected(pub String);
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+/// Verifies with the platform verifier, and explains a rejection with the certificate.
+#[derive(Debug)]
+struct Explaining(Arc<dyn ServerCertVerifier>);
+
+impl ServerCertVerifier for Explaining {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .map_err(|error| match error {
+                rustls::Error::InvalidCertificate(problem) => {
+                    let words = explain(&problem, end_entity, server_name);
+                    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(
+                        Arc::new(Rejected(words)),
+                    )))
+                }
+                other => other,
+            })
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// What the leaf certificate says about itself, as far as a message needs it.
+struct Leaf {
+    subject: String,
+    issuer: String,
+    self_signed: bool,
+    names: Vec<String>,
+    not_before: Option<SystemTime>,
+    not_after: Option<SystemTime>,
+}
+
+impl Leaf {
+    fn parse(der: &[u8]) -> Option<Leaf> {
+        let (_, cert) = X509Certificate::from_der(der).ok()?;
+        let names = cert
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|san| {
+                san.value
+                    .general_names
+                    .iter()
+                    .filter_map(|name| match name {
+                        GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+                        GeneralName::IPAddress(bytes) => ip_text(bytes),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let time = |t: i64| {
+            u64::try_from(t)
+                .ok()
+                .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+        };
+        Some(Leaf {
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            self_signed: cert.subject().as_raw() == cert.issuer().as_raw(),
+            names,
+            not_before: time(cert.validity().not_before.timestamp()),
+            not_after: time(cert.validity().not_after.timestamp()),
+        })
+    }
+}
+
+fn ip_text(bytes: &[u8]) -> Option<String> {
+    let ip: std::net::IpAddr = match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok()?.into(),
+        16 => <[u8; 16]>::try_from(bytes).ok()?.into(),
+        _ => return None,
+    };
+    Some(ip.to_string())
+}
+
+/// One line, like curl's "SSL certificate problem: …", with what the certificate says.
+fn explain(problem: &CertificateError, der: &[u8], server_name: &ServerName<'_>) -> String {
+    use CertificateError as C;
+    let Some(leaf) = Leaf::parse(der) else {
+        return format!("the certificate was rejected ({problem:?}) and cannot be read");
+    };
+    let subject = &leaf.subject;
+    let trust_hint = "use --cacert FILE to trust its authority, or -k to accept any certificate";
+    match problem {
+        C::Expired | C::ExpiredContext { .. } => format!(
+            "certificate expired on {} ({subject})",
+            date(leaf.not_after)
+        ),
+        C::NotValidYet | C::NotValidYetContext { .. } => format!(
+            "certificate is not valid before {} ({subject})",
+            date(leaf.not_before)
+        ),
+        C::NotValidForName | C::NotValidForNameContext { .. } => format!(
+            "certificate is not valid for '{}': it is for {} ({subject})",
+            server_name.to_str(),
+            if leaf.names.is_empty() {
+                "no host name".to_owned()
+            } else {
+                leaf.names.join(", ")
+            }
+        ),
+        _ if leaf.self_signed => format!("self-signed certificate ({subject}); {trust_hint}"),
+        C::UnknownIssuer => format!(
+            "certificate issued by an unknown authority ({}) for {subject}; {trust_hint}",
+            leaf.issuer
+        ),
+        C::Revoked => format!("certificate has been revoked ({subject})"),
+        C::BadSignature => format!(
+            "certificate's signature does not verify (issued by {}) for {subject}",
+            leaf.issuer
+        ),
+        other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+            format!("the server presents a CA certificate as its own ({subject})")
+        }
+        other => format!("certificate rejected ({other:?}) for {subject}"),
+    }
+}
+
+/// `2024-01-02 00:00:00 UTC`.
+fn date(t: Option<SystemTime>) -> String {
+    t.map_or_else(
+        || "an unreadable date".to_owned(),
+        |t| {
+            humantime::format_rfc3339_seconds(t)
+                .to_string()
+                .replace('T', " ")
+                .replace('Z', " UTC")
+        },
+    )
 }
 
 /// `--insecure`: accepts any certificate, but still checks the handshake signatures, so the

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use crate::error::Error;
+use crate::redact::redact;
 use crate::row::{ErrorKind, Failure};
 
 mod shard;
@@ -70,7 +71,8 @@ pub struct Job {
     pub seq: u64,
     /// When the line was read: from here on, waiting for a turn is `queue_ms`.
     pub read_at: Instant,
-    /// The line as trimmed (shortened for over-long lines): the `url` column.
+    /// The line as trimmed (shortened for over-long lines), a password in it shown as `***`:
+    /// the `url` column.
     pub text: String,
     /// The parsed http(s) URL, or why the line is not one.
     pub target: Result<Url, Failure>,
@@ -391,7 +393,7 @@ fn classify(line: u64, raw: RawLine<'_>, targets: &mut TargetParser) -> Option<J
         line,
         seq: 0,
         read_at: Instant::now(),
-        text,
+        text: redact(&text).into_owned(),
         target: Err(Failure::new(ErrorKind::InvalidInput, detail)),
     };
     if raw.len > MAX_LINE_BYTES {
@@ -414,8 +416,9 @@ fn classify(line: u64, raw: RawLine<'_>, targets: &mut TargetParser) -> Option<J
         let detail = format!("contains a control character (U+{:04X})", u32::from(c));
         return Some(bad(printable(&text), detail));
     }
-    let text = text.into_owned();
     let target = targets.parse(&text);
+    // The password of a URL with credentials is never written anywhere.
+    let text = redact(&text).into_owned();
     Some(Job {
         line,
         seq: 0,

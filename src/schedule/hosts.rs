@@ -79,6 +79,13 @@ struct Host {
 }
 
 impl Host {
+    /// Holds the host's jobs until `until`, or longer if a pause already runs past it.
+    fn pause(&mut self, until: Option<Instant>) {
+        if let Some(until) = until {
+            self.paused_until = Some(self.paused_until.map_or(until, |t| t.max(until)));
+        }
+    }
+
     fn is_idle(&self, now: Instant) -> bool {
         self.fresh.is_empty()
             && self.retries.is_empty()
@@ -173,10 +180,11 @@ impl Hosts {
         self.consider(&key, now);
     }
 
-    /// A job of `key` finished for good.
-    pub(crate) fn finished(&mut self, key: &HostKey, now: Instant) {
+    /// A job of `key` finished for good; with `pause_until`, the host asked for a pause.
+    pub(crate) fn finished(&mut self, key: &HostKey, pause_until: Option<Instant>, now: Instant) {
         if let Some(host) = self.map.get_mut(key) {
             host.active = host.active.saturating_sub(1);
+            host.pause(pause_until);
         }
         self.consider(key, now);
     }
@@ -193,9 +201,7 @@ impl Hosts {
     ) {
         if let Some(host) = self.map.get_mut(ran_on) {
             host.active = host.active.saturating_sub(1);
-            if let Some(until) = pause_until {
-                host.paused_until = Some(host.paused_until.map_or(until, |t| t.max(until)));
-            }
+            host.pause(pause_until);
         }
         let key = Arc::clone(&job.key);
         self.map
@@ -379,7 +385,7 @@ mod tests {
         assert_eq!(job.line, 3);
         assert!(!more);
         assert!(hosts.next_ready(now).is_none());
-        hosts.finished(&slow, now);
+        hosts.finished(&slow, None, now);
         assert_eq!(
             hosts.next_ready(now).as_deref(),
             Some("http://slow.test:80")
@@ -396,7 +402,7 @@ mod tests {
         assert_eq!(hosts.len(), 100);
         while let Some(key) = hosts.next_ready(now) {
             hosts.take(&key, now).unwrap();
-            hosts.finished(&key, now);
+            hosts.finished(&key, None, now);
         }
         assert_eq!(hosts.len(), 0);
         assert_eq!(hosts.queued(), 0);
@@ -441,7 +447,7 @@ mod tests {
         let later = until + Duration::from_millis(1);
         hosts.fire_timers(later);
         assert_eq!(hosts.next_timer(), None);
-        hosts.finished(&key, later);
+        hosts.finished(&key, None, later);
         assert_eq!(hosts.len(), 0);
     }
 

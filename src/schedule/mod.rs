@@ -128,8 +128,9 @@ struct Report {
 
 /// How a job's request went. `ran_on` is the host whose slot the task held.
 enum Done {
-    /// The job has its row; its slots are free.
-    Finished(HostKey),
+    /// The job has its row; its slots are free. With a pause, the host asked for one
+    /// (`Retry-After` on a 429/503) and none of its jobs start before then.
+    Finished(HostKey, Option<Instant>),
     /// The job goes on: a redirect to follow, or a retry (`job.not_before` says when). With
     /// `pause_until`, `ran_on` asked for a pause (`Retry-After` on a 429/503).
     Again {
@@ -411,7 +412,7 @@ impl Dispatcher {
         self.listeners.push(report.stop);
         let now = Instant::now();
         match report.done {
-            Done::Finished(key) => self.hosts.finished(&key, now),
+            Done::Finished(key, pause_until) => self.hosts.finished(&key, pause_until, now),
             Done::Again {
                 ran_on,
                 job,

@@ -11,6 +11,7 @@ use super::hosts::{HostKey, Pending, host_key};
 use super::{Done, Report, Shared};
 use crate::extract::Extracted;
 use crate::fetch::{Attempt, Hop};
+use crate::redact::redact_url;
 use crate::retry::Verdict;
 use crate::row::{ErrorKind, Failure, Row};
 use crate::stop::{Listener, StopReason};
@@ -37,6 +38,7 @@ pub(super) async fn attempt(
 /// row, like a line never read.
 async fn run(shared: &Shared, stop: &Listener, mut job: Box<Pending>, keep_alive: bool) -> Done {
     let ran_on = Arc::clone(&job.key);
+    let mut pause_until = None;
     let continuing = job.hop.is_some();
     let (url, mut attempt) = match job.hop.take() {
         Some((url, attempt)) => (url, *attempt),
@@ -65,7 +67,14 @@ async fn run(shared: &Shared, stop: &Listener, mut job: Box<Pending>, keep_alive
         }
         Ok(Some(Hop::Done)) => {
             let time_left = shared.time_left();
-            match shared.retry.verdict(&attempt, job.attempts, time_left) {
+            let verdict = shared.retry.verdict(&attempt, job.attempts, time_left);
+            if !matches!(verdict, Verdict::Retry { .. }) {
+                pause_until = shared
+                    .retry
+                    .host_pause(&attempt)
+                    .map(|d| Instant::now() + d);
+            }
+            match verdict {
                 Verdict::Done => {
                     let mut extracted = shared.extract.extract(capture.finish()).await;
                     // A digest only for a body read whole: a partial one would read as "the
@@ -93,7 +102,7 @@ async fn run(shared: &Shared, stop: &Listener, mut job: Box<Pending>, keep_alive
         // Stopped before this request began: the job is in the same state as before it.
         Ok(None) if !started => match unfinished_row(&mut job) {
             Some(row) => row,
-            None => return Done::Finished(ran_on),
+            None => return Done::Finished(ran_on, None),
         },
         Ok(None) => {
             let reason = shared.stop.reason().unwrap_or(StopReason::Interrupted);
@@ -110,7 +119,7 @@ async fn run(shared: &Shared, stop: &Listener, mut job: Box<Pending>, keep_alive
     };
     // If the writer is gone it has already reported why; the row has nowhere to go.
     let _ = shared.rows.send(row).await;
-    Done::Finished(ran_on)
+    Done::Finished(ran_on, pause_until)
 }
 
 fn again(ran_on: HostKey, job: Box<Pending>, pause_until: Option<Instant>) -> Done {
@@ -138,7 +147,10 @@ pub(super) fn finished_row(job: &mut Pending, attempt: Attempt, extracted: Extra
         ttfb: attempt.ttfb,
         bytes: attempt.status.map(|_| attempt.bytes),
         content_type: attempt.content_type,
-        final_url: attempt.final_url.map(String::from),
+        final_url: attempt
+            .final_url
+            .as_ref()
+            .map(|url| redact_url(url).into_owned()),
         redirects: started.then_some(attempt.redirects),
         attempts: job.attempts,
         started_at: attempt.started_at,
@@ -176,7 +188,10 @@ pub(super) fn unfinished_row(job: &mut Pending) -> Option<Row> {
         let mut row = finished_row(job, *attempt, Extracted::default());
         add_note(
             &mut row,
-            &format!("redirect to {next} not followed: the run stopped"),
+            &format!(
+                "redirect to {} not followed: the run stopped",
+                redact_url(&next)
+            ),
         );
         return Some(row);
     }
