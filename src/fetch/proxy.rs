@@ -278,8 +278,10 @@ pub(super) fn bare(host: &str) -> &str {
 }
 
 /// Whether a response to a plain-HTTP request sent through `proxy` is the proxy's own answer
-/// rather than the site's: always for 407; for squid's error pages (`X-Squid-Error`), and for
-/// any proxy that says so with `Proxy-Status: …; error=…` (RFC 9209). Then the row is a
+/// rather than the site's: always for 407; for any proxy that says so with
+/// `Proxy-Status: …; error=…` (RFC 9209); for squid's error pages (`X-Squid-Error`) and
+/// tinyproxy's (an error status with its own `Server`, which it never puts on a site's
+/// response: those keep the site's `Server`). Then the row is a
 /// `proxy` failure naming the proxy and its status line, and whether it is worth a retry (the
 /// proxy could not reach the site).
 pub(super) fn refusal(
@@ -292,7 +294,11 @@ pub(super) fn refusal(
         || headers
             .get_all("proxy-status")
             .iter()
-            .any(|v| v.to_str().is_ok_and(|v| v.contains("error=")));
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("error=")))
+        || (status.as_u16() >= 400
+            && headers
+                .get(http::header::SERVER)
+                .is_some_and(|v| v.as_bytes().starts_with(b"tinyproxy/")));
     if status != StatusCode::PROXY_AUTHENTICATION_REQUIRED && !says_so {
         return None;
     }

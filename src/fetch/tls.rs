@@ -206,6 +206,15 @@ fn explain(problem: &CertificateError, der: &[u8], server_name: &ServerName<'_>)
                 leaf.names.join(", ")
             }
         ),
+        // webpki's own error type is not rustls's to name, so only its debug name tells.
+        other if format!("{other:?}").contains("CaUsedAsEndEntity") => format!(
+            "the server presents a CA certificate as its own{} ({subject})",
+            if leaf.self_signed {
+                ", self-signed"
+            } else {
+                ""
+            }
+        ),
         _ if leaf.self_signed => format!("self-signed certificate ({subject}); {trust_hint}"),
         C::UnknownIssuer => format!(
             "certificate issued by an unknown authority ({}) for {subject}; {trust_hint}",
@@ -216,9 +225,6 @@ fn explain(problem: &CertificateError, der: &[u8], server_name: &ServerName<'_>)
             "certificate's signature does not verify (issued by {}) for {subject}",
             leaf.issuer
         ),
-        other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
-            format!("the server presents a CA certificate as its own ({subject})")
-        }
         other => format!("certificate rejected ({other:?}) for {subject}"),
     }
 }

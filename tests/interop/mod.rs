@@ -4,14 +4,14 @@
 //! against them is a test here. Rows are asserted by column name, and what the servers logged
 //! is checked too: a row that says 200 must be a request the server answered.
 
-// Until every server and certificate has its test.
-#[allow(dead_code)]
 mod certs;
-#[allow(dead_code)]
 mod servers;
 
 mod http1;
 mod http2;
+mod origin;
+mod proxies;
+mod tls;
 
 use crate::support::Table;
 

@@ -115,12 +115,17 @@ pub struct Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
 impl Daemon {
+    /// Kills the process and reaps it (again: nothing).
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Starts `command` and waits until every address in `listening` accepts connections.
     /// `None` when it exited first because an address was taken (the caller picks new ports).
     fn spawn(
@@ -213,6 +218,8 @@ impl Nginx {
                  events {{ worker_connections 4096; }}\n\
                  http {{\n{LOG_FORMAT}\naccess_log {access} interop;\n\
                  client_body_temp_path {dir}/body;\nproxy_temp_path {dir}/proxy;\n\
+                 fastcgi_temp_path {dir}/fastcgi;\nscgi_temp_path {dir}/scgi;\n\
+                 uwsgi_temp_path {dir}/uwsgi;\n\
                  default_type text/plain;\n{servers}\n}}\n",
                 dir = dir.display(),
                 error = error_log.display(),
@@ -262,7 +269,6 @@ fn listen_addrs(conf: &str) -> Vec<SocketAddr> {
 pub struct LogLine {
     /// Seconds since the epoch, with milliseconds.
     pub at: f64,
-    pub port: u16,
     pub status: u16,
     /// `HTTP/1.1`, `HTTP/2.0`.
     pub protocol: String,
@@ -272,7 +278,6 @@ pub struct LogLine {
     pub user: String,
     pub via: String,
     pub authorization: String,
-    pub raw: String,
 }
 
 impl LogLine {
@@ -286,18 +291,22 @@ impl LogLine {
             .unwrap_or_else(|| panic!("unexpected log line: {line}"));
         LogLine {
             at: caps[1].parse().unwrap(),
-            port: caps[2].parse().unwrap(),
             status: caps[3].parse().unwrap(),
             protocol: caps[4].to_owned(),
-            user: match &caps[5] {
-                "-" => String::new(),
-                user => user.to_owned(),
-            },
+            user: logged(&caps[5]),
             request: caps[6].to_owned(),
-            via: caps[7].replace('-', ""),
-            authorization: caps[8].replace('-', ""),
-            raw: line.to_owned(),
+            via: logged(&caps[7]),
+            authorization: logged(&caps[8]),
         }
+    }
+}
+
+/// A logged value: nginx writes `-` for none.
+fn logged(value: &str) -> String {
+    if value == "-" {
+        String::new()
+    } else {
+        value.to_owned()
     }
 }
 
@@ -359,6 +368,39 @@ pub struct Squid {
     pub port: u16,
     pub tls_port: u16,
     access_log: PathBuf,
+    /// Its service name, which prefixes its shared-memory segments.
+    service: String,
+}
+
+impl Drop for Squid {
+    fn drop(&mut self) {
+        // Killed, squid leaves its segments behind (the daemon field is dropped after this,
+        // so stop it first).
+        self._daemon.stop();
+        if let Ok(entries) = std::fs::read_dir("/dev/shm") {
+            for entry in entries.flatten() {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(&self.service)
+                {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
+/// A short tag unique to a test's directory.
+fn dir_tag(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Squid {
@@ -369,6 +411,7 @@ impl Squid {
         let cache_log = dir.join("squid-cache.log");
         let conf = dir.join("squid.conf");
         let pair = env.pki.good.clone();
+        let service = format!("fi{}x{}", std::process::id(), dir_tag(&dir));
         let (daemon, ports) = start_on_ports("squid", &dir, 2, |ports| {
             let text = format!(
                 "http_port 127.0.0.1:{plain}\n\
@@ -385,6 +428,7 @@ impl Squid {
                  coredump_dir {dir}\n\
                  logfile_rotate 0\n\
                  shutdown_lifetime 0 seconds\n\
+                 pinger_enable off\n\
                  forwarded_for on\n",
                 plain = ports[0],
                 tls = ports[1],
@@ -395,8 +439,15 @@ impl Squid {
                 dir = dir.display(),
             );
             std::fs::write(&conf, text).unwrap();
+            // Its shared-memory segments are named after the service: one name per instance,
+            // so tests running side by side (or one killed earlier) do not clash.
             let mut command = Command::new(&squid);
-            command.arg("-N").arg("-f").arg(&conf);
+            command
+                .arg("-N")
+                .arg("-n")
+                .arg(&service)
+                .arg("-f")
+                .arg(&conf);
             let listening = ports
                 .iter()
                 .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
@@ -408,6 +459,7 @@ impl Squid {
             port: ports[0],
             tls_port: ports[1],
             access_log,
+            service,
         })
     }
 
@@ -432,9 +484,14 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
+/// Set to a fetch binary to run the suite against it instead of this build's (to show what an
+/// older version gets wrong).
+pub const BINARY: &str = "FETCH_INTEROP_BIN";
+
 /// The real binary, with no proxy or certificate settings inherited from the machine.
 pub fn fetch() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fetch"));
+    let binary = std::env::var_os(BINARY).unwrap_or_else(|| env!("CARGO_BIN_EXE_fetch").into());
+    let mut cmd = Command::new(binary);
     for var in [
         "HTTP_PROXY",
         "HTTPS_PROXY",

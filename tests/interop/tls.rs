@@ -1,0 +1,133 @@
+//! TLS against nginx serving each certificate fault the test PKI makes, and a plain-HTTP port
+//! asked for TLS. Every failure must read like curl's: what is wrong with the certificate, in
+//! words and dates, never a Rust enum or a UNIX time.
+
+use super::certs::Pair;
+use super::servers::{Env, Nginx, fetch, run};
+
+/// One HTTPS server per certificate, then a plain-HTTP port: ports in the order of `pairs`,
+/// the plain one last.
+fn nginx(env: &Env, pairs: &[Pair]) -> Option<Nginx> {
+    let pairs = pairs.to_vec();
+    Nginx::start(env, pairs.len() + 1, move |ports| {
+        let mut conf = String::new();
+        for (pair, port) in pairs.iter().zip(ports) {
+            conf.push_str(&format!(
+                "server {{\n listen 127.0.0.1:{port} ssl http2;\n\
+                 ssl_certificate {cert};\n ssl_certificate_key {key};\n\
+                 location / {{ return 200 \"ok\\n\"; }}\n}}\n",
+                cert = pair.cert.display(),
+                key = pair.key.display(),
+            ));
+        }
+        conf.push_str(&format!(
+            "server {{\n listen 127.0.0.1:{};\n location / {{ return 200 \"plain\\n\"; }}\n}}",
+            ports[pairs.len()]
+        ));
+        conf
+    })
+}
+
+#[test]
+fn certificate_faults_read_like_curl() {
+    let env = Env::new();
+    let pki = &env.pki;
+    let pairs = [
+        pki.good.clone(),
+        pki.expired.clone(),
+        pki.wrong_name.clone(),
+        pki.self_signed.clone(),
+        pki.ca_as_leaf.clone(),
+    ];
+    let Some(nginx) = nginx(&env, &pairs) else {
+        return;
+    };
+    let urls: Vec<String> = nginx
+        .ports
+        .iter()
+        .map(|port| format!("https://localhost:{port}/"))
+        .collect();
+    let list = env.list("urls.txt", &urls);
+    let run = run(fetch().arg("--cacert").arg(&pki.ca), &list);
+    let table = &run.table;
+    assert_eq!(table.line(1).get("status"), "200", "the good one");
+    let expected = [
+        (2, "certificate expired on 2024-01-02 00:00:00 UTC"),
+        (
+            3,
+            "certificate is not valid for 'localhost': it is for other.test, www.other.test",
+        ),
+        (4, "self-signed certificate"),
+        (5, "presents a CA certificate as its own"),
+        (6, "the server did not answer with TLS"),
+    ];
+    for (line, words) in expected {
+        let row = table.line(line);
+        let detail = row.get("error_detail");
+        assert_eq!(row.get("error"), "tls", "{detail}");
+        assert!(detail.contains(words), "line {line}: {detail}");
+        assert!(detail.starts_with("TLS handshake failed: "), "{detail}");
+        for machine in ["Other(", "Error(", "Context", "17955"] {
+            assert!(!detail.contains(machine), "line {line}: {detail}");
+        }
+    }
+    // None of the refused ones was answered (the plain port logs the ClientHello as a 400).
+    let answered = nginx.log().iter().filter(|l| l.status == 200).count();
+    assert_eq!(answered, 1);
+}
+
+#[test]
+fn a_private_ca_is_trusted_with_cacert_or_ssl_cert_file_only() {
+    let env = Env::new();
+    let Some(nginx) = nginx(&env, std::slice::from_ref(&env.pki.good)) else {
+        return;
+    };
+    let list = env.list(
+        "urls.txt",
+        &[format!("https://localhost:{}/", nginx.ports[0])],
+    );
+    let untrusted = run(&mut fetch(), &list);
+    let row = untrusted.table.line(1);
+    assert_eq!(row.get("error"), "tls");
+    let detail = row.get("error_detail");
+    assert!(
+        detail.contains("unknown authority") && detail.contains("fetch interop test CA"),
+        "{detail}"
+    );
+    assert!(detail.contains("--cacert"), "says how to fix it: {detail}");
+
+    let by_option = run(fetch().arg("--cacert").arg(&env.pki.ca), &list);
+    assert_eq!(by_option.table.line(1).get("status"), "200");
+    let by_env = run(fetch().env("SSL_CERT_FILE", &env.pki.ca), &list);
+    assert_eq!(by_env.table.line(1).get("status"), "200");
+}
+
+#[test]
+fn a_bad_cacert_file_is_a_clear_error_before_any_request() {
+    let env = Env::new();
+    let Some(nginx) = nginx(&env, std::slice::from_ref(&env.pki.good)) else {
+        return;
+    };
+    let list = env.list(
+        "urls.txt",
+        &[format!("https://localhost:{}/", nginx.ports[0])],
+    );
+    for (file, says) in [
+        (env.path().join("missing.pem"), "No such file"),
+        (env.pki.good.key.clone(), "no PEM certificate"),
+    ] {
+        let out = fetch()
+            .arg("--cacert")
+            .arg(&file)
+            .arg(&list)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&*file.to_string_lossy()) && stderr.contains(says),
+            "{stderr}"
+        );
+    }
+    assert!(nginx.log().is_empty());
+}
