@@ -155,5 +155,6 @@ async fn a_server_refusing_every_stream_ends_the_request() {
     );
     assert_eq!(row.get("attempts"), "2", "transient, so retried");
     let refused = server.refused.load(Ordering::SeqCst);
-    assert!((2..=20).contains(&refused), "{refused} streams refused");
+    // At most eleven tries per attempt: two on shared connections, nine on its own.
+    assert!((2..=22).contains(&refused), "{refused} streams refused");
 }

@@ -15,7 +15,6 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -49,9 +48,6 @@ pub struct ConnInfo {
     pub secured: Option<Instant>,
     /// The address connected to (the proxy's, through a proxy).
     pub remote: SocketAddr,
-    /// Responses received on it so far (counted by the pool): a server that retires a
-    /// connection after serving on it is making progress, one that serves nothing is not.
-    pub served: AtomicU32,
     /// The proxy it goes through, if any.
     pub proxy: Option<Arc<Proxy>>,
 }
@@ -158,7 +154,6 @@ impl Connector {
             connected: Instant::now(),
             secured: None,
             remote,
-            served: AtomicU32::new(0),
             proxy: proxy.cloned(),
         };
         if !https {

@@ -12,7 +12,6 @@
 //! shared: it stays parked and every request to its origin clones its sender.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -28,15 +27,15 @@ use super::connect::{ConnInfo, ConnectError, Connector};
 
 type Body = Empty<Bytes>;
 
-/// Most times one request goes out again after connections that had served nothing failed it
-/// in a way that is not the URL's failure (see [`Pool::send`]): a server that refuses every
-/// stream, or closes every connection at once, still ends the request. Resends after a
-/// connection that served other requests (a server retiring connections every few streams
-/// under load) are bounded by [`MAX_RESENDS`] and the request's timeout only.
+/// Most times one request goes out again after a connection of its own (new, the request its
+/// first) failed it in a way that is not the URL's failure (see [`Pool::send`]): a server that
+/// refuses every stream, or closes every connection at once, still ends the request.
 const MAX_FRUITLESS_RESENDS: u32 = 8;
 
-/// Most times one request goes out again, whatever the connections did.
-const MAX_RESENDS: u32 = 64;
+/// Failures on shared (parked) connections after which a request stops taking them and opens
+/// one of its own, where it is the first stream: a server that retires connections every few
+/// streams would otherwise fail the same pile of requests again on each new connection.
+const SHARED_FAILURES_BEFORE_OWN: u32 = 2;
 
 /// Why a request got no response.
 #[derive(Debug, thiserror::Error)]
@@ -133,9 +132,8 @@ impl Pool {
     /// Sends `request` to `origin` (the URL's `scheme://host:port` text) on a parked connection
     /// if one is alive, else on a new one.
     ///
-    /// Some failures are not the URL's, and the request goes out again (within
-    /// [`MAX_FRUITLESS_RESENDS`] and [`MAX_RESENDS`]), which is neither a new attempt nor an
-    /// error:
+    /// Some failures are not the URL's, and the request goes out again, which is neither a new
+    /// attempt nor an error:
     /// - A server may close an idle connection just as a request goes out on it (many close idle
     ///   connections after a few seconds, or after each response without saying so): when a
     ///   parked connection closes or resets before any response, the request goes out on the
@@ -143,17 +141,23 @@ impl Pool {
     ///   GET and HEAD; the same failure on a new connection is final.
     /// - An HTTP/2 server says it did not process a stream (GOAWAY, REFUSED_STREAM; see
     ///   [`Unprocessed`]), on any connection. After a GOAWAY the connection is forgotten, so
-    ///   no new stream is opened on it; a refused stream may go out on the same connection,
-    ///   which by then knows the server's stream limit and queues requests within it.
+    ///   no new stream is opened on it; after a refused stream the connection (which by then
+    ///   knows the server's stream limit, and queues requests within it) may be used again.
+    ///
+    /// After [`SHARED_FAILURES_BEFORE_OWN`] failures on shared connections the request opens a
+    /// connection of its own, and after [`MAX_FRUITLESS_RESENDS`] failures there it ends.
     pub(super) async fn send(
         &self,
         origin: &str,
         keep_alive: bool,
         request: impl Fn(&Lease) -> Request<Body>,
     ) -> Result<(http::Response<Incoming>, Lease), SendError> {
-        let (mut resends, mut fruitless) = (0, 0);
+        let (mut shared_failures, mut fruitless) = (0, 0);
         loop {
-            let mut lease = match self.take_parked(origin) {
+            let parked = (shared_failures < SHARED_FAILURES_BEFORE_OWN)
+                .then(|| self.take_parked(origin))
+                .flatten();
+            let mut lease = match parked {
                 Some(mut lease) => {
                     if !lease.ready().await {
                         self.discard(origin, &lease);
@@ -167,21 +171,19 @@ impl Pool {
                 None => Box::pin(self.connect(origin, keep_alive)).await?,
             };
             let (error, unsent) = match lease.send(request(&lease)).await {
-                Ok(response) => {
-                    lease.info.served.fetch_add(1, Ordering::Relaxed);
-                    return Ok((response, lease));
-                }
+                Ok(response) => return Ok((response, lease)),
                 Err(failed) => failed,
             };
             let Some(again) = resend(&error, unsent.is_some(), &lease) else {
                 return Err(error.into());
             };
-            if lease.info.served.load(Ordering::Relaxed) == 0 {
+            if lease.pooled {
+                shared_failures += 1;
+            } else {
                 fruitless += 1;
-            }
-            resends += 1;
-            if fruitless > MAX_FRUITLESS_RESENDS || resends > MAX_RESENDS {
-                return Err(error.into());
+                if fruitless > MAX_FRUITLESS_RESENDS {
+                    return Err(error.into());
+                }
             }
             if again == Unprocessed::GoingAway {
                 // A shared HTTP/2 connection is still parked: it must not be found again.

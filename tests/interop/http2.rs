@@ -92,6 +92,16 @@ fn refused_streams_are_sent_again_and_queue_for_the_limit() {
     every_row_ok(&env, &nginx, 1000, "50");
 }
 
+/// A GOAWAY after every stream: each connection serves one request.
+#[test]
+fn goaway_after_every_stream_loses_no_row() {
+    let env = Env::new();
+    let Some(nginx) = nginx_h2(&env, "keepalive_requests 1;") else {
+        return;
+    };
+    every_row_ok(&env, &nginx, 600, "50");
+}
+
 /// Both at once: one stream at a time, and a GOAWAY after three.
 #[test]
 fn one_stream_per_connection_and_goaway_after_three() {
