@@ -27,6 +27,10 @@ pub fn basic_auth(url: &Url) -> Option<HeaderValue> {
 /// `text` with the password of any `scheme://user:password@` in it replaced by `***`: what
 /// rows, messages and logs show of a URL.
 pub fn redact(text: &str) -> Cow<'_, str> {
+    // Every line passes here, and almost none has credentials.
+    if memchr::memchr(b'@', text.as_bytes()).is_none() {
+        return text.into();
+    }
     let Some(scheme_end) = text.find("://") else {
         return text.into();
     };
@@ -58,10 +62,16 @@ pub fn redact_url(url: &Url) -> Cow<'_, str> {
     if url.password().is_none() {
         return Cow::Borrowed(url.as_str());
     }
-    let mut shown = url.clone();
-    // Cannot fail: the URL has a password, so it has a host.
-    let _ = shown.set_password(Some("***"));
-    Cow::Owned(shown.into())
+    Cow::Owned(into_shown(url.clone()))
+}
+
+/// [`redact_url`] for a URL that is given away: its text, moved when there is nothing to hide.
+pub fn into_shown(mut url: Url) -> String {
+    if url.password().is_some() {
+        // Cannot fail: the URL has a password, so it has a host.
+        let _ = url.set_password(Some("***"));
+    }
+    url.into()
 }
 
 /// The URL without its credentials: what goes on the wire as a request target.

@@ -223,15 +223,7 @@ impl Fetcher {
         attempt.status = None;
         attempt.ttfb = None;
         let left_origin = attempt.left_origin;
-        let own_credentials = basic_auth(&url);
-        if attempt.redirects == 0 {
-            attempt.credentials.clone_from(&own_credentials);
-        }
-        let credentials = own_credentials.or_else(|| {
-            (!left_origin)
-                .then(|| attempt.credentials.clone())
-                .flatten()
-        });
+        let credentials = hop_credentials(&url, attempt);
         let url = &*attempt.final_url.insert(url);
         let uri = to_uri(&without_credentials(url))?;
         let host = host_header(url)?;
@@ -424,6 +416,20 @@ fn default_headers(config: &Config) -> Result<HeaderMap, Error> {
         headers.append(name, value.clone());
     }
     Ok(headers)
+}
+
+/// The `Basic` credentials for the hop to `url`: its own, else (still on the chain's first
+/// origin) those of the chain's first URL, as curl keeps them for redirects on the same host.
+fn hop_credentials(url: &Url, attempt: &mut Attempt) -> Option<HeaderValue> {
+    let own = basic_auth(url);
+    if attempt.redirects == 0 {
+        attempt.credentials.clone_from(&own);
+    }
+    own.or_else(|| {
+        (!attempt.left_origin)
+            .then(|| attempt.credentials.clone())
+            .flatten()
+    })
 }
 
 /// Fills in what the connection that served the response says about its phases and reuse.

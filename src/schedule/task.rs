@@ -11,7 +11,7 @@ use super::hosts::{HostKey, Pending, host_key};
 use super::{Done, Report, Shared};
 use crate::extract::Extracted;
 use crate::fetch::{Attempt, Hop};
-use crate::redact::redact_url;
+use crate::redact::{into_shown, redact_url};
 use crate::retry::Verdict;
 use crate::row::{ErrorKind, Failure, Row};
 use crate::stop::{Listener, StopReason};
@@ -147,10 +147,7 @@ pub(super) fn finished_row(job: &mut Pending, attempt: Attempt, extracted: Extra
         ttfb: attempt.ttfb,
         bytes: attempt.status.map(|_| attempt.bytes),
         content_type: attempt.content_type,
-        final_url: attempt
-            .final_url
-            .as_ref()
-            .map(|url| redact_url(url).into_owned()),
+        final_url: attempt.final_url.map(into_shown),
         redirects: started.then_some(attempt.redirects),
         attempts: job.attempts,
         started_at: attempt.started_at,
