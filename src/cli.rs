@@ -127,10 +127,28 @@ pub struct Args {
     #[arg(long, value_name = "FORMAT", default_value = "csv", value_parser = parse_format)]
     pub format: Format,
 
-    /// The columns to write, in this order (comma-separated). Default: all of them.
+    /// The columns to write, in this order (comma-separated). Default: the default columns;
+    /// starting with '+', those and then the ones named (e.g. +location,wire_bytes).
     /// Example: --fields line,url,status,title
-    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "NAMES",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
     pub fields: Option<Vec<String>>,
+
+    /// Add the columns tls_version, cert_subject, cert_issuer, cert_not_after and
+    /// cert_days_left for HTTPS rows: the site's leaf certificate, also when the handshake
+    /// rejected it.
+    #[arg(long)]
+    pub tls_info: bool,
+
+    /// Write a response header of the final response as a column (several values joined with
+    /// ', '); COLUMN names the column (default: the header's name in lowercase). Repeatable.
+    /// Example: --header-column Server --header-column X-Cache=cache
+    #[arg(long, value_name = "NAME[=COLUMN]", value_parser = parse_header_column)]
+    pub header_column: Vec<(HeaderName, String)>,
 
     /// Don't write the CSV header row (e.g. for all but one of several outputs to concatenate).
     #[arg(long)]
@@ -307,7 +325,7 @@ impl Args {
         for (name, value) in self.headers {
             headers.append(name, value);
         }
-        check_column_names(&extract)?;
+        check_column_names(&extract, &self.header_column)?;
         if self.format == Format::Jsonl && (self.bom || self.no_header) {
             return Err(Error::Usage(
                 "--bom and --no-header are for CSV; JSON Lines has neither".into(),
@@ -336,6 +354,8 @@ impl Args {
             noproxy: self.noproxy,
             cacert: self.cacert,
             insecure: self.insecure,
+            tls_info: self.tls_info,
+            header_columns: self.header_column,
             resolve: self.resolve,
             extract,
             raw: self.raw,
@@ -446,22 +466,44 @@ impl Args {
     }
 }
 
-/// Value columns need names of their own: not a built-in column's, not another value's.
-fn check_column_names(extract: &ExtractSpec) -> Result<(), Error> {
+/// Header and value columns need names of their own: not a built-in column's, not another's.
+fn check_column_names(
+    extract: &ExtractSpec,
+    headers: &[(HeaderName, String)],
+) -> Result<(), Error> {
     let mut seen = std::collections::HashSet::new();
-    for name in extract.value_names() {
+    let names = headers
+        .iter()
+        .map(|(_, column)| column.as_str())
+        .chain(extract.value_names());
+    for name in names {
         if output::is_built_in(name) {
             return Err(Error::Usage(format!(
-                "'{name}' is the name of a built-in column; choose another for --select/--regex"
+                "'{name}' is the name of a built-in column; choose another for \
+                 --header-column, --select or --regex (NAME=COLUMN)"
             )));
         }
         if !seen.insert(name) {
             return Err(Error::Usage(format!(
-                "the column name '{name}' is given twice in --select/--regex"
+                "the column name '{name}' is given twice in --header-column, --select or --regex"
             )));
         }
     }
     Ok(())
+}
+
+/// Parses `--header-column NAME[=COLUMN]`.
+fn parse_header_column(s: &str) -> Result<(HeaderName, String), String> {
+    let (name, column) = match s.split_once('=') {
+        Some((name, column)) => (name.trim(), column.trim().to_owned()),
+        None => (s.trim(), s.trim().to_ascii_lowercase()),
+    };
+    let header = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("'{name}' is not a valid header name"))?;
+    if column.is_empty() {
+        return Err(format!("'{s}' names no column"));
+    }
+    Ok((header, column))
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {

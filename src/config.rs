@@ -54,6 +54,10 @@ pub struct Config {
     pub cacert: Option<PathBuf>,
     /// Accept any TLS certificate.
     pub insecure: bool,
+    /// `--tls-info`: record the TLS version and the site's certificate.
+    pub tls_info: bool,
+    /// `--header-column`: response headers to write, each under a column name.
+    pub header_columns: Vec<(HeaderName, String)>,
     /// Host names pinned to addresses, skipping DNS (`--resolve`), tried in order.
     pub resolve: Vec<(String, Vec<IpAddr>)>,
     /// Title, selectors, regexes, hash.
@@ -98,6 +102,8 @@ impl Default for Config {
             noproxy: None,
             cacert: None,
             insecure: false,
+            tls_info: false,
+            header_columns: Vec::new(),
             resolve: Vec::new(),
             extract: ExtractSpec {
                 title: true,

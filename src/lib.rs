@@ -66,7 +66,7 @@ pub use crate::stop::{Stop, StopReason};
 use crate::extract::Extractor;
 use crate::fetch::{Fetcher, Transport};
 use crate::input::{Dedupe, Skip};
-use crate::output::{Columns, Layout, OrderGate};
+use crate::output::{ColumnSpec, Columns, Layout, OrderGate};
 use crate::report::{Counters, Progress, Tally};
 
 /// Jobs read ahead of admission. Small: reading is far faster than fetching.
@@ -197,13 +197,21 @@ impl Pipeline {
     }
 }
 
-/// The layout `config` asks for: its format, and its columns (all, or `--fields`).
+/// The layout `config` asks for: its format, and its columns (the defaults, or `--fields`).
 fn layout(config: &Config) -> Result<Layout, Error> {
-    let names: Vec<String> = config.extract.value_names().map(String::from).collect();
-    let all = Columns::new(config.extract.hash, &names);
+    let spec = ColumnSpec {
+        hash: config.extract.hash,
+        tls_info: config.tls_info,
+        headers: config
+            .header_columns
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect(),
+        values: config.extract.value_names().map(String::from).collect(),
+    };
     let columns = match &config.fields {
-        Some(fields) => all.select(fields).map_err(Error::Usage)?,
-        None => all,
+        Some(fields) => Columns::select(&spec, fields).map_err(Error::Usage)?,
+        None => Columns::new(&spec),
     };
     Ok(Layout {
         columns,

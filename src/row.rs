@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -144,8 +145,50 @@ pub struct Row {
     pub reused: Option<bool>,
     pub remote_ip: Option<IpAddr>,
     pub body_sha256: Option<String>,
+    /// `HTTP/1.1`, `HTTP/2`…: of the final response, or of its connection when none came.
+    pub http_version: Option<&'static str>,
+    /// `--tls-info`: the TLS of the connection to the site.
+    pub tls_info: Option<Arc<TlsFacts>>,
+    /// The final response's `Content-Encoding`, as sent.
+    pub content_encoding: Option<String>,
+    /// Body bytes as received, before content decoding.
+    pub wire_bytes: Option<u64>,
+    /// The `Location` of a 3xx final response, resolved against its URL.
+    pub location: Option<String>,
+    /// One per `--header-column`, in the order given: the final response's values, joined.
+    pub headers: Vec<Option<String>>,
     /// One per `--select`/`--regex`, in the order given.
     pub values: Vec<Option<String>>,
+}
+
+/// What a TLS connection (or a handshake that failed on its certificate) showed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsFacts {
+    /// `TLSv1.2`, `TLSv1.3`; `None` when the handshake did not finish.
+    pub version: Option<&'static str>,
+    /// The leaf certificate the server presented.
+    pub certificate: Option<Certificate>,
+}
+
+/// The parts of a certificate a row shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// RFC 4514 text, e.g. `CN=shop.example, O=Shop`.
+    pub subject: String,
+    pub issuer: String,
+    pub not_after: Option<SystemTime>,
+}
+
+impl Certificate {
+    /// Whole days from `at` until the certificate expires; negative once it has.
+    pub fn days_left(&self, at: SystemTime) -> Option<i64> {
+        let not_after = self.not_after?;
+        let seconds = match not_after.duration_since(at) {
+            Ok(ahead) => i64::try_from(ahead.as_secs()).ok()?,
+            Err(past) => -i64::try_from(past.duration().as_secs()).ok()?,
+        };
+        Some(seconds.div_euclid(86_400))
+    }
 }
 
 impl Row {
@@ -199,6 +242,24 @@ mod tests {
             .unwrap()
             .trim_end()
             .to_owned()
+    }
+
+    #[test]
+    fn days_left_are_whole_and_negative_once_expired() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let cert = |delta: i64| Certificate {
+            subject: String::new(),
+            issuer: String::new(),
+            not_after: Some(if delta >= 0 {
+                at + Duration::from_secs(delta.unsigned_abs())
+            } else {
+                at - Duration::from_secs(delta.unsigned_abs())
+            }),
+        };
+        assert_eq!(cert(10 * 86_400 + 3_600).days_left(at), Some(10));
+        assert_eq!(cert(3_600).days_left(at), Some(0));
+        assert_eq!(cert(-3_600).days_left(at), Some(-1));
+        assert_eq!(cert(-2 * 86_400).days_left(at), Some(-2));
     }
 
     #[test]

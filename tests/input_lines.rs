@@ -73,6 +73,6 @@ async fn empty_input_still_writes_a_header() {
     let (summary, table) = run_list(config(), "# nothing here\n\n").await;
     assert_eq!(summary.rows, 0);
     assert_eq!(table.len(), 0);
-    let defaults = fetch::output::Columns::new(false, &[]);
+    let defaults = fetch::output::Columns::new(&fetch::output::ColumnSpec::default());
     assert!(table.headers.iter().eq(defaults.names()));
 }

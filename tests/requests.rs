@@ -101,10 +101,18 @@ async fn silent_server_times_out_near_the_limit() {
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(450), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
-    for row in 1..=3 {
-        assert_eq!(table.line(row).get("error"), "timeout");
-        assert_eq!(table.line(row).get("status"), "");
-        assert_eq!(table.line(row).get("latency_ms"), "");
+    for line in 1..=3 {
+        let row = table.line(line);
+        assert_eq!(row.get("error"), "timeout");
+        assert_eq!(row.get("status"), "");
+        // What was measured stays: the time the attempt took, and the connection it made.
+        let latency: f64 = row.get("latency_ms").parse().unwrap();
+        assert!((500.0..875.0).contains(&latency), "latency {latency} ms");
+        let connect: f64 = row.get("connect_ms").parse().unwrap();
+        assert!(connect < latency, "connect {connect} ms");
+        assert_eq!(row.get("remote_ip"), "127.0.0.1");
+        assert_eq!(row.get("reused"), "false");
+        assert_eq!(row.get("ttfb_ms"), "", "no response came");
     }
 }
 

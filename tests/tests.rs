@@ -10,6 +10,7 @@ mod hostile;
 mod input_lines;
 mod interop;
 mod limits;
+mod measures;
 mod politeness;
 mod requests;
 mod scraping;

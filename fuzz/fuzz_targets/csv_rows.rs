@@ -45,6 +45,7 @@ fuzz_target!(|input: (AnyLayout, Vec<AnyRow>)| {
                 Cell::Text(text) => expected_text(text, layout.spreadsheet_safe),
                 Cell::Word(word) => word.to_owned(),
                 Cell::Count(n) => n.to_string(),
+                Cell::Int(n) => n.to_string(),
                 Cell::Millis(d) => {
                     let read: f64 = field.parse().expect("a number");
                     // The cell is exact; the float only up to 2^53 µs (285 years): past that

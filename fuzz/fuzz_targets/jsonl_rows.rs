@@ -33,6 +33,7 @@ fuzz_target!(|input: (AnyLayout, Vec<AnyRow>)| {
                 Cell::Empty => Value::Null,
                 Cell::Text(text) | Cell::Word(text) => Value::from(text),
                 Cell::Count(n) => Value::from(n),
+                Cell::Int(n) => Value::from(n),
                 Cell::Millis(d) => {
                     let read = value.as_f64().expect("a number");
                     assert_eq!(read, millis(d), "{column:?}");

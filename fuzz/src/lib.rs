@@ -5,8 +5,10 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arbitrary::Arbitrary;
-use fetch::output::{Cell, Column, Columns, Format, Layout, RowWriter};
-use fetch::row::{ErrorKind, Row};
+use std::sync::Arc;
+
+use fetch::output::{Cell, Column, ColumnSpec, Columns, Format, Layout, RowWriter};
+use fetch::row::{Certificate, ErrorKind, Row, TlsFacts};
 
 /// The last second RFC 3339 can write (9999-12-31T23:59:59Z): `started_at` is the clock's
 /// time, never past it.
@@ -37,7 +39,27 @@ pub struct AnyRow {
     reused: Option<bool>,
     remote_ip: Option<IpAddr>,
     body_sha256: Option<String>,
+    http_version: Option<u8>,
+    tls_info: Option<AnyTls>,
+    content_encoding: Option<String>,
+    wire_bytes: Option<u64>,
+    location: Option<String>,
+    headers: Vec<Option<String>>,
     values: Vec<Option<String>>,
+}
+
+/// What `--tls-info` records, chosen by the fuzzer.
+#[derive(Debug, Arbitrary)]
+pub struct AnyTls {
+    version: Option<bool>,
+    certificate: Option<AnyCertificate>,
+}
+
+#[derive(Debug, Arbitrary)]
+pub struct AnyCertificate {
+    subject: String,
+    issuer: String,
+    not_after: Option<(u64, u32)>,
 }
 
 impl AnyRow {
@@ -69,6 +91,23 @@ impl AnyRow {
             reused: self.reused,
             remote_ip: self.remote_ip,
             body_sha256: self.body_sha256,
+            http_version: self
+                .http_version
+                .map(|i| ["HTTP/1.0", "HTTP/1.1", "HTTP/2"][usize::from(i) % 3]),
+            tls_info: self.tls_info.map(|tls| {
+                Arc::new(TlsFacts {
+                    version: tls.version.map(|v| if v { "TLSv1.3" } else { "TLSv1.2" }),
+                    certificate: tls.certificate.map(|c| Certificate {
+                        subject: c.subject,
+                        issuer: c.issuer,
+                        not_after: c.not_after.map(time),
+                    }),
+                })
+            }),
+            content_encoding: self.content_encoding,
+            wire_bytes: self.wire_bytes,
+            location: self.location,
+            headers: self.headers,
             values: self.values,
         }
     }
@@ -81,6 +120,8 @@ pub struct AnyLayout {
     header: bool,
     bom: bool,
     hash: bool,
+    tls_info: bool,
+    header_columns: u8,
     value_columns: u8,
     /// Indexes into the full column list, for `--fields`.
     fields: Option<Vec<u8>>,
@@ -88,10 +129,17 @@ pub struct AnyLayout {
 
 impl AnyLayout {
     pub fn layout(&self, format: Format) -> Layout {
-        let names: Vec<String> = (0..self.value_columns % 4)
-            .map(|i| format!("value{i}"))
-            .collect();
-        let all = Columns::new(self.hash, &names);
+        let spec = ColumnSpec {
+            hash: self.hash,
+            tls_info: self.tls_info,
+            headers: (0..self.header_columns % 3)
+                .map(|i| format!("header{i}"))
+                .collect(),
+            values: (0..self.value_columns % 4)
+                .map(|i| format!("value{i}"))
+                .collect(),
+        };
+        let all = Columns::new(&spec);
         let columns = self
             .fields
             .as_ref()
@@ -104,7 +152,7 @@ impl AnyLayout {
                         wanted.push(name);
                     }
                 }
-                all.select(&wanted).ok()
+                Columns::select(&spec, &wanted).ok()
             })
             .unwrap_or(all);
         Layout {

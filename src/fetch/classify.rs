@@ -31,7 +31,7 @@ fn explain_tls(error: &rustls::Error) -> String {
     use rustls::{CertificateError as C, Error as E};
     match error {
         E::InvalidCertificate(C::Other(other)) => match other.0.downcast_ref::<Rejected>() {
-            Some(words) => words.to_string(),
+            Some(rejected) => rejected.words.clone(),
             None => format!("certificate rejected: {}", other.0),
         },
         E::InvalidCertificate(other) => format!("certificate rejected ({other:?})"),

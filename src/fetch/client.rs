@@ -21,6 +21,7 @@ pub(super) fn build(config: &Config, proxies: Option<Arc<Proxies>>) -> Result<Po
         tls::client_config(config.insecure, config.cacert.as_deref())?,
         config.connect_timeout,
         proxies,
+        config.tls_info,
     );
     // Enough idle connections to keep one busy host at full concurrency without reconnecting,
     // and no more.

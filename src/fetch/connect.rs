@@ -2,7 +2,9 @@
 //!
 //! This is why fetch builds on hyper's connection API rather than a higher-level client: the
 //! connection is ours, so each phase is measured where it happens instead of guessed from
-//! outside, and every connection carries a [`ConnInfo`] that goes with each response it serves.
+//! outside, written into the request's [`Reached`] as soon as it ends (so a request that fails
+//! or runs out of time later still shows how far it got), and every connection carries a
+//! [`ConnInfo`] that goes with each later response it serves.
 //! Proxies (see [`proxy`]) are handled here too: plain HTTP goes to the proxy in absolute form,
 //! HTTPS through a CONNECT tunnel, and an `https://` proxy is itself reached over TLS (so an
 //! HTTPS request through it is TLS inside TLS).
@@ -32,24 +34,46 @@ use tokio_rustls::client::TlsStream;
 
 use super::proxy::{Proxies, Proxy, bare};
 use super::resolve::BoundedResolver;
+use super::tls;
+use crate::row::TlsFacts;
 
 /// When a dual-stack host's first address has not answered, try the next after this long
 /// (RFC 8305's "happy eyeballs").
 const NEXT_ADDRESS_AFTER: Duration = Duration::from_millis(250);
 
-/// What a connection knew when it was made.
+/// What a connection knew when it was made, for every request it serves after the first.
 #[derive(Debug)]
 pub struct ConnInfo {
-    /// When the name was resolved; `None` when no lookup was made (an IP address, `--resolve`).
-    pub resolved: Option<Instant>,
-    /// When the TCP connection was established.
-    pub connected: Instant,
-    /// When the TLS handshake finished; `None` for plain HTTP.
-    pub secured: Option<Instant>,
     /// The address connected to (the proxy's, through a proxy).
     pub remote: SocketAddr,
     /// The proxy it goes through, if any.
     pub proxy: Option<Arc<Proxy>>,
+    /// `--tls-info`: the TLS with the site.
+    pub tls: Option<Arc<TlsFacts>>,
+}
+
+/// How far a request's connection got: written by the connector and the pool as each phase
+/// ends, so that whatever ends the request (a failure, the timeout, a stop) leaves what was
+/// reached.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Reached {
+    /// When the name was resolved; `None` when no lookup was made (an IP address, `--resolve`)
+    /// or the connection existed before the request.
+    pub resolved: Option<Instant>,
+    /// When the TCP connection was established (to the proxy, through one).
+    pub connected: Option<Instant>,
+    /// When the TLS handshake with the site finished.
+    pub secured: Option<Instant>,
+    /// The address connected to (the proxy's, through a proxy).
+    pub remote: Option<SocketAddr>,
+    /// Whether the connection existed before the request.
+    pub reused: Option<bool>,
+    /// HTTP/2, when the connection negotiated it (an HTTP/1 server says its version only in
+    /// its response).
+    pub http2: bool,
+    /// `--tls-info`: what the TLS handshake with the site showed, also when it failed on the
+    /// certificate.
+    pub tls: Option<Arc<TlsFacts>>,
 }
 
 /// Why a connection could not be made; the fetch stage sorts these into error kinds.
@@ -99,6 +123,8 @@ struct Settings {
     proxy_tls: TlsConnector,
     connect_timeout: Option<Duration>,
     proxies: Option<Arc<Proxies>>,
+    /// `--tls-info`: read the certificate of every new TLS connection.
+    tls_info: bool,
 }
 
 impl Connector {
@@ -107,6 +133,7 @@ impl Connector {
         tls: Arc<rustls::ClientConfig>,
         connect_timeout: Option<Duration>,
         proxies: Option<Arc<Proxies>>,
+        tls_info: bool,
     ) -> Self {
         let mut proxy_tls = (*tls).clone();
         proxy_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -116,14 +143,20 @@ impl Connector {
             proxy_tls: TlsConnector::from(Arc::new(proxy_tls)),
             connect_timeout,
             proxies,
+            tls_info,
         }))
     }
 
-    /// Opens a connection to `origin` (`scheme://host[:port]`), within the connect timeout.
-    pub(super) async fn connect(&self, origin: &str) -> Result<Conn, ConnectError> {
+    /// Opens a connection to `origin` (`scheme://host[:port]`), within the connect timeout,
+    /// recording in `reached` each phase as it ends.
+    pub(super) async fn connect(
+        &self,
+        origin: &str,
+        reached: &mut Reached,
+    ) -> Result<Conn, ConnectError> {
         let uri: Uri = origin.parse().map_err(|_| ConnectError::NoHost)?;
         let limit = self.0.connect_timeout;
-        let work = self.connect_unlimited(uri);
+        let work = self.connect_unlimited(uri, reached);
         match limit {
             Some(limit) => tokio::time::timeout(limit, work)
                 .await
@@ -132,7 +165,11 @@ impl Connector {
         }
     }
 
-    async fn connect_unlimited(&self, uri: Uri) -> Result<Conn, ConnectError> {
+    async fn connect_unlimited(
+        &self,
+        uri: Uri,
+        reached: &mut Reached,
+    ) -> Result<Conn, ConnectError> {
         let https = uri.scheme_str() == Some("https");
         let url_host = uri.host().ok_or(ConnectError::NoHost)?;
         let host = bare(url_host);
@@ -142,19 +179,14 @@ impl Connector {
             .proxies
             .as_ref()
             .and_then(|p| p.for_target(https, url_host, port));
-        let (wire, resolved, remote) = match proxy {
-            Some(proxy) => self.to_proxy(proxy).await?,
-            None => {
-                let (tcp, resolved, remote) = self.tcp(host, port).await?;
-                (Wire::Tcp(tcp), resolved, remote)
-            }
+        let wire = match proxy {
+            Some(proxy) => self.to_proxy(proxy, reached).await?,
+            None => Wire::Tcp(self.tcp(host, port, reached).await?),
         };
         let mut info = ConnInfo {
-            resolved,
-            connected: Instant::now(),
-            secured: None,
-            remote,
+            remote: reached.remote.ok_or(ConnectError::NoHost)?,
             proxy: proxy.cloned(),
+            tls: None,
         };
         if !https {
             let proxied = proxy.is_some();
@@ -164,28 +196,37 @@ impl Connector {
             Some(proxy) => tunnel(wire, host, port, proxy).await?,
             None => wire,
         };
-        let tls = handshake(&self.0.tls, wire, host)
-            .await
-            .map_err(ConnectError::Tls)?;
-        info.secured = Some(Instant::now());
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let tls = match handshake(&self.0.tls, wire, host).await {
+            Ok(tls) => tls,
+            Err(error) => {
+                if self.0.tls_info {
+                    reached.tls = tls::rejected_facts(&error).map(Arc::new);
+                }
+                return Err(ConnectError::Tls(error));
+            }
+        };
+        reached.secured = Some(Instant::now());
+        let session = tls.get_ref().1;
+        if self.0.tls_info {
+            let facts = Arc::new(tls::facts(session));
+            reached.tls = Some(Arc::clone(&facts));
+            info.tls = Some(facts);
+        }
+        let h2 = session.alpn_protocol() == Some(b"h2");
         Ok(Conn::new(Stream::Tls(Box::new(tls)), info, h2, false))
     }
 
-    /// Resolves (unless `host` is an address or pinned) and connects; returns when the name was
-    /// resolved, if a lookup was made.
+    /// Resolves (unless `host` is an address or pinned) and connects.
     async fn tcp(
         &self,
         host: &str,
         port: u16,
-    ) -> Result<(TcpStream, Option<Instant>, SocketAddr), ConnectError> {
-        let (addrs, resolved) = match host.parse::<IpAddr>() {
-            Ok(ip) => (vec![SocketAddr::new(ip, port)], None),
+        reached: &mut Reached,
+    ) -> Result<TcpStream, ConnectError> {
+        let addrs = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => match self.0.resolver.pinned(host) {
-                Some(pinned) => (
-                    pinned.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
-                    None,
-                ),
+                Some(pinned) => pinned.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
                 None => {
                     let addrs = self.0.resolver.lookup(host, port).await.map_err(|source| {
                         ConnectError::Dns {
@@ -193,7 +234,8 @@ impl Connector {
                             source,
                         }
                     })?;
-                    (addrs, Some(Instant::now()))
+                    reached.resolved = Some(Instant::now());
+                    addrs
                 }
             },
         };
@@ -201,29 +243,28 @@ impl Connector {
             return Err(ConnectError::NoAddresses(host.to_owned()));
         }
         let (tcp, remote) = connect_any(addrs).await.map_err(ConnectError::Tcp)?;
-        Ok((tcp, resolved, remote))
+        reached.connected = Some(Instant::now());
+        reached.remote = Some(remote);
+        Ok(tcp)
     }
 
     /// A connection to the proxy itself: TCP, and TLS for an `https://` proxy.
-    async fn to_proxy(
-        &self,
-        proxy: &Proxy,
-    ) -> Result<(Wire, Option<Instant>, SocketAddr), ConnectError> {
+    async fn to_proxy(&self, proxy: &Proxy, reached: &mut Reached) -> Result<Wire, ConnectError> {
         let unreachable = |source: ConnectError| ConnectError::ProxyUnreachable {
             proxy: proxy.name.clone(),
             source: Box::new(source),
         };
-        let (tcp, resolved, remote) = self
-            .tcp(&proxy.host, proxy.port)
+        let tcp = self
+            .tcp(&proxy.host, proxy.port, reached)
             .await
             .map_err(unreachable)?;
         if !proxy.tls {
-            return Ok((Wire::Tcp(tcp), resolved, remote));
+            return Ok(Wire::Tcp(tcp));
         }
         let tls = handshake(&self.0.proxy_tls, tcp, &proxy.host)
             .await
             .map_err(|e| unreachable(ConnectError::Tls(e)))?;
-        Ok((Wire::Tls(Box::new(tls)), resolved, remote))
+        Ok(Wire::Tls(Box::new(tls)))
     }
 }
 

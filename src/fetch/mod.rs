@@ -39,11 +39,12 @@ use url::{Position, Url};
 use crate::config::Config;
 use crate::error::Error;
 use crate::human;
-use crate::redact::{basic_auth, redact, without_credentials};
+use crate::redact::{basic_auth, into_shown, redact, without_credentials};
 use crate::retry::parse_retry_after;
-use crate::row::{ErrorKind, Failure};
+use crate::row::{ErrorKind, Failure, TlsFacts};
 
 use self::classify::{classify_body, classify_request, is_transient};
+use self::connect::Reached;
 use self::decode::DecodedBody;
 use self::pool::{Lease, Pool};
 pub use self::proxy::{NoProxy, Proxies, Proxy, ProxySettings};
@@ -66,7 +67,8 @@ pub struct Attempt {
     pub tls: Option<Duration>,
     /// Start → headers of the final response.
     pub ttfb: Option<Duration>,
-    /// Start → last body byte; only set when the body was read to its end or to the cap.
+    /// Start → the end of the final hop, whatever ended it: the last body byte (or the cap), a
+    /// failure, the timeout, a stop.
     pub latency: Option<Duration>,
     /// Whether the final response came over a connection that existed before its request.
     pub reused: Option<bool>,
@@ -95,6 +97,64 @@ pub struct Attempt {
     pub left_origin: bool,
     /// `Basic` credentials of the chain's first URL, for its hops on the same origin.
     pub credentials: Option<HeaderValue>,
+    /// The HTTP version of the final response, or of its connection when no response came
+    /// (known for HTTP/2).
+    pub http_version: Option<http::Version>,
+    /// `--tls-info`: what the TLS with the site showed (also a handshake that failed on the
+    /// certificate).
+    pub tls_info: Option<Arc<TlsFacts>>,
+    /// The final response's `Content-Encoding`.
+    pub content_encoding: Option<String>,
+    /// Body bytes received from the final response, before decoding.
+    pub wire_bytes: u64,
+    /// The `Location` of a 3xx final response, resolved against its URL (as sent when it is
+    /// not a URL), a password in it shown as `***`.
+    pub location: Option<String>,
+    /// The final response's values of each `--header-column` header, joined with `, `.
+    pub headers: Vec<Option<String>>,
+    /// When the hop in flight started; `None` between hops.
+    pub(crate) hop_start: Option<Instant>,
+    /// How far the hop in flight got, as it got there.
+    pub(crate) reached: Reached,
+}
+
+impl Attempt {
+    /// A hop (one request) starts: what it reaches is recorded from here.
+    fn begin_hop(&mut self, now: Instant) {
+        self.hop_start = Some(now);
+        self.reached = Reached::default();
+        self.status = None;
+        self.ttfb = None;
+        self.http_version = None;
+        self.content_encoding = None;
+        self.location = None;
+        self.headers.clear();
+        self.tls_info = None;
+    }
+
+    /// The hop in flight is over, whatever ended it (a response, a failure, the timeout, a
+    /// stop): its time joins the chain's, and how far its connection got becomes the phase
+    /// times (counted from the start of the chain), the address and reuse. `latency` is the
+    /// chain's time so far. Nothing happens between hops.
+    pub fn end_hop(&mut self, now: Instant) {
+        let Some(start) = self.hop_start.take() else {
+            return;
+        };
+        let offset = self.elapsed;
+        let since = |t: Instant| offset + t.saturating_duration_since(start);
+        let reached = std::mem::take(&mut self.reached);
+        self.dns = reached.resolved.map(since);
+        self.connect = reached.connected.map(since);
+        self.tls = reached.secured.map(since);
+        self.remote_ip = reached.remote.map(|addr| addr.ip());
+        self.reused = reached.reused;
+        self.tls_info = reached.tls;
+        if self.http_version.is_none() && reached.http2 {
+            self.http_version = Some(http::Version::HTTP_2);
+        }
+        self.elapsed += now.saturating_duration_since(start);
+        self.latency = Some(self.elapsed);
+    }
 }
 
 /// What one request led to.
@@ -132,6 +192,8 @@ pub struct Fetcher {
     has_credentials: bool,
     /// The user gave `-H Authorization`, which wins over credentials in URLs.
     has_authorization: bool,
+    /// `--header-column`: response headers to keep.
+    header_columns: Vec<http::HeaderName>,
     timeout: Duration,
     max_body: u64,
     follow_redirects: bool,
@@ -156,6 +218,11 @@ impl Fetcher {
             pool: client::build(config, proxies.map(Arc::new))?,
             method: config.method.clone(),
             has_authorization: headers.contains_key(AUTHORIZATION),
+            header_columns: config
+                .header_columns
+                .iter()
+                .map(|(h, _)| h.clone())
+                .collect(),
             headers,
             has_credentials,
             timeout: config.timeout,
@@ -184,13 +251,14 @@ impl Fetcher {
     ) -> Hop {
         attempt.started_at.get_or_insert_with(SystemTime::now);
         let hop_start = Instant::now();
+        attempt.begin_hop(hop_start);
         let budget = self.timeout.saturating_sub(attempt.elapsed);
         let exchange = self.exchange(url, keep_alive, hop_start, sink, attempt);
         let result = tokio::time::timeout(budget, exchange).await;
-        attempt.elapsed += hop_start.elapsed();
+        attempt.end_hop(Instant::now());
         match result {
             Ok(Ok(Some(next))) => return Hop::Redirect(next),
-            Ok(Ok(None)) => attempt.latency = Some(attempt.elapsed),
+            Ok(Ok(None)) => {}
             Ok(Err(failure)) => attempt.failure = Some(failure),
             Err(_) => {
                 let phase = if attempt.status.is_some() {
@@ -219,9 +287,6 @@ impl Fetcher {
         sink: &mut dyn BodySink,
         attempt: &mut Attempt,
     ) -> Result<Option<Url>, Failure> {
-        // What the row shows is about the URL requested last: a failed hop leaves no status.
-        attempt.status = None;
-        attempt.ttfb = None;
         let left_origin = attempt.left_origin;
         let credentials = hop_credentials(&url, attempt);
         let url = &*attempt.final_url.insert(url);
@@ -229,7 +294,7 @@ impl Fetcher {
         let host = host_header(url)?;
         let sent = self
             .pool
-            .send(origin(url), keep_alive, |lease| {
+            .send(origin(url), keep_alive, &mut attempt.reached, |lease| {
                 let mut request = self.request(&uri, &host, keep_alive, left_origin, lease);
                 if let Some(credentials) = &credentials
                     && !self.has_authorization
@@ -248,7 +313,8 @@ impl Fetcher {
         let offset = attempt.elapsed;
         attempt.ttfb = Some(offset + hop_start.elapsed());
         attempt.status = Some(response.status().as_u16());
-        record_connection(attempt, &lease, hop_start, offset);
+        attempt.http_version = Some(response.version());
+        self.record_headers(&response, attempt);
         if let Some(proxy) = lease.info.proxy.as_deref()
             && lease.proxied
             && let Some((failure, transient)) = proxy::refusal(&response, proxy)
@@ -321,6 +387,29 @@ impl Fetcher {
         request
     }
 
+    /// Keeps what the row shows of the response's headers: `Content-Encoding`, the `Location`
+    /// of a 3xx, the `--header-column` headers.
+    fn record_headers(&self, response: &http::Response<Incoming>, attempt: &mut Attempt) {
+        let headers = response.headers();
+        attempt.content_encoding = headers.get(CONTENT_ENCODING).map(header_text);
+        if response.status().is_redirection()
+            && let (Some(raw), Some(base)) = (headers.get(LOCATION), &attempt.final_url)
+        {
+            let (text, resolved) = resolve_location(base, raw);
+            attempt.location = Some(match resolved {
+                Ok(url) => into_shown(url),
+                Err(_) => redact(&text).into_owned(),
+            });
+        }
+        attempt
+            .headers
+            .extend(self.header_columns.iter().map(|name| {
+                let mut values = headers.get_all(name).iter().map(header_text);
+                let first = values.next()?;
+                Some(values.fold(first, |joined, value| joined + ", " + &value))
+            }));
+    }
+
     /// Where a redirect response points, if it is one we follow.
     fn redirect_target(
         &self,
@@ -345,10 +434,10 @@ impl Fetcher {
             ));
         }
         let bad = |why: String| Failure::new(ErrorKind::BadRedirect, why);
-        let location = &encode_raw_bytes(location.as_bytes());
-        let next = base
-            .join(location)
-            .map_err(|e| bad(format!("Location '{}' is not a URL: {e}", redact(location))))?;
+        let (location, next) = resolve_location(base, location);
+        let location = &location;
+        let next =
+            next.map_err(|e| bad(format!("Location '{}' is not a URL: {e}", redact(location))))?;
         match next.scheme() {
             "http" | "https" => Ok(Some(next)),
             other => Err(bad(format!(
@@ -368,10 +457,7 @@ impl Fetcher {
     ) -> Result<bool, Failure> {
         let (parts, body) = response.into_parts();
         let headers = &parts.headers;
-        attempt.content_type = headers.get(CONTENT_TYPE).map(|v| match v.to_str() {
-            Ok(text) => text.to_owned(),
-            Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
-        });
+        attempt.content_type = headers.get(CONTENT_TYPE).map(header_text);
         attempt.retry_after = headers
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
@@ -381,6 +467,18 @@ impl Fetcher {
         // Header values are slices of the connection's read buffer: held while the body is read,
         // they would keep hyper from reusing that buffer for the next response.
         drop(parts);
+        let whole = self.stream_body(&mut body, sink, attempt).await;
+        attempt.wire_bytes = body.wire_bytes();
+        whole
+    }
+
+    /// Feeds the decoded body to the sink up to `--max-body`; true when it was read to its end.
+    async fn stream_body(
+        &self,
+        body: &mut DecodedBody,
+        sink: &mut dyn BodySink,
+        attempt: &mut Attempt,
+    ) -> Result<bool, Failure> {
         while let Some(chunk) = body.next().await.map_err(|e| classify_body(&e))? {
             let room = self.max_body - attempt.bytes;
             if chunk.len() as u64 > room {
@@ -432,24 +530,31 @@ fn hop_credentials(url: &Url, attempt: &mut Attempt) -> Option<HeaderValue> {
     })
 }
 
-/// Fills in what the connection that served the response says about its phases and reuse.
-/// Times are counted from the start of the chain: `offset` (the chain's earlier requests) plus
-/// time since `hop_start`.
-fn record_connection(attempt: &mut Attempt, lease: &Lease, hop_start: Instant, offset: Duration) {
-    let info = &lease.info;
-    attempt.remote_ip = Some(info.remote.ip());
-    let fresh = lease.is_fresh();
-    attempt.reused = Some(!fresh);
-    let since_start = |t: Instant| offset + t.saturating_duration_since(hop_start);
-    (attempt.dns, attempt.connect, attempt.tls) = if fresh {
-        (
-            info.resolved.map(since_start),
-            Some(since_start(info.connected)),
-            info.secured.map(since_start),
-        )
-    } else {
-        (None, None, None)
-    };
+/// How the `http_version` column names a version.
+pub fn version_name(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_11 => "HTTP/1.1",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/?",
+    }
+}
+
+/// A header's value as text (bytes that are not UTF-8 replaced).
+fn header_text(value: &HeaderValue) -> String {
+    match value.to_str() {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(value.as_bytes()).into_owned(),
+    }
+}
+
+/// A `Location` value as text (see [`encode_raw_bytes`]) and resolved against `base`.
+fn resolve_location(base: &Url, raw: &HeaderValue) -> (String, Result<Url, url::ParseError>) {
+    let text = encode_raw_bytes(raw.as_bytes());
+    let resolved = base.join(&text);
+    (text, resolved)
 }
 
 /// The `Host` header for `url`: its host, and its port unless that is the scheme's default.

@@ -23,7 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
 use super::classify::{Unprocessed, is_transient, unprocessed};
-use super::connect::{ConnInfo, ConnectError, Connector};
+use super::connect::{ConnInfo, ConnectError, Connector, Reached};
 
 type Body = Empty<Bytes>;
 
@@ -146,10 +146,12 @@ impl Pool {
     ///
     /// After [`SHARED_FAILURES_BEFORE_OWN`] failures on shared connections the request opens a
     /// connection of its own, and after [`MAX_FRUITLESS_RESENDS`] failures there it ends.
+    /// `reached` tells, as it happens, how far the connection that carries the request got.
     pub(super) async fn send(
         &self,
         origin: &str,
         keep_alive: bool,
+        reached: &mut Reached,
         request: impl Fn(&Lease) -> Request<Body>,
     ) -> Result<(http::Response<Incoming>, Lease), SendError> {
         let (mut shared_failures, mut fruitless) = (0, 0);
@@ -163,12 +165,25 @@ impl Pool {
                         self.discard(origin, &lease);
                         continue;
                     }
+                    *reached = Reached {
+                        remote: Some(lease.info.remote),
+                        reused: Some(true),
+                        http2: !lease.is_http1(),
+                        tls: lease.info.tls.clone(),
+                        ..Reached::default()
+                    };
                     lease
                 }
                 // Boxed: connecting (DNS, TCP, TLS, HTTP/2 handshake) is most of this future's
                 // state, and every request's future would otherwise carry (and be copied with)
                 // room for it, though most requests go out on a parked connection.
-                None => Box::pin(self.connect(origin, keep_alive)).await?,
+                None => {
+                    *reached = Reached {
+                        reused: Some(false),
+                        ..Reached::default()
+                    };
+                    Box::pin(self.connect(origin, keep_alive, reached)).await?
+                }
             };
             let (error, unsent) = match lease.send(request(&lease)).await {
                 Ok(response) => return Ok((response, lease)),
@@ -281,9 +296,15 @@ impl Pool {
     /// itself when the connection closes or its last sender is dropped (the request's, or the
     /// pool's when it expires), so nothing needs to wait for it. An HTTP/2 connection is parked
     /// for sharing at once, unless no other request to its origin is coming (`keep_alive`).
-    async fn connect(&self, origin: &str, keep_alive: bool) -> Result<Lease, SendError> {
-        let conn = self.connector.connect(origin).await?;
+    async fn connect(
+        &self,
+        origin: &str,
+        keep_alive: bool,
+        reached: &mut Reached,
+    ) -> Result<Lease, SendError> {
+        let conn = self.connector.connect(origin, reached).await?;
         let (info, proxied, h2) = (conn.info(), conn.proxied(), conn.is_h2());
+        reached.http2 = h2;
         let sender = if h2 {
             let (sender, connection) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
@@ -343,10 +364,5 @@ impl Lease {
             Sender::Http1(s) => s.ready().await.is_ok(),
             Sender::Http2(s) => s.ready().await.is_ok(),
         }
-    }
-
-    /// Whether this request is the first the connection serves.
-    pub(super) fn is_fresh(&self) -> bool {
-        !self.pooled
     }
 }

@@ -20,6 +20,7 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, 
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::error::Error;
+use crate::row::{Certificate, TlsFacts};
 
 /// The client configuration for sites (and, with other ALPN, for proxies).
 pub(super) fn client_config(
@@ -65,14 +66,50 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error>
     Ok(certs)
 }
 
-/// A rejected certificate in words, carried to the row inside rustls's error.
+/// A rejected certificate in words, and what it said of itself, carried to the row inside
+/// rustls's error.
 #[derive(Debug)]
-pub(super) struct Rejected(pub String);
+pub(super) struct Rejected {
+    pub words: String,
+    pub certificate: Option<Certificate>,
+}
 
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.words)
     }
+}
+
+/// What a finished handshake showed: the TLS version, and the leaf certificate.
+pub(super) fn facts(connection: &rustls::ClientConnection) -> TlsFacts {
+    let version = connection.protocol_version().map(|v| match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+        _ => "TLS (other)",
+    });
+    let certificate = connection
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| Leaf::parse(leaf))
+        .map(Leaf::certificate);
+    TlsFacts {
+        version,
+        certificate,
+    }
+}
+
+/// What a handshake that failed on the certificate showed of it (the handshake did not finish,
+/// so there is no version).
+pub(super) fn rejected_facts(error: &std::io::Error) -> Option<TlsFacts> {
+    let tls = error.get_ref()?.downcast_ref::<rustls::Error>()?;
+    let rustls::Error::InvalidCertificate(CertificateError::Other(other)) = tls else {
+        return None;
+    };
+    let rejected = other.0.downcast_ref::<Rejected>()?;
+    Some(TlsFacts {
+        version: None,
+        certificate: rejected.certificate.clone(),
+    })
 }
 
 impl std::error::Error for Rejected {}
@@ -94,9 +131,13 @@ impl ServerCertVerifier for Explaining {
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             .map_err(|error| match error {
                 rustls::Error::InvalidCertificate(problem) => {
-                    let words = explain(&problem, end_entity, server_name);
+                    let leaf = Leaf::parse(end_entity);
+                    let rejected = Rejected {
+                        words: explain(&problem, leaf.as_ref(), server_name),
+                        certificate: leaf.map(Leaf::certificate),
+                    };
                     rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(
-                        Arc::new(Rejected(words)),
+                        Arc::new(rejected),
                     )))
                 }
                 other => other,
@@ -169,6 +210,14 @@ impl Leaf {
             not_after: time(cert.validity().not_after.timestamp()),
         })
     }
+
+    fn certificate(self) -> Certificate {
+        Certificate {
+            subject: self.subject,
+            issuer: self.issuer,
+            not_after: self.not_after,
+        }
+    }
 }
 
 fn ip_text(bytes: &[u8]) -> Option<String> {
@@ -181,9 +230,13 @@ fn ip_text(bytes: &[u8]) -> Option<String> {
 }
 
 /// One line, like curl's "SSL certificate problem: …", with what the certificate says.
-fn explain(problem: &CertificateError, der: &[u8], server_name: &ServerName<'_>) -> String {
+fn explain(
+    problem: &CertificateError,
+    leaf: Option<&Leaf>,
+    server_name: &ServerName<'_>,
+) -> String {
     use CertificateError as C;
-    let Some(leaf) = Leaf::parse(der) else {
+    let Some(leaf) = leaf else {
         return format!("the certificate was rejected ({problem:?}) and cannot be read");
     };
     let subject = &leaf.subject;

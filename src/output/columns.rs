@@ -1,7 +1,10 @@
 //! Columns: which cells a row becomes, in what order, under what names and units.
 //!
 //! The first thirteen columns are the core contract and never move; extraction and timing
-//! columns follow; `body_sha256` and the `--select`/`--regex` columns come last when asked for.
+//! columns follow; new columns only ever go after the existing ones. Some columns are there
+//! only when an option asks (`body_sha256` with `--hash`, the certificate columns with
+//! `--tls-info`), some only when named in `--fields`, and `--header-column`, `--select` and
+//! `--regex` columns come last.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -33,34 +36,89 @@ pub enum Column {
     Reused,
     RemoteIp,
     BodySha256,
+    HttpVersion,
+    TlsVersion,
+    CertSubject,
+    CertIssuer,
+    CertNotAfter,
+    CertDaysLeft,
+    ContentEncoding,
+    WireBytes,
+    Location,
+    /// The n-th `--header-column`.
+    Header(usize),
     /// The n-th `--select`/`--regex` value.
     Value(usize),
 }
 
+/// When a run has a built-in column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Always,
+    WithHash,
+    WithTlsInfo,
+    /// Only when `--fields` names it.
+    OnRequest,
+}
+
 /// The built-in columns, in output order, with their names.
-pub const BUILT_IN: [(Column, &str); 21] = [
-    (Column::Line, "line"),
-    (Column::Url, "url"),
-    (Column::Status, "status"),
-    (Column::LatencyMs, "latency_ms"),
-    (Column::TtfbMs, "ttfb_ms"),
-    (Column::Bytes, "bytes"),
-    (Column::ContentType, "content_type"),
-    (Column::FinalUrl, "final_url"),
-    (Column::Redirects, "redirects"),
-    (Column::Attempts, "attempts"),
-    (Column::StartedAt, "started_at"),
-    (Column::Error, "error"),
-    (Column::ErrorDetail, "error_detail"),
-    (Column::Title, "title"),
-    (Column::DnsMs, "dns_ms"),
-    (Column::ConnectMs, "connect_ms"),
-    (Column::TlsMs, "tls_ms"),
-    (Column::QueueMs, "queue_ms"),
-    (Column::Reused, "reused"),
-    (Column::RemoteIp, "remote_ip"),
-    (Column::BodySha256, "body_sha256"),
+pub const BUILT_IN: [(Column, &str, Presence); 30] = [
+    (Column::Line, "line", Presence::Always),
+    (Column::Url, "url", Presence::Always),
+    (Column::Status, "status", Presence::Always),
+    (Column::LatencyMs, "latency_ms", Presence::Always),
+    (Column::TtfbMs, "ttfb_ms", Presence::Always),
+    (Column::Bytes, "bytes", Presence::Always),
+    (Column::ContentType, "content_type", Presence::Always),
+    (Column::FinalUrl, "final_url", Presence::Always),
+    (Column::Redirects, "redirects", Presence::Always),
+    (Column::Attempts, "attempts", Presence::Always),
+    (Column::StartedAt, "started_at", Presence::Always),
+    (Column::Error, "error", Presence::Always),
+    (Column::ErrorDetail, "error_detail", Presence::Always),
+    (Column::Title, "title", Presence::Always),
+    (Column::DnsMs, "dns_ms", Presence::Always),
+    (Column::ConnectMs, "connect_ms", Presence::Always),
+    (Column::TlsMs, "tls_ms", Presence::Always),
+    (Column::QueueMs, "queue_ms", Presence::Always),
+    (Column::Reused, "reused", Presence::Always),
+    (Column::RemoteIp, "remote_ip", Presence::Always),
+    (Column::BodySha256, "body_sha256", Presence::WithHash),
+    (Column::HttpVersion, "http_version", Presence::Always),
+    (Column::TlsVersion, "tls_version", Presence::WithTlsInfo),
+    (Column::CertSubject, "cert_subject", Presence::WithTlsInfo),
+    (Column::CertIssuer, "cert_issuer", Presence::WithTlsInfo),
+    (
+        Column::CertNotAfter,
+        "cert_not_after",
+        Presence::WithTlsInfo,
+    ),
+    (
+        Column::CertDaysLeft,
+        "cert_days_left",
+        Presence::WithTlsInfo,
+    ),
+    (
+        Column::ContentEncoding,
+        "content_encoding",
+        Presence::OnRequest,
+    ),
+    (Column::WireBytes, "wire_bytes", Presence::OnRequest),
+    (Column::Location, "location", Presence::OnRequest),
 ];
+
+/// What a run can write beside the built-in columns it always has.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnSpec {
+    /// `--hash`: `body_sha256`.
+    pub hash: bool,
+    /// `--tls-info`: the TLS version and certificate columns.
+    pub tls_info: bool,
+    /// `--header-column` names, in order.
+    pub headers: Vec<String>,
+    /// `--select`/`--regex` names, in order.
+    pub values: Vec<String>,
+}
 
 /// The columns of a run, in order.
 #[derive(Debug, Clone)]
@@ -69,33 +127,40 @@ pub struct Columns {
 }
 
 impl Columns {
-    /// The default columns: every built-in one (`body_sha256` only with `hash`), then one per
-    /// value name.
-    pub fn new(hash: bool, value_names: &[String]) -> Columns {
-        let built_in = BUILT_IN
-            .iter()
-            .filter(|(c, _)| hash || *c != Column::BodySha256)
-            .map(|(c, name)| (*c, (*name).to_owned()));
-        let values = value_names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (Column::Value(i), name.clone()));
+    /// The default columns: every built-in one the options ask for, then one per header column
+    /// and one per value name.
+    pub fn new(spec: &ColumnSpec) -> Columns {
         Columns {
-            list: built_in.chain(values).collect(),
+            list: available(spec)
+                .filter(|(_, _, default)| *default)
+                .map(|(c, name, _)| (c, name))
+                .collect(),
         }
     }
 
-    /// The columns named in `wanted`, in that order; an unknown name is an error that lists the
-    /// valid ones.
-    pub fn select(&self, wanted: &[String]) -> Result<Columns, String> {
-        let mut list = Vec::with_capacity(wanted.len());
+    /// The columns `--fields` names, in that order; with a first name starting with `+`, the
+    /// default columns and then those named. An unknown name is an error that lists the valid
+    /// ones.
+    pub fn select(spec: &ColumnSpec, wanted: &[String]) -> Result<Columns, String> {
+        let adding = wanted.first().is_some_and(|w| w.trim().starts_with('+'));
+        let mut list = if adding {
+            Columns::new(spec).list
+        } else {
+            Vec::with_capacity(wanted.len())
+        };
         for name in wanted {
             let name = name.trim();
-            match self.list.iter().find(|(_, n)| n == name) {
-                Some(column) if !list.contains(column) => list.push(column.clone()),
+            let name = name.strip_prefix('+').unwrap_or(name);
+            if name.is_empty() && adding {
+                continue;
+            }
+            match available(spec).find(|(_, n, _)| n == name) {
+                Some((column, name, _)) if !list.iter().any(|(c, _)| *c == column) => {
+                    list.push((column, name));
+                }
                 Some(_) => return Err(format!("the field '{name}' is given twice")),
                 None => {
-                    let valid: Vec<&str> = self.names().collect();
+                    let valid: Vec<String> = available(spec).map(|(_, n, _)| n).collect();
                     return Err(format!(
                         "unknown field '{name}'; the fields are: {}",
                         valid.join(", ")
@@ -116,11 +181,41 @@ impl Columns {
     pub fn iter(&self) -> impl Iterator<Item = Column> + '_ {
         self.list.iter().map(|(c, _)| *c)
     }
+
+    /// Whether the run writes `column`.
+    pub fn contains(&self, column: Column) -> bool {
+        self.list.iter().any(|(c, _)| *c == column)
+    }
+}
+
+/// Every column a run can write, in order, and whether it is one of the defaults.
+fn available(spec: &ColumnSpec) -> impl Iterator<Item = (Column, String, bool)> + '_ {
+    let built_in = BUILT_IN.iter().filter_map(|(column, name, presence)| {
+        let default = match presence {
+            Presence::Always => true,
+            Presence::WithHash if spec.hash => true,
+            Presence::WithTlsInfo if spec.tls_info => true,
+            Presence::OnRequest => false,
+            Presence::WithHash | Presence::WithTlsInfo => return None,
+        };
+        Some((*column, (*name).to_owned(), default))
+    });
+    let headers = spec
+        .headers
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (Column::Header(i), name.clone(), true));
+    let values = spec
+        .values
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (Column::Value(i), name.clone(), true));
+    built_in.chain(headers).chain(values)
 }
 
 /// Whether `name` is taken by a built-in column.
 pub fn is_built_in(name: &str) -> bool {
-    BUILT_IN.iter().any(|(_, n)| *n == name)
+    BUILT_IN.iter().any(|(_, n, _)| *n == name)
 }
 
 /// A cell's value, typed, before any format writes it.
@@ -136,6 +231,8 @@ pub enum Cell<'a> {
     Flag(bool),
     Ip(IpAddr),
     Time(SystemTime),
+    /// A signed whole number of our own making (days left).
+    Int(i64),
 }
 
 impl Column {
@@ -143,6 +240,8 @@ impl Column {
         use Cell::*;
         let text = |v: &'a Option<String>| v.as_deref().map_or(Empty, Text);
         let ms = |v: Option<Duration>| v.map_or(Empty, Millis);
+        let tls = row.tls_info.as_deref();
+        let cert = tls.and_then(|t| t.certificate.as_ref());
         match self {
             Column::Line => Count(row.line),
             Column::Url => Text(&row.url),
@@ -165,6 +264,19 @@ impl Column {
             Column::Reused => row.reused.map_or(Empty, Flag),
             Column::RemoteIp => row.remote_ip.map_or(Empty, Ip),
             Column::BodySha256 => row.body_sha256.as_deref().map_or(Empty, Word),
+            Column::HttpVersion => row.http_version.map_or(Empty, Word),
+            Column::TlsVersion => tls.and_then(|t| t.version).map_or(Empty, Word),
+            Column::CertSubject => cert.map_or(Empty, |c| Text(&c.subject)),
+            Column::CertIssuer => cert.map_or(Empty, |c| Text(&c.issuer)),
+            Column::CertNotAfter => cert.and_then(|c| c.not_after).map_or(Empty, Time),
+            Column::CertDaysLeft => cert
+                .zip(row.started_at)
+                .and_then(|(c, at)| c.days_left(at))
+                .map_or(Empty, Int),
+            Column::ContentEncoding => text(&row.content_encoding),
+            Column::WireBytes => row.wire_bytes.map_or(Empty, Count),
+            Column::Location => text(&row.location),
+            Column::Header(i) => row.headers.get(i).map_or(Empty, text),
             Column::Value(i) => row.values.get(i).map_or(Empty, text),
         }
     }
@@ -191,6 +303,7 @@ impl Cell<'_> {
             Cell::Flag(b) => out.write_str(if b { "true" } else { "false" }),
             Cell::Ip(ip) => write_ip(out, ip),
             Cell::Time(t) => write!(out, "{}", humantime::format_rfc3339_millis(t)),
+            Cell::Int(n) => out.write_str(itoa::Buffer::new().format(n)),
         };
     }
 }
@@ -305,7 +418,7 @@ mod tests {
 
     #[test]
     fn the_core_columns_keep_their_order() {
-        let columns = Columns::new(false, &[]);
+        let columns = Columns::new(&ColumnSpec::default());
         let names: Vec<&str> = columns.names().take(13).collect();
         assert_eq!(
             names,
@@ -326,13 +439,53 @@ mod tests {
             ]
         );
         assert!(!columns.names().any(|n| n == "body_sha256"));
-        let with = Columns::new(true, &["price".into()]);
+        assert_eq!(columns.names().last(), Some("http_version"));
+        let spec = ColumnSpec {
+            hash: true,
+            tls_info: true,
+            headers: vec!["server".into()],
+            values: vec!["price".into()],
+        };
+        let with = Columns::new(&spec);
         let tail: Vec<&str> = with.names().skip(20).collect();
-        assert_eq!(tail, ["body_sha256", "price"]);
-        let chosen = with.select(&["price".into(), "url".into()]).unwrap();
+        assert_eq!(
+            tail,
+            [
+                "body_sha256",
+                "http_version",
+                "tls_version",
+                "cert_subject",
+                "cert_issuer",
+                "cert_not_after",
+                "cert_days_left",
+                "server",
+                "price"
+            ]
+        );
+        let chosen = Columns::select(&spec, &["price".into(), "url".into()]).unwrap();
         assert_eq!(chosen.names().collect::<Vec<_>>(), ["price", "url"]);
-        let unknown = with.select(&["nope".into()]).unwrap_err();
+        let unknown = Columns::select(&spec, &["nope".into()]).unwrap_err();
         assert!(unknown.contains("line, url, status"), "{unknown}");
-        assert!(with.select(&["url".into(), "url".into()]).is_err());
+        assert!(Columns::select(&spec, &["url".into(), "url".into()]).is_err());
+    }
+
+    #[test]
+    fn fields_with_a_plus_add_to_the_defaults() {
+        let spec = ColumnSpec::default();
+        let added = Columns::select(&spec, &["+location".into(), "wire_bytes".into()]).unwrap();
+        let names: Vec<&str> = added.names().collect();
+        let defaults = Columns::new(&spec);
+        assert_eq!(names.len(), defaults.names().count() + 2);
+        assert_eq!(&names[names.len() - 2..], ["location", "wire_bytes"]);
+        assert!(
+            !defaults.names().any(|n| n == "location"),
+            "on request only"
+        );
+        assert!(
+            Columns::select(&spec, &["+url".into()]).is_err(),
+            "already there"
+        );
+        let tls_off = Columns::select(&spec, &["cert_subject".into()]).unwrap_err();
+        assert!(tls_off.contains("unknown field"), "{tls_off}");
     }
 }

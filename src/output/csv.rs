@@ -187,12 +187,13 @@ fn end_record(buf: &mut Vec<u8>, fields: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::ColumnSpec;
     use crate::output::Columns;
     use crate::row::{ErrorKind, Failure};
 
     fn layout(safe: bool) -> Layout {
         Layout {
-            columns: Columns::new(false, &[]),
+            columns: Columns::new(&ColumnSpec::default()),
             spreadsheet_safe: safe,
             format: crate::output::Format::Csv,
             header: true,
@@ -285,7 +286,7 @@ mod tests {
     fn a_cell_starting_with_a_bom_keeps_it() {
         let mut bare = layout(false);
         bare.header = false;
-        bare.columns = Columns::new(false, &[]).select(&["url".into()]).unwrap();
+        bare.columns = Columns::select(&ColumnSpec::default(), &["url".into()]).unwrap();
         let mut buf = Vec::new();
         {
             let mut sink = CsvSink::new(&mut buf, bare).unwrap();

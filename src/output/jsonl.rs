@@ -37,6 +37,7 @@ impl<W: Write> JsonlSink<W> {
         match cell {
             Cell::Empty => self.out.write_all(b"null"),
             Cell::Count(n) => write!(self.out, "{n}"),
+            Cell::Int(n) => write!(self.out, "{n}"),
             Cell::Millis(d) => write!(self.out, "{}", millis(d)),
             Cell::Flag(b) => self.out.write_all(if b { b"true" } else { b"false" }),
             Cell::Text(text) | Cell::Word(text) => json_string(&mut self.out, text),
@@ -79,14 +80,17 @@ impl<W: Write> Sink for JsonlSink<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::{Columns, Format};
+    use crate::output::{ColumnSpec, Columns, Format};
     use crate::row::{ErrorKind, Failure};
     use std::time::Duration;
 
     #[test]
     fn rows_are_objects_with_typed_values() {
         let layout = Layout {
-            columns: Columns::new(false, &["price".into()]),
+            columns: Columns::new(&ColumnSpec {
+                values: vec!["price".into()],
+                ..ColumnSpec::default()
+            }),
             spreadsheet_safe: true,
             format: Format::Jsonl,
             header: true,

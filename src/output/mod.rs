@@ -18,7 +18,9 @@ mod order;
 mod resume;
 mod writer;
 
-pub use self::columns::{BUILT_IN, Cell, Column, Columns, is_built_in, is_formula_like};
+pub use self::columns::{
+    BUILT_IN, Cell, Column, ColumnSpec, Columns, Presence, is_built_in, is_formula_like,
+};
 pub use self::file::{Output, clobbers_input, partial_path};
 pub use self::merge::merge;
 pub use self::order::OrderGate;

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::hosts::{HostKey, Pending, host_key};
 use super::{Done, Report, Shared};
 use crate::extract::Extracted;
-use crate::fetch::{Attempt, Hop};
+use crate::fetch::{Attempt, Hop, version_name};
 use crate::redact::{into_shown, redact_url};
 use crate::retry::Verdict;
 use crate::row::{ErrorKind, Failure, Row};
@@ -79,7 +79,7 @@ async fn run(shared: &Shared, stop: &Listener, mut job: Box<Pending>, keep_alive
                     let mut extracted = shared.extract.extract(capture.finish()).await;
                     // A digest only for a body read whole: a partial one would read as "the
                     // page changed", and a failed request or HEAD has no body to speak of.
-                    if attempt.latency.is_none() || !shared.fetcher.reads_bodies() {
+                    if attempt.failure.is_some() || !shared.fetcher.reads_bodies() {
                         extracted.sha256 = None;
                     }
                     finished_row(&mut job, attempt, extracted)
@@ -161,18 +161,25 @@ pub(super) fn finished_row(job: &mut Pending, attempt: Attempt, extracted: Extra
         reused: attempt.reused,
         remote_ip: attempt.remote_ip,
         body_sha256: extracted.sha256,
+        http_version: attempt.http_version.map(version_name),
+        tls_info: attempt.tls_info,
+        content_encoding: attempt.content_encoding,
+        wire_bytes: attempt.status.map(|_| attempt.wire_bytes),
+        location: attempt.location,
+        headers: attempt.headers,
         values: extracted.values,
     }
 }
 
-/// The row for an attempt cut off by a stop: what it got so far, and why it ended.
+/// The row for an attempt cut off by a stop: what it got so far (its time included), and why
+/// it ended.
 fn stopped_row(job: &mut Pending, mut attempt: Attempt, reason: StopReason) -> Row {
     let detail = match reason {
         StopReason::Deadline => "--max-time passed before the request finished",
         _ => "the run was stopped before the request finished",
     };
+    attempt.end_hop(Instant::now());
     attempt.failure = Some(Failure::new(reason.row_error(), detail));
-    attempt.latency = None;
     attempt.truncated = false;
     finished_row(job, attempt, Extracted::default())
 }

@@ -28,6 +28,12 @@ fn keepalive_requests_3_loses_no_row() {
     assert_eq!(run.table.len(), 600);
     assert_eq!(not_ok(&run.table), Vec::<String>::new());
     assert!(run.table.column("attempts").iter().all(|a| *a == "1"));
+    assert!(
+        run.table
+            .column("http_version")
+            .iter()
+            .all(|v| *v == "HTTP/1.1")
+    );
     assert_eq!(nginx.log().len(), 600);
 }
 

@@ -41,6 +41,7 @@ fn every_row_ok(env: &Env, nginx: &Nginx, n: usize, concurrency: &str) {
     assert_eq!(table.len(), n);
     assert_eq!(not_ok(table), Vec::<String>::new(), "rows that are not 200");
     assert!(table.column("attempts").iter().all(|a| *a == "1"));
+    assert!(table.column("http_version").iter().all(|v| *v == "HTTP/2"));
     let log = nginx.log();
     assert_eq!(log.len(), n, "nginx answered each URL once");
     assert!(

@@ -272,6 +272,8 @@ pub struct LogLine {
     pub status: u16,
     /// `HTTP/1.1`, `HTTP/2.0`.
     pub protocol: String,
+    /// `TLSv1.2`, `TLSv1.3`; empty for plain HTTP.
+    pub tls: String,
     /// The request line, e.g. `GET /x HTTP/1.1`.
     pub request: String,
     /// The Basic auth user, if any.
@@ -283,7 +285,7 @@ pub struct LogLine {
 impl LogLine {
     fn parse(line: &str) -> LogLine {
         let pattern = regex::Regex::new(
-            r#"^(\S+) (\d+) (\d+) (\S+) ssl=\S* user=(\S*) "([^"]*)" via="([^"]*)" auth="([^"]*)"$"#,
+            r#"^(\S+) (\d+) (\d+) (\S+) ssl=(\S*) user=(\S*) "([^"]*)" via="([^"]*)" auth="([^"]*)"$"#,
         )
         .unwrap();
         let caps = pattern
@@ -293,10 +295,11 @@ impl LogLine {
             at: caps[1].parse().unwrap(),
             status: caps[3].parse().unwrap(),
             protocol: caps[4].to_owned(),
-            user: logged(&caps[5]),
-            request: caps[6].to_owned(),
-            via: logged(&caps[7]),
-            authorization: logged(&caps[8]),
+            tls: logged(&caps[5]),
+            user: logged(&caps[6]),
+            request: caps[7].to_owned(),
+            via: logged(&caps[8]),
+            authorization: logged(&caps[9]),
         }
     }
 }

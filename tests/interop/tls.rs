@@ -131,3 +131,51 @@ fn a_bad_cacert_file_is_a_clear_error_before_any_request() {
     }
     assert!(nginx.log().is_empty());
 }
+
+/// `--tls-info` against nginx: the certificate columns of a good, an expired and a wrong-name
+/// certificate, the last two from handshakes that rejected them.
+#[test]
+fn tls_info_shows_certificates_also_when_rejected() {
+    let env = Env::new();
+    let pki = &env.pki;
+    let pairs = [
+        pki.good.clone(),
+        pki.expired.clone(),
+        pki.wrong_name.clone(),
+    ];
+    let Some(nginx) = nginx(&env, &pairs) else {
+        return;
+    };
+    let urls: Vec<String> = nginx.ports[..3]
+        .iter()
+        .map(|port| format!("https://localhost:{port}/"))
+        .collect();
+    let list = env.list("urls.txt", &urls);
+    let run = run(
+        fetch().arg("--tls-info").arg("--cacert").arg(&pki.ca),
+        &list,
+    );
+    let table = &run.table;
+    let good = table.line(1);
+    // nginx 1.22 offers up to TLS 1.2 by default; the row says what nginx logged.
+    let logged = nginx.log().into_iter().find(|l| l.status == 200).unwrap();
+    assert_eq!(good.get("tls_version"), logged.tls);
+    assert_eq!(good.get("cert_subject"), "CN=fetch interop good");
+    assert_eq!(good.get("cert_issuer"), "CN=fetch interop test CA");
+    assert_eq!(good.get("cert_not_after"), "2099-01-01T00:00:00.000Z");
+    let expired = table.line(2);
+    assert_eq!(expired.get("error"), "tls");
+    assert_eq!(
+        expired.get("tls_version"),
+        "",
+        "the handshake did not finish"
+    );
+    assert_eq!(expired.get("cert_subject"), "CN=fetch interop expired");
+    assert_eq!(expired.get("cert_not_after"), "2024-01-02T00:00:00.000Z");
+    let days: i64 = expired.get("cert_days_left").parse().unwrap();
+    assert!(days < -300, "{days}");
+    let wrong = table.line(3);
+    assert_eq!(wrong.get("error"), "tls");
+    assert_eq!(wrong.get("cert_subject"), "CN=fetch interop wrong-name");
+    assert!(wrong.get("cert_days_left").parse::<i64>().unwrap() > 0);
+}

@@ -200,6 +200,7 @@ pub fn routes(stats: Arc<Stats>) -> Router {
         .route("/encoded/{coding}", get(encoded))
         .route("/bomb", get(bomb))
         .route("/html/{name}", get(html))
+        .route("/tagged", get(tagged))
         .layer(middleware::from_fn_with_state(Arc::clone(&stats), record))
         .with_state(stats)
 }
@@ -288,6 +289,20 @@ async fn awkward() -> Response {
 
 async fn status(Path(code): Path<u16>) -> Response {
     StatusCode::from_u16(code).unwrap().into_response()
+}
+
+/// Headers for header columns: one repeated, one a spreadsheet would run.
+async fn tagged() -> Response {
+    let mut headers = axum::http::HeaderMap::new();
+    for (name, value) in [
+        ("x-tag", "first"),
+        ("x-tag", "second"),
+        ("x-formula", "=HYPERLINK(\"http://evil.test\")"),
+        ("x-cache", "HIT"),
+    ] {
+        headers.append(name, value.parse().unwrap());
+    }
+    (headers, "tagged").into_response()
 }
 
 /// 503 for the first `failures` requests of `id`, then 200.
