@@ -142,6 +142,7 @@ impl Pipeline {
 
         let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE);
         let order = config.ordered.map(OrderGate::new);
+        let carried = output.carried.take();
         let skip = Skip {
             shard: config.shard,
             recorded: output.recorded.take(),
@@ -193,7 +194,7 @@ impl Pipeline {
         progress.finish().await;
         write_result?;
         scheduled?;
-        Ok(tally.summary(started.elapsed(), stop.reason()))
+        Ok(tally.summary(started.elapsed(), stop.reason(), carried.as_ref()))
     }
 }
 

@@ -68,6 +68,13 @@ impl ErrorKind {
         ErrorKind::Internal,
     ];
 
+    /// The kind an `error` cell names, if any.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+
     /// The value written in the `error` column.
     pub fn as_str(self) -> &'static str {
         match self {

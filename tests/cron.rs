@@ -333,3 +333,68 @@ fn resume_redoes_rows_cut_short_and_refuses_other_columns() {
     let table = Table::parse(&std::fs::read(&out_path).unwrap());
     assert_eq!(table.lines(), [1, 2, 3, 4, 5], "no duplicates");
 }
+
+/// A night that went wrong: most rows of a run cut short by the deadline failed. The resumed
+/// run's summary, `--summary-json` and `--fail-on-errors` cover the whole file, not only the
+/// few rows it added.
+#[test]
+fn a_resumed_run_judges_the_whole_file() {
+    let server = TestServer::start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let list_path = dir.path().join("urls.txt");
+    std::fs::write(
+        &list_path,
+        format!(
+            "{}{}{}",
+            urls(&refused, 8),
+            urls(&server.url("/ok"), 2),
+            urls(&server.url("/slow/1500"), 3)
+        ),
+    )
+    .unwrap();
+    let out_path = dir.path().join("out.csv");
+    let json_path = dir.path().join("summary.json");
+    let first = fetch()
+        .args(["-q", "--max-time", "1s"])
+        .arg(&list_path)
+        .arg("-o")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(124), "{}", stderr(&first));
+
+    let second = fetch()
+        .args(["--resume", "--fail-on-errors", "10%", "--summary-json"])
+        .arg(&json_path)
+        .arg(&list_path)
+        .arg("-o")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(3), "{}", stderr(&second));
+    let said = stderr(&second);
+    assert!(said.contains("fetch: 3 rows in"), "{said}");
+    assert!(said.contains("10 rows carried over"), "{said}");
+    assert!(said.contains("connect 8"), "{said}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert_eq!(summary["rows"], 13);
+    assert_eq!(summary["carried_over"], 10);
+    assert_eq!(summary["this_run"]["rows"], 3);
+    assert_eq!(summary["this_run"]["failure_share"], 0.0);
+    assert_eq!(summary["errors"]["connect"], 8);
+
+    // Run again over the complete file: nothing to do, and the file's figures, not zeros.
+    let again = fetch()
+        .args(["--resume", "--fail-on-errors", "10%"])
+        .arg(&list_path)
+        .arg("-o")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
+    assert!(stderr(&again).contains("13 rows carried over"));
+}

@@ -15,12 +15,15 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::input::Recorded;
+use crate::report::Totals;
 
 /// Where rows go. Opened before the run starts, so an unwritable path fails before any request.
 pub struct Output {
     pub(super) destination: Destination,
     /// `--resume`: the lines an earlier run already recorded in this file.
     pub(crate) recorded: Option<Recorded>,
+    /// `--resume`: the figures of the rows kept from earlier runs, for the summary.
+    pub(crate) carried: Option<Totals>,
     /// Appending to rows already there (`--resume`): no header or byte-order mark again.
     pub(super) continues: bool,
 }
@@ -44,6 +47,7 @@ impl Output {
         Output {
             destination,
             recorded: None,
+            carried: None,
             continues: false,
         }
     }

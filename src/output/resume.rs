@@ -5,16 +5,20 @@
 //! short (`cancelled`, `deadline`), which are done again; a torn last row (the crash came in the
 //! middle of a write) is detected and dropped. The kept rows are written to a fresh
 //! `FILE.partial`, the run appends to it, and it is renamed to `FILE` at the end as usual. The
-//! lines kept are handed to the input reader, which leaves them out.
+//! lines kept are handed to the input reader, which leaves them out, and their figures (status,
+//! error, latency) to the summary, which covers the whole file.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::file::{Destination, follow_symlink, partial_path};
 use super::{Format, Layout, Output};
 use crate::error::Error;
 use crate::input::{Recorded, cell_key};
+use crate::report::Totals;
+use crate::row::ErrorKind;
 
 /// Error kinds of rows the earlier run did not finish: they are done again.
 const UNFINISHED: [&str; 2] = ["cancelled", "deadline"];
@@ -59,17 +63,42 @@ pub fn resume(path: &Path, layout: &Layout) -> Result<Output, Error> {
             path: target,
         },
         recorded: Some(recorded),
+        carried: Some(kept.totals),
         continues: true,
     })
 }
 
-/// What an earlier run's file holds: the rows to keep (as written), and their line keys.
+/// What an earlier run's file holds: the rows to keep (as written), their line keys and their
+/// figures.
 #[derive(Default)]
 struct Kept {
     /// The kept rows, each a complete line (or CSV record) of the earlier file.
     lines: Vec<Vec<u8>>,
     /// (line, key of the url cell) for each kept row.
     keys: Vec<(u64, u64)>,
+    totals: Totals,
+}
+
+/// Where the cells the resumed run needs are in the earlier file's records.
+struct Cells {
+    line: Option<usize>,
+    url: Option<usize>,
+    error: Option<usize>,
+    status: Option<usize>,
+    latency: Option<usize>,
+}
+
+impl Cells {
+    fn of(names: &[&str]) -> Cells {
+        let column = |name: &str| names.iter().position(|n| *n == name);
+        Cells {
+            line: column("line"),
+            url: column("url"),
+            error: column("error"),
+            status: column("status"),
+            latency: column("latency_ms"),
+        }
+    }
 }
 
 enum ReadError {
@@ -85,8 +114,7 @@ impl From<io::Error> for ReadError {
 
 fn read_csv(source: &Path, layout: &Layout) -> Result<Kept, ReadError> {
     let names: Vec<&str> = layout.columns.names().collect();
-    let column = |name: &str| names.iter().position(|n| *n == name);
-    let (line_at, url_at, error_at) = (column("line"), column("url"), column("error"));
+    let cells = Cells::of(&names);
     let (file, bom) = skip_bom(File::open(source)?)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -123,31 +151,27 @@ fn read_csv(source: &Path, layout: &Layout) -> Result<Kept, ReadError> {
                     names.len()
                 )));
             }
-            keep_record(&done, line_at, url_at, error_at, &mut kept);
+            keep_record(&done, &cells, &mut kept);
         }
     }
     if let Some((last, start)) = pending
         && last.len() == names.len()
         && ends_cleanly(source, start)?
     {
-        keep_record(&last, line_at, url_at, error_at, &mut kept);
+        keep_record(&last, &cells, &mut kept);
     }
     Ok(kept)
 }
 
-fn keep_record(
-    record: &csv::ByteRecord,
-    line_at: Option<usize>,
-    url_at: Option<usize>,
-    error_at: Option<usize>,
-    kept: &mut Kept,
-) {
-    let cell = |at: Option<usize>| at.and_then(|i| record.get(i));
-    let unfinished = cell(error_at).is_some_and(|e| UNFINISHED.iter().any(|u| u.as_bytes() == e));
-    let line = cell(line_at)
-        .and_then(|l| std::str::from_utf8(l).ok())
-        .and_then(|l| l.parse::<u64>().ok());
-    let (Some(line), Some(url)) = (line, cell(url_at)) else {
+fn keep_record(record: &csv::ByteRecord, cells: &Cells, kept: &mut Kept) {
+    let cell = |at: Option<usize>| {
+        at.and_then(|i| record.get(i))
+            .and_then(|c| std::str::from_utf8(c).ok())
+    };
+    let error = cell(cells.error).filter(|e| !e.is_empty());
+    let unfinished = error.is_some_and(|e| UNFINISHED.contains(&e));
+    let line = cell(cells.line).and_then(|l| l.parse::<u64>().ok());
+    let (Some(line), Some(url)) = (line, cells.url.and_then(|i| record.get(i))) else {
         return;
     };
     if unfinished {
@@ -160,7 +184,18 @@ fn keep_record(
         kept.keys
             .push((line, cell_key(&String::from_utf8_lossy(url))));
         kept.lines.push(bytes);
+        kept.totals.record(
+            cell(cells.status).and_then(|s| s.parse().ok()),
+            error.and_then(ErrorKind::from_name),
+            cell(cells.latency).and_then(parse_millis),
+        );
     }
+}
+
+/// A `_ms` cell back as a duration.
+fn parse_millis(cell: &str) -> Option<Duration> {
+    let ms: f64 = cell.parse().ok()?;
+    Duration::try_from_secs_f64(ms / 1000.0).ok()
 }
 
 /// Whether the file's last record, starting at byte `start`, was written whole: it ends with a
@@ -195,6 +230,17 @@ fn read_jsonl(source: &Path) -> io::Result<Kept> {
         if let (Some(number), Some(url), false) = (number, url, unfinished) {
             kept.keys.push((number, cell_key(url)));
             kept.lines.push(line.to_vec());
+            kept.totals.record(
+                row.get("status")
+                    .and_then(serde_json::Value::as_u64)
+                    .and_then(|s| u16::try_from(s).ok()),
+                row.get("error")
+                    .and_then(|e| e.as_str())
+                    .and_then(ErrorKind::from_name),
+                row.get("latency_ms")
+                    .and_then(serde_json::Value::as_f64)
+                    .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok()),
+            );
         }
     }
     Ok(kept)

@@ -16,7 +16,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 pub use self::progress::Progress;
-pub use self::summary::{Latency, Summary};
+pub use self::summary::{Counts, Latency, Resumed, Summary};
 use crate::row::{ErrorKind, Row};
 use crate::stop::StopReason;
 
@@ -32,74 +32,153 @@ pub struct Counters {
     pub skipped_duplicates: AtomicU64,
 }
 
-/// Everything the summary needs, accumulated row by row on the writer's thread.
+/// The figures of a set of rows: this run's, or those an earlier run left in a resumed file.
 #[derive(Debug, Clone)]
-pub struct Tally {
-    counters: Arc<Counters>,
+pub struct Totals {
     rows: u64,
     /// Index 0 holds statuses outside 100..=599; 1..=5 the classes 1xx..5xx.
     by_class: [u64; 6],
     by_error: BTreeMap<ErrorKind, u64>,
-    /// Latency of rows that read a whole response, in microseconds.
+    /// Latency of every row that was requested, whatever ended it, in microseconds.
     latency_us: Histogram<u64>,
+    /// The rows in `latency_us` that ended with an error, by kind: the summary says so.
+    latency_errors: BTreeMap<ErrorKind, u64>,
 }
 
 /// Latencies above this are recorded as this; no request should run for an hour.
 const LATENCY_CEILING_US: u64 = 3_600_000_000;
 
-impl Tally {
+impl Default for Totals {
     #[allow(clippy::expect_used)] // Constant bounds: valid, or no test would pass.
-    pub fn new(counters: Arc<Counters>) -> Tally {
-        Tally {
-            counters,
+    fn default() -> Self {
+        Totals {
             rows: 0,
             by_class: [0; 6],
             by_error: BTreeMap::new(),
             latency_us: Histogram::new_with_bounds(1, LATENCY_CEILING_US, 3)
                 .expect("static histogram bounds are valid"),
+            latency_errors: BTreeMap::new(),
         }
     }
+}
 
-    pub fn record(&mut self, row: &Row) {
+impl Totals {
+    /// Counts one row by what the summary looks at.
+    pub fn record(
+        &mut self,
+        status: Option<u16>,
+        error: Option<ErrorKind>,
+        latency: Option<Duration>,
+    ) {
         self.rows += 1;
-        self.counters.rows.fetch_add(1, Ordering::Relaxed);
-        if let Some(kind) = row.error {
+        if let Some(kind) = error {
             *self.by_error.entry(kind).or_default() += 1;
-            self.counters.errors.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(status) = row.status {
+        if let Some(status) = status {
             let class = usize::from(status / 100);
             let class = if (1..=5).contains(&class) { class } else { 0 };
             if let Some(count) = self.by_class.get_mut(class) {
                 *count += 1;
             }
         }
-        if let Some(latency) = row.latency {
+        if let Some(latency) = latency {
             let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
             self.latency_us
                 .saturating_record(us.clamp(1, LATENCY_CEILING_US));
+            if let Some(kind) = error {
+                *self.latency_errors.entry(kind).or_default() += 1;
+            }
         }
     }
 
-    /// Freezes the tally into the end-of-run summary.
-    pub fn summary(&self, wall: Duration, stopped: Option<StopReason>) -> Summary {
-        let pct = |q: f64| Duration::from_micros(self.latency_us.value_at_quantile(q));
-        let latency = (!self.latency_us.is_empty()).then(|| Latency {
-            p50: pct(0.50),
-            p90: pct(0.90),
-            p99: pct(0.99),
-            max: Duration::from_micros(self.latency_us.max()),
-        });
-        Summary {
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    fn add(&mut self, other: &Totals) {
+        self.rows += other.rows;
+        for (mine, theirs) in self.by_class.iter_mut().zip(other.by_class) {
+            *mine += theirs;
+        }
+        for (kind, n) in &other.by_error {
+            *self.by_error.entry(*kind).or_default() += n;
+        }
+        for (kind, n) in &other.latency_errors {
+            *self.latency_errors.entry(*kind).or_default() += n;
+        }
+        // Same bounds on both sides, so this cannot fail.
+        let _ = self.latency_us.add(&other.latency_us);
+    }
+
+    fn counts(&self) -> Counts {
+        Counts {
             rows: self.rows,
             by_class: self.by_class,
             by_error: self.by_error.clone(),
+        }
+    }
+}
+
+/// Everything the summary needs, accumulated row by row on the writer's thread.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    counters: Arc<Counters>,
+    totals: Totals,
+}
+
+impl Tally {
+    pub fn new(counters: Arc<Counters>) -> Tally {
+        Tally {
+            counters,
+            totals: Totals::default(),
+        }
+    }
+
+    pub fn record(&mut self, row: &Row) {
+        self.counters.rows.fetch_add(1, Ordering::Relaxed);
+        if row.error.is_some() {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        self.totals.record(row.status, row.error, row.latency);
+    }
+
+    /// Freezes the tally into the end-of-run summary. With `carried` (the rows a resumed run
+    /// kept from earlier runs), the figures are the whole file's, and this run's are given too.
+    pub fn summary(
+        &self,
+        wall: Duration,
+        stopped: Option<StopReason>,
+        carried: Option<&Totals>,
+    ) -> Summary {
+        let mut whole = self.totals.clone();
+        if let Some(carried) = carried {
+            whole.add(carried);
+        }
+        let hist = &whole.latency_us;
+        let pct = |q: f64| Duration::from_micros(hist.value_at_quantile(q));
+        let latency = (!hist.is_empty()).then(|| Latency {
+            p50: pct(0.50),
+            p90: pct(0.90),
+            p99: pct(0.99),
+            max: Duration::from_micros(hist.max()),
+            rows: hist.len(),
+            failed: whole.latency_errors.clone(),
+        });
+        let counts = whole.counts();
+        Summary {
+            rows: counts.rows,
+            by_class: counts.by_class,
+            by_error: counts.by_error,
             latency,
-            histogram: summary::buckets(&self.latency_us),
+            histogram: summary::buckets(hist),
             wall,
             stopped,
             skipped_recorded: self.counters.skipped_recorded.load(Ordering::Relaxed),
             skipped_duplicates: self.counters.skipped_duplicates.load(Ordering::Relaxed),
+            resumed: carried.map(|c| Resumed {
+                carried_over: c.rows,
+                this_run: self.totals.counts(),
+            }),
         }
     }
 }
@@ -125,11 +204,11 @@ mod tests {
         tally.record(&row(Some(503), Some(20), None));
         tally.record(&row(None, None, Some(ErrorKind::Timeout)));
         tally.record(&row(Some(999), None, None));
-        let s = tally.summary(Duration::from_secs(2), None);
+        let s = tally.summary(Duration::from_secs(2), None, None);
         assert_eq!(s.rows, 5);
         assert_eq!(s.by_class, [1, 0, 2, 0, 0, 1]);
         assert_eq!(s.errors(), 1);
-        let l = s.latency.unwrap();
+        let l = s.latency.as_ref().unwrap();
         assert!(l.p50.as_millis() == 20 && l.max.as_millis() == 30, "{l:?}");
         assert_eq!(s.rows_per_second(), 2.5);
         let text = s.to_string();
@@ -137,5 +216,61 @@ mod tests {
             text.contains("2xx 2") && text.contains("timeout 1"),
             "{text}"
         );
+    }
+
+    /// Ten 1-second timeouts among 90 fast rows: the summary's max is the timeouts', and the
+    /// line says they are in it.
+    #[test]
+    fn failed_rows_count_in_the_latency_and_say_so() {
+        let mut tally = Tally::new(Arc::default());
+        for _ in 0..90 {
+            tally.record(&row(Some(200), Some(2), None));
+        }
+        for _ in 0..10 {
+            tally.record(&row(None, Some(1000), Some(ErrorKind::Timeout)));
+        }
+        tally.record(&row(None, None, Some(ErrorKind::InvalidUrl)));
+        let s = tally.summary(Duration::from_secs(1), None, None);
+        let l = s.latency.as_ref().unwrap();
+        assert_eq!(l.rows, 100);
+        assert_eq!(l.max.as_millis(), 1000);
+        assert_eq!(l.p99.as_millis(), 1000);
+        let text = s.to_string();
+        assert!(
+            text.contains("max 1.0 s (100 requested rows, incl. timeout 10)"),
+            "{text}"
+        );
+        let json = s.to_json();
+        assert_eq!(json["latency_ms"]["rows"], 100);
+        assert_eq!(json["latency_ms"]["failed_rows"]["timeout"], 10);
+    }
+
+    /// A resumed run's summary covers the whole file, and says what came from where.
+    #[test]
+    fn a_resumed_summary_covers_the_file() {
+        let mut carried = Totals::default();
+        for _ in 0..3 {
+            carried.record(
+                None,
+                Some(ErrorKind::Connect),
+                Some(Duration::from_millis(5)),
+            );
+        }
+        carried.record(Some(200), None, Some(Duration::from_millis(5)));
+        let mut tally = Tally::new(Arc::default());
+        tally.record(&row(Some(200), Some(1), None));
+        let s = tally.summary(Duration::from_secs(1), None, Some(&carried));
+        assert_eq!(s.rows, 5);
+        assert_eq!(s.failures(), 3);
+        assert!((s.failure_share() - 0.6).abs() < 1e-9);
+        assert_eq!(s.rows_this_run(), 1);
+        let text = s.to_string();
+        assert!(text.starts_with("fetch: 1 row in"), "{text}");
+        assert!(text.contains("4 rows carried over"), "{text}");
+        let json = s.to_json();
+        assert_eq!(json["rows"], 5);
+        assert_eq!(json["carried_over"], 4);
+        assert_eq!(json["this_run"]["rows"], 1);
+        assert_eq!(json["this_run"]["failure_share"], 0.0);
     }
 }

@@ -12,12 +12,49 @@ use crate::human;
 use crate::row::ErrorKind;
 use crate::stop::StopReason;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Latency percentiles over every requested row, whatever ended it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Latency {
     pub p50: Duration,
     pub p90: Duration,
     pub p99: Duration,
     pub max: Duration,
+    /// Rows counted.
+    pub rows: u64,
+    /// Of those, rows that ended with an error (a timeout at the time it took), by kind.
+    pub failed: BTreeMap<ErrorKind, u64>,
+}
+
+/// Row counts of part of a resumed file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Counts {
+    pub rows: u64,
+    /// Index 0 holds statuses outside 100..=599; 1..=5 the classes 1xx..5xx.
+    pub by_class: [u64; 6],
+    pub by_error: BTreeMap<ErrorKind, u64>,
+}
+
+impl Counts {
+    /// Rows with an error or a 5xx status.
+    pub fn failures(&self) -> u64 {
+        self.by_error.values().sum::<u64>() + self.by_class[5]
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "rows": self.rows,
+            "status_classes": classes_json(&self.by_class),
+            "errors": errors_json(&self.by_error),
+            "failure_share": share(self.failures(), self.rows),
+        })
+    }
+}
+
+/// A resumed run: how many rows of the file earlier runs left, and what this run added.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resumed {
+    pub carried_over: u64,
+    pub this_run: Counts,
 }
 
 /// The figures of a finished run.
@@ -27,7 +64,7 @@ pub struct Summary {
     /// Index 0 holds statuses outside 100..=599; 1..=5 the classes 1xx..5xx.
     pub by_class: [u64; 6],
     pub by_error: BTreeMap<ErrorKind, u64>,
-    /// Percentiles over rows that read a whole response; `None` when there were none.
+    /// Percentiles over every requested row; `None` when there were none.
     pub latency: Option<Latency>,
     /// Latency counts per bucket: (upper bound, rows), buckets from the first to the last used.
     pub histogram: Vec<(Duration, u64)>,
@@ -37,6 +74,8 @@ pub struct Summary {
     pub skipped_recorded: u64,
     /// Lines left out as repeats of a URL (`--dedupe`).
     pub skipped_duplicates: u64,
+    /// `--resume`: the figures above are the whole file's; this says what came from where.
+    pub resumed: Option<Resumed>,
 }
 
 /// Upper bounds of the histogram's buckets: 1-2-5 steps, as on a log-scale axis.
@@ -99,17 +138,20 @@ impl Summary {
 
     /// [`Summary::failures`] as a share of rows (0 for no rows).
     pub fn failure_share(&self) -> f64 {
-        if self.rows == 0 {
-            0.0
-        } else {
-            self.failures() as f64 / self.rows as f64
-        }
+        share(self.failures(), self.rows)
+    }
+
+    /// Rows this run wrote (without those a resumed run carried over).
+    pub fn rows_this_run(&self) -> u64 {
+        self.resumed
+            .as_ref()
+            .map_or(self.rows, |resumed| resumed.this_run.rows)
     }
 
     pub fn rows_per_second(&self) -> f64 {
         let secs = self.wall.as_secs_f64();
         if secs > 0.0 {
-            self.rows as f64 / secs
+            self.rows_this_run() as f64 / secs
         } else {
             0.0
         }
@@ -118,32 +160,16 @@ impl Summary {
     /// The same figures as the text summary, for machines.
     pub fn to_json(&self) -> Value {
         let ms = |d: Duration| d.as_micros() as f64 / 1000.0;
-        let classes: serde_json::Map<String, Value> = self
-            .by_class
-            .iter()
-            .enumerate()
-            .map(|(class, &n)| {
-                let name = if class == 0 {
-                    "other".to_owned()
-                } else {
-                    format!("{class}xx")
-                };
-                (name, json!(n))
-            })
-            .collect();
-        let errors: serde_json::Map<String, Value> = self
-            .by_error
-            .iter()
-            .map(|(kind, &n)| (kind.as_str().to_owned(), json!(n)))
-            .collect();
         json!({
             "rows": self.rows,
-            "status_classes": classes,
-            "errors": errors,
+            "status_classes": classes_json(&self.by_class),
+            "errors": errors_json(&self.by_error),
             "error_rows": self.errors(),
             "failure_share": self.failure_share(),
-            "latency_ms": self.latency.map(|l| json!({
+            "latency_ms": self.latency.as_ref().map(|l| json!({
                 "p50": ms(l.p50), "p90": ms(l.p90), "p99": ms(l.p99), "max": ms(l.max),
+                "rows": l.rows,
+                "failed_rows": errors_json(&l.failed),
             })),
             "latency_histogram": self.histogram.iter().map(|(upper, n)| json!({
                 "below_ms": if *upper >= Duration::from_secs(3600) { Value::Null } else { json!(ms(*upper)) },
@@ -156,8 +182,42 @@ impl Summary {
                 "recorded": self.skipped_recorded,
                 "duplicates": self.skipped_duplicates,
             },
+            "carried_over": self.resumed.as_ref().map(|r| r.carried_over),
+            "this_run": self.resumed.as_ref().map(|r| r.this_run.json()),
         })
     }
+}
+
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+fn classes_json(by_class: &[u64; 6]) -> Value {
+    let classes: serde_json::Map<String, Value> = by_class
+        .iter()
+        .enumerate()
+        .map(|(class, &n)| {
+            let name = if class == 0 {
+                "other".to_owned()
+            } else {
+                format!("{class}xx")
+            };
+            (name, json!(n))
+        })
+        .collect();
+    Value::Object(classes)
+}
+
+fn errors_json(by_error: &BTreeMap<ErrorKind, u64>) -> Value {
+    let errors: serde_json::Map<String, Value> = by_error
+        .iter()
+        .map(|(kind, &n)| (kind.as_str().to_owned(), json!(n)))
+        .collect();
+    Value::Object(errors)
 }
 
 /// Widest bar in the histogram, in characters.
@@ -165,13 +225,22 @@ const BAR_WIDTH: u64 = 30;
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let this_run = self.rows_this_run();
         writeln!(
             f,
-            "fetch: {} rows in {} ({:.1} URLs/s)",
-            self.rows,
+            "fetch: {} in {} ({:.1} URLs/s)",
+            human::count(this_run, "row"),
             human::duration(self.wall),
             self.rows_per_second()
         )?;
+        if let Some(resumed) = &self.resumed {
+            writeln!(
+                f,
+                "  resumed: {} carried over from earlier runs; the file holds {}, counted below",
+                human::count(resumed.carried_over, "row"),
+                human::count(self.rows, "row"),
+            )?;
+        }
         let classes: Vec<String> = self
             .by_class
             .iter()
@@ -196,11 +265,12 @@ impl fmt::Display for Summary {
         if let Some(l) = &self.latency {
             writeln!(
                 f,
-                "  latency: p50 {} · p90 {} · p99 {} · max {}",
+                "  latency: p50 {} · p90 {} · p99 {} · max {} ({})",
                 human::duration(l.p50),
                 human::duration(l.p90),
                 human::duration(l.p99),
-                human::duration(l.max)
+                human::duration(l.max),
+                coverage(l)
             )?;
             self.draw_histogram(f)?;
         }
@@ -216,6 +286,22 @@ impl fmt::Display for Summary {
         }
         Ok(())
     }
+}
+
+/// What the latency figures cover: `100 requested rows, incl. timeout 10` (the rows that
+/// failed count at the time they took).
+fn coverage(latency: &Latency) -> String {
+    let rows = if latency.rows == 1 { "row" } else { "rows" };
+    let mut text = format!("{} requested {rows}", latency.rows);
+    if !latency.failed.is_empty() {
+        let failed: Vec<String> = latency
+            .failed
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        text.push_str(&format!(", incl. {}", failed.join(", ")));
+    }
+    text
 }
 
 impl Summary {
