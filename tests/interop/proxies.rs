@@ -164,6 +164,10 @@ fn squid_refusing_by_acl_is_a_proxy_error_both_ways() {
         let detail = row.get("error_detail");
         assert!(detail.contains("403 Forbidden"), "{detail}");
         assert!(detail.contains(&squid.url()), "{detail}");
+        // What was measured stays: the connection to the proxy.
+        assert_eq!(row.get("remote_ip"), "127.0.0.1");
+        assert!(row.get("connect_ms").parse::<f64>().is_ok());
+        assert!(row.get("latency_ms").parse::<f64>().is_ok());
     }
 }
 
