@@ -34,8 +34,9 @@ Examples:
   cat urls.txt | fetch -o out.csv
   fetch --rate 600/m --timeout 5s --max-time 10m a.txt b.txt -o out.csv
 
-Exit codes: 0 done, 1 I/O error, 2 usage error, 124 --max-time reached,
-130 interrupted (SIGINT), 143 terminated (SIGTERM).";
+Exit codes: 0 done, 1 I/O error, 2 usage error, 3 more rows failed than
+--fail-on-errors allows, 124 --max-time reached, 130 interrupted (SIGINT),
+143 terminated (SIGTERM).";
 
 /// Fetch many URLs concurrently and write one CSV row per URL.
 ///
@@ -89,8 +90,8 @@ pub struct Args {
     pub connect_timeout: Option<Duration>,
 
     /// Deadline for the whole run: after it no request starts, requests in flight are recorded
-    /// as 'deadline', and fetch exits with code 124.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    /// as 'deadline', and fetch exits with code 124. Must not be zero.
+    #[arg(long, value_name = "DUR", value_parser = parse_limit)]
     pub max_time: Option<Duration>,
 
     /// Don't extract the page title (the title column stays, empty).
@@ -554,7 +555,9 @@ fn count_up_to(s: &str, max: usize) -> Result<NonZeroUsize, String> {
 fn parse_limit(s: &str) -> Result<Duration, String> {
     let limit = parse_duration(s)?;
     if limit.is_zero() {
-        return Err("a time limit of zero would fail every request".into());
+        return Err(
+            "must be above zero: a zero limit would end every request (or the run) at once".into(),
+        );
     }
     Ok(limit)
 }

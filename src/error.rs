@@ -19,12 +19,17 @@ pub enum Error {
     #[error("cannot write output file '{}': {source}", path.display())]
     OutputOpen { path: PathBuf, source: io::Error },
 
-    #[error("error writing output: {source}{}", partial_note(partial.as_deref()))]
+    #[error("error writing output: {source}{}", partial_note(partial.as_deref(), *rows))]
     Write {
         source: io::Error,
         /// Where the rows written before the error are, when writing to a file.
         partial: Option<PathBuf>,
+        /// How many complete rows that file holds, when known.
+        rows: Option<u64>,
     },
+
+    #[error("cannot write summary file '{}': {source}", path.display())]
+    SummaryFile { path: PathBuf, source: io::Error },
 
     #[error("cannot use the CA certificates in '{}': {why}", path.display())]
     CaFile { path: PathBuf, why: String },
@@ -40,10 +45,17 @@ pub enum Error {
     Internal(&'static str),
 }
 
-fn partial_note(partial: Option<&std::path::Path>) -> String {
-    partial.map_or_else(String::new, |p| {
-        format!(" (the rows written so far are in '{}')", p.display())
-    })
+fn partial_note(partial: Option<&std::path::Path>, rows: Option<u64>) -> String {
+    match (partial, rows) {
+        (Some(p), Some(0)) => format!("; '{}' holds no row yet", p.display()),
+        (Some(p), Some(rows)) => format!(
+            "; '{}' holds the {} written before it, each complete",
+            p.display(),
+            crate::human::count(rows, "row")
+        ),
+        (Some(p), None) => format!(" (the rows written so far are in '{}')", p.display()),
+        (None, _) => String::new(),
+    }
 }
 
 impl Error {

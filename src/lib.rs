@@ -190,6 +190,7 @@ impl Pipeline {
         let (tally, write_result) = written.await.map_err(|_| Error::Write {
             source: std::io::Error::other("the writer thread panicked"),
             partial: None,
+            rows: None,
         })?;
         progress.finish().await;
         write_result?;

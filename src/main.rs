@@ -37,6 +37,7 @@ static COMMIT_MEMORY_ON_USE: extern "C" fn() = commit_memory_on_use;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    write_errors_not_signals();
     let args = Args::parse_ordered();
     if let Some(shell) = args.completions {
         print_completions(shell);
@@ -78,7 +79,7 @@ fn run(plan: Plan) -> Result<i32, Error> {
         .summary_json
         .as_deref()
         .map(|path| {
-            std::fs::File::create(path).map_err(|source| Error::OutputOpen {
+            fetch::output::ReplacingFile::create(path).map_err(|source| Error::SummaryFile {
                 path: path.to_path_buf(),
                 source,
             })
@@ -174,13 +175,13 @@ fn merge(args: Args) -> Result<i32, Error> {
 }
 
 fn write_summary_json(
-    mut file: std::fs::File,
+    file: fetch::output::ReplacingFile,
     path: &std::path::Path,
     summary: &fetch::Summary,
 ) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(&summary.to_json()).unwrap_or_default() + "\n";
-    file.write_all(text.as_bytes())
-        .map_err(|source| Error::OutputOpen {
+    file.commit(text.as_bytes())
+        .map_err(|source| Error::SummaryFile {
             path: path.to_path_buf(),
             source,
         })
@@ -207,6 +208,17 @@ fn allow_enough_sockets(concurrency: usize) {
              {concurrency}; requests may fail with 'Too many open files' (raise it with \
              'ulimit -n {wanted}' or lower --concurrency)"
         ));
+    }
+}
+
+/// A file size limit (`ulimit -f`) makes the kernel kill a writer with SIGXFSZ, which would
+/// leave no message and a partial file cut anywhere. Ignored, it is a write error (EFBIG) like
+/// a full disk: reported, with the partial file cut back to its last complete row.
+fn write_errors_not_signals() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to ignore, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 

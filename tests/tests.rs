@@ -6,6 +6,7 @@ mod support;
 mod binary;
 mod contract;
 mod cron;
+mod files;
 mod hostile;
 mod input_lines;
 mod interop;

@@ -23,6 +23,9 @@ pub(crate) struct CsvSink<W: Write> {
     /// Where cells that are not text already (numbers, addresses) are rendered.
     cell: String,
     times: Timestamps,
+    /// Rows in `buf`, and rows written out before them.
+    rows_buffered: u64,
+    rows_written: u64,
 }
 
 impl<W: Write> CsvSink<W> {
@@ -38,7 +41,14 @@ impl<W: Write> CsvSink<W> {
             layout,
             cell: String::with_capacity(256),
             times: Timestamps::default(),
+            rows_buffered: 0,
+            rows_written: 0,
         })
+    }
+
+    /// Rows handed to the destination so far, in whole writes.
+    pub(crate) fn rows_written(&self) -> u64 {
+        self.rows_written
     }
 
     /// Flushes and gives back the destination.
@@ -61,9 +71,11 @@ impl<W: Write> CsvSink<W> {
         Ok(())
     }
 
+    /// Writes out the buffer, which always ends at the end of a row.
     fn drain(&mut self) -> io::Result<()> {
         self.out.write_all(&self.buf)?;
         self.buf.clear();
+        self.rows_written += std::mem::take(&mut self.rows_buffered);
         Ok(())
     }
 }
@@ -93,6 +105,7 @@ impl<W: Write> Sink for CsvSink<W> {
             count = i + 1;
         }
         end_record(&mut self.buf, count);
+        self.rows_buffered += 1;
         if self.buf.len() >= BUFFER {
             self.drain()?;
         }

@@ -1,17 +1,25 @@
 //! JSON Lines: one object per row, keys in column order, numbers as numbers, empty cells as
 //! `null`. Text is written exactly as it is (JSON has no formulas to fear).
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 
 use super::{Cell, Column, Layout, Sink};
 use crate::row::{Row, millis};
 
+/// Rows are gathered in memory and written out in pieces of about this size, each ending with
+/// a row, so a failed write never leaves half a row behind (see `output::file`).
+const BUFFER: usize = 64 * 1024;
+
 pub(crate) struct JsonlSink<W: Write> {
-    out: BufWriter<W>,
+    out: W,
+    buf: Vec<u8>,
     columns: Vec<Column>,
     /// The keys, JSON-quoted once.
     keys: Vec<String>,
     cell: String,
+    /// Rows in `buf`, and rows written out before them.
+    rows_buffered: u64,
+    rows_written: u64,
 }
 
 impl<W: Write> JsonlSink<W> {
@@ -22,28 +30,45 @@ impl<W: Write> JsonlSink<W> {
             .map(|name| serde_json::to_string(name).unwrap_or_else(|_| "\"?\"".into()))
             .collect();
         JsonlSink {
-            out: BufWriter::with_capacity(64 * 1024, sink),
+            out: sink,
+            buf: Vec::with_capacity(BUFFER + 4096),
             columns: layout.columns.iter().collect(),
             keys,
             cell: String::with_capacity(256),
+            rows_buffered: 0,
+            rows_written: 0,
         }
     }
 
-    pub(crate) fn into_inner(self) -> io::Result<W> {
-        self.out.into_inner().map_err(|e| e.into_error())
+    pub(crate) fn into_inner(mut self) -> io::Result<W> {
+        self.flush()?;
+        Ok(self.out)
+    }
+
+    /// Rows handed to the destination so far, in whole writes.
+    pub(crate) fn rows_written(&self) -> u64 {
+        self.rows_written
+    }
+
+    fn drain(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        self.rows_written += std::mem::take(&mut self.rows_buffered);
+        Ok(())
     }
 
     fn write_value(&mut self, cell: Cell<'_>) -> io::Result<()> {
+        let out = &mut self.buf;
         match cell {
-            Cell::Empty => self.out.write_all(b"null"),
-            Cell::Count(n) => write!(self.out, "{n}"),
-            Cell::Int(n) => write!(self.out, "{n}"),
-            Cell::Millis(d) => write!(self.out, "{}", millis(d)),
-            Cell::Flag(b) => self.out.write_all(if b { b"true" } else { b"false" }),
-            Cell::Text(text) | Cell::Word(text) => json_string(&mut self.out, text),
+            Cell::Empty => out.write_all(b"null"),
+            Cell::Count(n) => write!(out, "{n}"),
+            Cell::Int(n) => write!(out, "{n}"),
+            Cell::Millis(d) => write!(out, "{}", millis(d)),
+            Cell::Flag(b) => out.write_all(if b { b"true" } else { b"false" }),
+            Cell::Text(text) | Cell::Word(text) => json_string(out, text),
             Cell::Ip(_) | Cell::Time(_) => {
                 cell.render(&mut self.cell, false);
-                json_string(&mut self.out, &self.cell)
+                json_string(out, &self.cell)
             }
         }
     }
@@ -55,7 +80,7 @@ fn json_string(out: &mut impl Write, text: &str) -> io::Result<()> {
 
 impl<W: Write> Sink for JsonlSink<W> {
     fn write_row(&mut self, row: &Row) -> io::Result<()> {
-        self.out.write_all(b"{")?;
+        self.buf.push(b'{');
         for i in 0..self.columns.len() {
             // One key per column, built together in `new`.
             let (Some(key), Some(column)) = (self.keys.get(i), self.columns.get(i)) else {
@@ -63,16 +88,22 @@ impl<W: Write> Sink for JsonlSink<W> {
             };
             let cell = column.cell(row);
             if i > 0 {
-                self.out.write_all(b",")?;
+                self.buf.push(b',');
             }
-            self.out.write_all(key.as_bytes())?;
-            self.out.write_all(b":")?;
+            self.buf.extend_from_slice(key.as_bytes());
+            self.buf.push(b':');
             self.write_value(cell)?;
         }
-        self.out.write_all(b"}\n")
+        self.buf.extend_from_slice(b"}\n");
+        self.rows_buffered += 1;
+        if self.buf.len() >= BUFFER {
+            self.drain()?;
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.drain()?;
         self.out.flush()
     }
 }

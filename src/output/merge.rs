@@ -17,15 +17,17 @@ use crate::error::Error;
 
 /// Merges `inputs` into `output`; returns the number of rows written.
 pub fn merge(inputs: &[PathBuf], format: Format, output: Output) -> Result<u64, Error> {
-    let partial = output.destination.partial().map(Path::to_path_buf);
+    let partial = output.destination.partial().map(|(p, _)| p.to_path_buf());
     let mut destination = output.destination;
     let written = match format {
         Format::Csv => merge_csv(inputs, &mut destination),
         Format::Jsonl => merge_jsonl(inputs, &mut destination),
     }?;
-    destination
-        .finish()
-        .map_err(|source| Error::Write { source, partial })?;
+    destination.finish().map_err(|source| Error::Write {
+        source,
+        partial,
+        rows: None,
+    })?;
     Ok(written)
 }
 
@@ -40,6 +42,7 @@ fn write_error(source: io::Error) -> Error {
     Error::Write {
         source,
         partial: None,
+        rows: None,
     }
 }
 

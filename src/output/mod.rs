@@ -21,7 +21,7 @@ mod writer;
 pub use self::columns::{
     BUILT_IN, Cell, Column, ColumnSpec, Columns, Presence, is_built_in, is_formula_like,
 };
-pub use self::file::{Output, clobbers_input, partial_path};
+pub use self::file::{Output, ReplacingFile, clobbers_input, follow_symlink, partial_path};
 pub use self::merge::merge;
 pub use self::order::OrderGate;
 pub use self::resume::resume;
@@ -109,10 +109,16 @@ fn write_all(
         layout.bom = false;
     }
     let destination = output.destination;
-    let partial = destination.partial().map(PathBuf::from);
+    let partial = destination
+        .partial()
+        .map(|(path, before)| (PathBuf::from(path), before));
     let mut reorder = order.map(Reorder::new);
+    // Rows whose bytes reached the destination whole, for the message if writing fails.
+    let mut rows_out = 0;
     let result = RowSink::new(destination, layout).and_then(|mut sink| {
-        drain(&mut sink, reorder.as_mut(), &mut rows, &mut tally)?;
+        let drained = drain(&mut sink, reorder.as_mut(), &mut rows, &mut tally);
+        rows_out = sink.rows_written();
+        drained?;
         sink.into_inner()?.finish()
     });
     let result = match result {
@@ -124,7 +130,12 @@ fn write_all(
         }
         Err(source) => {
             stop.trigger(StopReason::Failed);
-            Err(Error::Write { source, partial })
+            let rows = partial.as_ref().map(|(_, before)| before + rows_out);
+            Err(Error::Write {
+                source,
+                partial: partial.map(|(path, _)| path),
+                rows,
+            })
         }
     };
     // Close before dropping so that request tasks blocked on sending see the channel closed.
@@ -225,6 +236,14 @@ impl RowSink {
         match self {
             RowSink::Csv(sink) => sink.into_inner(),
             RowSink::Jsonl(sink) => sink.into_inner(),
+        }
+    }
+
+    /// Rows whose bytes were handed to the destination in whole writes.
+    fn rows_written(&self) -> u64 {
+        match self {
+            RowSink::Csv(sink) => sink.rows_written(),
+            RowSink::Jsonl(sink) => sink.rows_written(),
         }
     }
 }

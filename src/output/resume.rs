@@ -8,12 +8,12 @@
 //! lines kept are handed to the input reader, which leaves them out, and their figures (status,
 //! error, latency) to the summary, which covers the whole file.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use super::file::{Destination, follow_symlink, partial_path};
+use super::file::{Destination, create_own, follow_symlink, open_own_partial, partial_path};
 use super::{Format, Layout, Output};
 use crate::error::Error;
 use crate::input::{Recorded, cell_key};
@@ -37,31 +37,35 @@ pub fn resume(path: &Path, layout: &Layout) -> Result<Output, Error> {
     }
     let target = follow_symlink(path).map_err(fail)?;
     let partial = partial_path(&target);
-    let source = [&partial, &target]
-        .into_iter()
-        .find(|p| p.is_file())
-        .cloned();
+    let fail_partial = |source| Error::OutputOpen {
+        path: partial.clone(),
+        source,
+    };
+    // The partial file is read only if it is ours; the output itself is the user's own path.
+    let source = match open_own_partial(&partial).map_err(fail_partial)? {
+        Some(file) => Some(file),
+        None if target.is_file() => Some(File::open(&target).map_err(fail)?),
+        None => None,
+    };
     let Some(source) = source else {
         return Output::create(path); // Nothing to resume from: a first run.
     };
     let kept = match layout.format {
-        Format::Csv => read_csv(&source, layout).map_err(|e| match e {
+        Format::Csv => read_csv(source, layout).map_err(|e| match e {
             ReadError::Io(e) => fail(e),
             ReadError::Mismatch(why) => usage(why),
         })?,
-        Format::Jsonl => read_jsonl(&source).map_err(fail)?,
+        Format::Jsonl => read_jsonl(source).map_err(fail)?,
     };
     let recorded = Recorded::new(
         kept.keys,
         layout.format == Format::Csv && layout.spreadsheet_safe,
     );
-    let file = rewrite(&partial, layout, &kept.lines).map_err(fail)?;
+    let file =
+        create_own(&partial, |file| write_kept(file, layout, &kept.lines)).map_err(fail_partial)?;
+    let rows_before = kept.lines.len() as u64;
     Ok(Output {
-        destination: Destination::File {
-            file,
-            partial,
-            path: target,
-        },
+        destination: Destination::file(file, partial, target, rows_before),
         recorded: Some(recorded),
         carried: Some(kept.totals),
         continues: true,
@@ -112,10 +116,11 @@ impl From<io::Error> for ReadError {
     }
 }
 
-fn read_csv(source: &Path, layout: &Layout) -> Result<Kept, ReadError> {
+fn read_csv(source: File, layout: &Layout) -> Result<Kept, ReadError> {
     let names: Vec<&str> = layout.columns.names().collect();
     let cells = Cells::of(&names);
-    let (file, bom) = skip_bom(File::open(source)?)?;
+    let again = source.try_clone()?;
+    let (file, bom) = skip_bom(source)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -135,10 +140,16 @@ fn read_csv(source: &Path, layout: &Layout) -> Result<Kept, ReadError> {
         }
         if std::mem::take(&mut header) {
             if record.iter().ne(names.iter().map(|n| n.as_bytes())) {
+                let has: Vec<String> = record
+                    .iter()
+                    .map(|cell| String::from_utf8_lossy(cell).into_owned())
+                    .collect();
                 return Err(ReadError::Mismatch(format!(
-                    "it has other columns than this run would write ({}); use the same \
-                     --fields, --select, --regex and --hash options",
-                    String::from_utf8_lossy(record.as_slice())
+                    "it has other columns than this run writes; the file has: {}; this run \
+                     writes: {} (use the options of the run that wrote it: --fields, \
+                     --select, --regex, --header-column, --hash, --tls-info)",
+                    has.join(", "),
+                    names.join(", ")
                 )));
             }
             continue;
@@ -156,7 +167,7 @@ fn read_csv(source: &Path, layout: &Layout) -> Result<Kept, ReadError> {
     }
     if let Some((last, start)) = pending
         && last.len() == names.len()
-        && ends_cleanly(source, start)?
+        && ends_cleanly(again, start)?
     {
         keep_record(&last, &cells, &mut kept);
     }
@@ -200,8 +211,7 @@ fn parse_millis(cell: &str) -> Option<Duration> {
 
 /// Whether the file's last record, starting at byte `start`, was written whole: it ends with a
 /// newline that is not inside a quoted cell (an odd number of quotes in it means it is).
-fn ends_cleanly(source: &Path, start: u64) -> io::Result<bool> {
-    let mut file = File::open(source)?;
+fn ends_cleanly(mut file: File, start: u64) -> io::Result<bool> {
     file.seek(SeekFrom::Start(start))?;
     let mut last = Vec::new();
     file.read_to_end(&mut last)?;
@@ -209,9 +219,9 @@ fn ends_cleanly(source: &Path, start: u64) -> io::Result<bool> {
     Ok(last.last() == Some(&b'\n') && quotes % 2 == 0)
 }
 
-fn read_jsonl(source: &Path) -> io::Result<Kept> {
+fn read_jsonl(mut source: File) -> io::Result<Kept> {
     let mut bytes = Vec::new();
-    File::open(source)?.read_to_end(&mut bytes)?;
+    source.read_to_end(&mut bytes)?;
     let mut kept = Kept::default();
     // Only lines ending in a newline are complete; a torn last line has none.
     for line in bytes.split_inclusive(|&b| b == b'\n') {
@@ -257,15 +267,11 @@ fn skip_bom(mut file: File) -> io::Result<(File, u64)> {
     Ok((file, 0))
 }
 
-/// Writes the kept rows (with BOM and header as configured) to a fresh partial file, atomically
-/// replacing any old one, and returns it open for appending.
-fn rewrite(partial: &Path, layout: &Layout, lines: &[Vec<u8>]) -> io::Result<File> {
-    let mut fresh_name = partial.as_os_str().to_owned();
-    fresh_name.push(".new");
-    let fresh = PathBuf::from(fresh_name);
-    let mut file = File::create(&fresh)?;
+/// Writes the kept rows (with BOM and header as configured) into the fresh partial file, and
+/// makes them durable before the run appends to them.
+fn write_kept(file: &mut File, layout: &Layout, lines: &[Vec<u8>]) -> io::Result<()> {
     {
-        let mut out = io::BufWriter::new(&mut file);
+        let mut out = io::BufWriter::new(&mut *file);
         if layout.format == Format::Csv {
             if layout.bom {
                 out.write_all(b"\xEF\xBB\xBF")?;
@@ -281,7 +287,5 @@ fn rewrite(partial: &Path, layout: &Layout, lines: &[Vec<u8>]) -> io::Result<Fil
         }
         out.flush()?;
     }
-    file.sync_all()?;
-    fs::rename(&fresh, partial)?;
-    Ok(file)
+    file.sync_all()
 }
