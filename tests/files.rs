@@ -19,6 +19,11 @@ fn fetch() -> Command {
     cmd
 }
 
+/// `fetch -o out list`.
+fn write_to(out: &Path, list: &Path) -> Output {
+    fetch().arg("-o").arg(out).arg(list).output().unwrap()
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -126,12 +131,7 @@ fn a_link_planted_at_the_partial_file_is_replaced_not_followed() {
         std::fs::write(&victim, "precious\n").unwrap();
         symlink(&victim, place.path("out.csv.partial")).unwrap();
         let out = place.path("out.csv");
-        let run = fetch()
-            .arg("-o")
-            .arg(&out)
-            .arg(&place.list)
-            .output()
-            .unwrap();
+        let run = write_to(&out, &place.list);
         assert!(run.status.success(), "{}", stderr(&run));
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
         assert!(
@@ -153,12 +153,7 @@ fn a_link_at_the_output_is_followed_only_when_it_may_be() {
     let real = place.path("real.csv");
     let link = place.path("out.csv");
     symlink("real.csv", &link).unwrap();
-    let run = fetch()
-        .arg("-o")
-        .arg(&link)
-        .arg(&place.list)
-        .output()
-        .unwrap();
+    let run = write_to(&link, &place.list);
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(link.is_symlink());
     assert_eq!(Table::parse(&std::fs::read(&real).unwrap()).len(), 2);
@@ -174,12 +169,7 @@ fn a_link_at_the_output_is_followed_only_when_it_may_be() {
     symlink(&victim, &planted).unwrap();
     give_away(&planted);
     let hits = server.stats.hits();
-    let run = fetch()
-        .arg("-o")
-        .arg(&planted)
-        .arg(&shared.list)
-        .output()
-        .unwrap();
+    let run = write_to(&planted, &shared.list);
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     assert!(stderr(&run).contains("another user"), "{}", stderr(&run));
     assert_eq!(server.stats.hits(), hits, "no request");
@@ -210,12 +200,7 @@ fn resume_refuses_a_partial_file_that_is_not_its_own() {
         return;
     }
     std::fs::remove_file(&partial).unwrap();
-    let first = fetch()
-        .arg("-o")
-        .arg(&out)
-        .arg(&place.list)
-        .output()
-        .unwrap();
+    let first = write_to(&out, &place.list);
     assert!(first.status.success());
     std::fs::rename(&out, &partial).unwrap();
     give_away(&partial);
@@ -281,12 +266,7 @@ fn a_full_disk_leaves_only_complete_rows() {
         return;
     }
     let out = mount.join("out.csv");
-    let run = fetch()
-        .arg("-o")
-        .arg(&out)
-        .arg(&place.list)
-        .output()
-        .unwrap();
+    let run = write_to(&out, &place.list);
     let partial = std::fs::read(mount.join("out.csv.partial"));
     let _ = Command::new("umount").arg(&mount).status();
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
@@ -352,12 +332,7 @@ fn usage_faults_read_right() {
     );
 
     let out = place.path("out.csv");
-    let first = fetch()
-        .arg("-o")
-        .arg(&out)
-        .arg(&place.list)
-        .output()
-        .unwrap();
+    let first = write_to(&out, &place.list);
     assert!(first.status.success());
     let other = fetch()
         .args(["--resume", "--fields", "line,url", "-o"])
