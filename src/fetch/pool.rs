@@ -155,35 +155,19 @@ impl Pool {
         request: impl Fn(&Lease) -> Request<Body>,
     ) -> Result<(http::Response<Incoming>, Lease), SendError> {
         let (mut shared_failures, mut fruitless) = (0, 0);
+        // A connection that refused a stream, to send it on again: what `reached` says of it
+        // stays as it is.
+        let mut same: Option<Lease> = None;
         loop {
-            let parked = (shared_failures < SHARED_FAILURES_BEFORE_OWN)
-                .then(|| self.take_parked(origin))
-                .flatten();
-            let mut lease = match parked {
-                Some(mut lease) => {
-                    if !lease.ready().await {
-                        self.discard(origin, &lease);
-                        continue;
-                    }
-                    *reached = Reached {
-                        remote: Some(lease.info.remote),
-                        reused: Some(true),
-                        http2: !lease.is_http1(),
-                        tls: lease.info.tls.clone(),
-                        ..Reached::default()
-                    };
-                    lease
-                }
-                // Boxed: connecting (DNS, TCP, TLS, HTTP/2 handshake) is most of this future's
-                // state, and every request's future would otherwise carry (and be copied with)
-                // room for it, though most requests go out on a parked connection.
-                None => {
-                    *reached = Reached {
-                        reused: Some(false),
-                        ..Reached::default()
-                    };
-                    Box::pin(self.connect(origin, keep_alive, reached)).await?
-                }
+            let mut lease = match same.take() {
+                Some(lease) => lease,
+                None => match self
+                    .next_lease(origin, keep_alive, shared_failures, reached)
+                    .await?
+                {
+                    Some(lease) => lease,
+                    None => continue,
+                },
             };
             let (error, unsent) = match lease.send(request(&lease)).await {
                 Ok(response) => return Ok((response, lease)),
@@ -200,11 +184,56 @@ impl Pool {
                     return Err(error.into());
                 }
             }
-            if again == Unprocessed::GoingAway {
+            match again {
+                Unprocessed::Refused
+                    if !lease.pooled || shared_failures < SHARED_FAILURES_BEFORE_OWN =>
+                {
+                    same = Some(lease);
+                }
+                Unprocessed::Refused => {}
                 // A shared HTTP/2 connection is still parked: it must not be found again.
-                self.discard(origin, &lease);
+                Unprocessed::GoingAway => self.discard(origin, &lease),
             }
         }
+    }
+
+    /// The connection for the next try: a parked one (until the request has failed on shared
+    /// connections [`SHARED_FAILURES_BEFORE_OWN`] times), else a new one. `None` when a parked
+    /// one turned out to be closed (the caller tries again).
+    async fn next_lease(
+        &self,
+        origin: &str,
+        keep_alive: bool,
+        shared_failures: u32,
+        reached: &mut Reached,
+    ) -> Result<Option<Lease>, SendError> {
+        let parked = (shared_failures < SHARED_FAILURES_BEFORE_OWN)
+            .then(|| self.take_parked(origin))
+            .flatten();
+        if let Some(mut lease) = parked {
+            if !lease.ready().await {
+                self.discard(origin, &lease);
+                return Ok(None);
+            }
+            *reached = Reached {
+                remote: Some(lease.info.remote),
+                reused: Some(true),
+                http2: !lease.is_http1(),
+                tls: lease.info.tls.clone(),
+                ..Reached::default()
+            };
+            return Ok(Some(lease));
+        }
+        *reached = Reached {
+            reused: Some(false),
+            ..Reached::default()
+        };
+        // Boxed: connecting (DNS, TCP, TLS, HTTP/2 handshake) is most of this future's state,
+        // and every request's future would otherwise carry (and be copied with) room for it,
+        // though most requests go out on a parked connection.
+        Box::pin(self.connect(origin, keep_alive, reached))
+            .await
+            .map(Some)
     }
 
     /// Parks an HTTP/1 connection whose response was read to its end, for the origin's next
