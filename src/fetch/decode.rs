@@ -13,7 +13,6 @@ use async_compression::tokio::bufread::{
 };
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
-use http::HeaderValue;
 use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt};
@@ -68,10 +67,8 @@ impl Stream for Counted {
 impl DecodedBody {
     /// Wraps `body` according to its `Content-Encoding`. Unknown codings are passed through
     /// undecoded (and counted as they come).
-    pub(super) fn new(body: Incoming, coding: Option<&HeaderValue>) -> DecodedBody {
-        let coding = coding
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim().to_ascii_lowercase());
+    pub(super) fn new(body: Incoming, coding: Option<&str>) -> DecodedBody {
+        let coding = coding.map(|v| v.trim().to_ascii_lowercase());
         let frames = BodyDataStream::new(body);
         if !matches!(
             coding.as_deref(),

@@ -463,7 +463,8 @@ impl Fetcher {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
         sink.begin(attempt.content_type.as_deref());
-        let mut body = DecodedBody::new(body, headers.get(CONTENT_ENCODING));
+        // `record_headers` has read the coding already: one lookup per response is enough.
+        let mut body = DecodedBody::new(body, attempt.content_encoding.as_deref());
         // Header values are slices of the connection's read buffer: held while the body is read,
         // they would keep hyper from reusing that buffer for the next response.
         drop(parts);
