@@ -76,16 +76,23 @@ fn certificate_faults_read_like_curl() {
     assert_eq!(answered, 1);
 }
 
-#[test]
-fn a_private_ca_is_trusted_with_cacert_or_ssl_cert_file_only() {
-    let env = Env::new();
-    let Some(nginx) = nginx(&env, std::slice::from_ref(&env.pki.good)) else {
-        return;
-    };
+/// nginx with the good certificate, and a list of its one URL.
+fn one_good_site(env: &Env) -> Option<(Nginx, std::path::PathBuf)> {
+    let nginx = nginx(env, std::slice::from_ref(&env.pki.good))?;
     let list = env.list(
         "urls.txt",
         &[format!("https://localhost:{}/", nginx.ports[0])],
     );
+    Some((nginx, list))
+}
+
+#[test]
+fn a_private_ca_is_trusted_with_cacert_or_ssl_cert_file_only() {
+    let env = Env::new();
+    // Bound, not dropped: nginx runs until the end of the test.
+    let Some((_nginx, list)) = one_good_site(&env) else {
+        return;
+    };
     let untrusted = run(&mut fetch(), &list);
     let row = untrusted.table.line(1);
     assert_eq!(row.get("error"), "tls");
@@ -105,13 +112,9 @@ fn a_private_ca_is_trusted_with_cacert_or_ssl_cert_file_only() {
 #[test]
 fn a_bad_cacert_file_is_a_clear_error_before_any_request() {
     let env = Env::new();
-    let Some(nginx) = nginx(&env, std::slice::from_ref(&env.pki.good)) else {
+    let Some((nginx, list)) = one_good_site(&env) else {
         return;
     };
-    let list = env.list(
-        "urls.txt",
-        &[format!("https://localhost:{}/", nginx.ports[0])],
-    );
     for (file, says) in [
         (env.path().join("missing.pem"), "No such file"),
         (env.pki.good.key.clone(), "no PEM certificate"),
