@@ -7,20 +7,33 @@ use super::connect::ConnectError;
 use super::tls::Rejected;
 use crate::row::{ErrorKind, Failure};
 
+/// Why a request got no response: no connection, or HTTP failed on it.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SendError {
+    #[error("{0}")]
+    Connect(#[from] ConnectError),
+    #[error("{0}")]
+    Http(#[from] hyper::Error),
+}
+
 /// An error from sending a request and waiting for its response headers.
-pub(super) fn classify_request(error: &(dyn StdError + 'static)) -> Failure {
-    let kind = match causes(error).find_map(|c| c.downcast_ref::<ConnectError>()) {
-        Some(ConnectError::Dns { .. } | ConnectError::NoAddresses(_)) => ErrorKind::Dns,
-        Some(ConnectError::Timeout(_)) => ErrorKind::Timeout,
-        Some(ConnectError::Tls(_)) => ErrorKind::Tls,
-        Some(ConnectError::Tcp(e)) if e.kind() == io::ErrorKind::TimedOut => ErrorKind::Timeout,
-        Some(ConnectError::Tcp(_) | ConnectError::NoHost) => ErrorKind::Connect,
-        Some(
+pub(super) fn classify_request(error: &SendError) -> Failure {
+    let kind = match error {
+        SendError::Connect(ConnectError::Dns { .. } | ConnectError::NoAddresses(_)) => {
+            ErrorKind::Dns
+        }
+        SendError::Connect(ConnectError::Timeout(_)) => ErrorKind::Timeout,
+        SendError::Connect(ConnectError::Tls(_)) => ErrorKind::Tls,
+        SendError::Connect(ConnectError::Tcp(e)) if e.kind() == io::ErrorKind::TimedOut => {
+            ErrorKind::Timeout
+        }
+        SendError::Connect(ConnectError::Tcp(_) | ConnectError::NoHost) => ErrorKind::Connect,
+        SendError::Connect(
             ConnectError::ProxyUnreachable { .. }
             | ConnectError::ProxyRefused { .. }
             | ConnectError::ProxyBroken { .. },
         ) => ErrorKind::Proxy,
-        None => ErrorKind::Protocol,
+        SendError::Http(_) => ErrorKind::Protocol,
     };
     Failure::new(kind, describe(error))
 }
@@ -83,35 +96,40 @@ pub(super) fn unprocessed(error: &hyper::Error) -> Option<Unprocessed> {
         .then_some(Unprocessed::GoingAway)
 }
 
+/// Whether a request that got no response is worth a retry: the connection went away under
+/// it (see [`connection_lost`]), the proxy could not be reached, or it could not reach the site
+/// (502, 503, 504). A name that does not resolve or a certificate that is refused will not
+/// change by asking again.
+pub(super) fn is_transient(error: &SendError) -> bool {
+    match error {
+        SendError::Connect(ConnectError::ProxyUnreachable { source, .. }) => {
+            !matches!(**source, ConnectError::Tls(_))
+        }
+        SendError::Connect(ConnectError::ProxyRefused { status, .. }) => {
+            matches!(status, 502..=504)
+        }
+        SendError::Connect(_) => false,
+        SendError::Http(error) => connection_lost(error),
+    }
+}
+
 /// Whether the connection was closed or reset under the request, or the server said it did
-/// not process it, as opposed to the server saying something broken: the former is worth a
-/// retry, the latter is not.
-pub(super) fn is_transient(error: &(dyn StdError + 'static)) -> bool {
-    causes(error).any(|cause| {
-        match cause.downcast_ref::<ConnectError>() {
-            Some(ConnectError::ProxyUnreachable { source, .. }) => {
-                return !matches!(**source, ConnectError::Tls(_));
-            }
-            Some(ConnectError::ProxyRefused { status, .. }) => {
-                return matches!(status, Some(502..=504));
-            }
-            _ => {}
-        }
-        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
-            return hyper.is_incomplete_message()
-                || hyper.is_canceled()
-                || unprocessed(hyper).is_some();
-        }
-        cause.downcast_ref::<io::Error>().is_some_and(|io| {
-            matches!(
-                io.kind(),
-                io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::BrokenPipe
-                    | io::ErrorKind::UnexpectedEof
-            )
+/// not process it, as opposed to the server saying something broken.
+pub(super) fn connection_lost(error: &hyper::Error) -> bool {
+    error.is_incomplete_message()
+        || error.is_canceled()
+        || unprocessed(error).is_some()
+        || causes(error).any(|cause| {
+            cause.downcast_ref::<io::Error>().is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::UnexpectedEof
+                )
+            })
         })
-    })
 }
 
 /// An error and its causes, outermost first. Unlike `source()` alone, this also descends into

@@ -15,22 +15,20 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use http::Uri;
-use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+use tokio_util::either::Either;
 
 use super::proxy::{Proxies, Proxy, bare};
 use super::resolve::BoundedResolver;
@@ -102,7 +100,7 @@ pub enum ConnectError {
         proxy: String,
         target: String,
         status_line: String,
-        status: Option<u16>,
+        status: u16,
     },
     /// The proxy broke the CONNECT exchange (closed, or sent no HTTP).
     #[error("proxy {proxy}: {why}")]
@@ -181,7 +179,7 @@ impl Connector {
             .and_then(|p| p.for_target(https, url_host, port));
         let wire = match proxy {
             Some(proxy) => self.to_proxy(proxy, reached).await?,
-            None => Wire::Tcp(self.tcp(host, port, reached).await?),
+            None => Either::Left(self.tcp(host, port, reached).await?),
         };
         let mut info = ConnInfo {
             remote: reached.remote.ok_or(ConnectError::NoHost)?,
@@ -190,7 +188,7 @@ impl Connector {
         };
         if !https {
             let proxied = proxy.is_some();
-            return Ok(Conn::new(Stream::Plain(wire), info, false, proxied));
+            return Ok(Conn::new(Either::Left(wire), info, false, proxied));
         }
         let wire = match proxy {
             Some(proxy) => tunnel(wire, host, port, proxy).await?,
@@ -213,7 +211,7 @@ impl Connector {
             info.tls = Some(facts);
         }
         let h2 = session.alpn_protocol() == Some(b"h2");
-        Ok(Conn::new(Stream::Tls(Box::new(tls)), info, h2, false))
+        Ok(Conn::new(Either::Right(Box::new(tls)), info, h2, false))
     }
 
     /// Resolves (unless `host` is an address or pinned) and connects.
@@ -259,12 +257,12 @@ impl Connector {
             .await
             .map_err(unreachable)?;
         if !proxy.tls {
-            return Ok(Wire::Tcp(tcp));
+            return Ok(Either::Left(tcp));
         }
         let tls = handshake(&self.0.proxy_tls, tcp, &proxy.host)
             .await
             .map_err(|e| unreachable(ConnectError::Tls(e)))?;
-        Ok(Wire::Tls(Box::new(tls)))
+        Ok(Either::Right(Box::new(tls)))
     }
 }
 
@@ -374,108 +372,47 @@ async fn tunnel(
         }
         head.push(byte[0]);
     }
-    let text = String::from_utf8_lossy(&head);
-    let status_line = text.lines().next().unwrap_or_default().trim().to_owned();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse::<u16>().ok());
-    if !status.is_some_and(|code| (200..300).contains(&code)) {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut answer = httparse::Response::new(&mut headers);
+    let parsed = answer.parse(&head);
+    let (Ok(httparse::Status::Complete(_)), Some(code)) = (parsed, answer.code) else {
+        let first = String::from_utf8_lossy(head.split(|&b| b == b'\n').next().unwrap_or(&[]));
+        return Err(broken(format!(
+            "the answer to CONNECT is not HTTP: '{}'",
+            first.trim()
+        )));
+    };
+    if !(200..300).contains(&code) {
         return Err(ConnectError::ProxyRefused {
             proxy: proxy.name.clone(),
             target,
-            status_line,
-            status,
+            status_line: format!(
+                "HTTP/1.{} {code} {}",
+                answer.version.unwrap_or(1),
+                answer.reason.unwrap_or_default()
+            )
+            .trim_end()
+            .to_owned(),
+            status: code,
         });
     }
     Ok(wire)
 }
 
 /// The connection under HTTP (or under the site's TLS): TCP, or TLS to an `https://` proxy.
-enum Wire {
-    Tcp(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
+type Wire = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 
 /// A connection as HTTP sees it: plain, or TLS with the site.
-enum Stream {
-    Plain(Wire),
-    Tls(Box<TlsStream<Wire>>),
-}
+type Stream = Either<Wire, Box<TlsStream<Wire>>>;
 
-/// Implements tokio's I/O traits for a two-variant enum of streams by passing every call to
-/// the variant's stream.
-macro_rules! either_stream {
-    ($name:ident, $a:ident, $b:ident) => {
-        impl AsyncRead for $name {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut ReadBuf<'_>,
-            ) -> Poll<io::Result<()>> {
-                match self.get_mut() {
-                    $name::$a(s) => Pin::new(s).poll_read(cx, buf),
-                    $name::$b(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-                }
-            }
-        }
-
-        impl AsyncWrite for $name {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                match self.get_mut() {
-                    $name::$a(s) => Pin::new(s).poll_write(cx, buf),
-                    $name::$b(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-                }
-            }
-
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[io::IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                match self.get_mut() {
-                    $name::$a(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-                    $name::$b(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-                }
-            }
-
-            fn is_write_vectored(&self) -> bool {
-                match self {
-                    $name::$a(s) => s.is_write_vectored(),
-                    $name::$b(s) => s.is_write_vectored(),
-                }
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                match self.get_mut() {
-                    $name::$a(s) => Pin::new(s).poll_flush(cx),
-                    $name::$b(s) => Pin::new(s.as_mut()).poll_flush(cx),
-                }
-            }
-
-            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                match self.get_mut() {
-                    $name::$a(s) => Pin::new(s).poll_shutdown(cx),
-                    $name::$b(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-                }
-            }
-        }
-    };
-}
-
-either_stream!(Wire, Tcp, Tls);
-either_stream!(Stream, Plain, Tls);
-
-/// A new connection, ready for hyper's HTTP/1 or HTTP/2 handshake.
+/// A new connection, ready for hyper's HTTP/1 or HTTP/2 handshake, and what it knew when made.
 pub(super) struct Conn {
-    io: TokioIo<Stream>,
-    info: Arc<ConnInfo>,
-    h2: bool,
-    proxied: bool,
+    pub io: TokioIo<Stream>,
+    pub info: Arc<ConnInfo>,
+    /// TLS negotiated HTTP/2 by ALPN.
+    pub h2: bool,
+    /// Plain HTTP to a proxy, which wants requests in absolute form.
+    pub proxied: bool,
 }
 
 impl Conn {
@@ -486,60 +423,6 @@ impl Conn {
             h2,
             proxied,
         }
-    }
-
-    pub(super) fn info(&self) -> Arc<ConnInfo> {
-        Arc::clone(&self.info)
-    }
-
-    /// TLS negotiated HTTP/2 by ALPN.
-    pub(super) fn is_h2(&self) -> bool {
-        self.h2
-    }
-
-    /// Plain HTTP to a proxy, which wants requests in absolute form.
-    pub(super) fn proxied(&self) -> bool {
-        self.proxied
-    }
-}
-
-impl Read for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
-    }
-}
-
-impl Write for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 

@@ -22,8 +22,8 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
-use super::classify::{Unprocessed, is_transient, unprocessed};
-use super::connect::{ConnInfo, ConnectError, Connector, Reached};
+use super::classify::{SendError, Unprocessed, connection_lost, unprocessed};
+use super::connect::{Conn, ConnInfo, Connector, Reached};
 
 type Body = Empty<Bytes>;
 
@@ -36,15 +36,6 @@ const MAX_FRUITLESS_RESENDS: u32 = 8;
 /// one of its own, where it is the first stream: a server that retires connections every few
 /// streams would otherwise fail the same pile of requests again on each new connection.
 const SHARED_FAILURES_BEFORE_OWN: u32 = 2;
-
-/// Why a request got no response.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum SendError {
-    #[error("{0}")]
-    Connect(#[from] ConnectError),
-    #[error("{0}")]
-    Http(#[from] hyper::Error),
-}
 
 /// A connection's request half.
 enum Sender {
@@ -331,18 +322,22 @@ impl Pool {
         keep_alive: bool,
         reached: &mut Reached,
     ) -> Result<Lease, SendError> {
-        let conn = self.connector.connect(origin, reached).await?;
-        let (info, proxied, h2) = (conn.info(), conn.proxied(), conn.is_h2());
+        let Conn {
+            io,
+            info,
+            h2,
+            proxied,
+        } = self.connector.connect(origin, reached).await?;
         reached.http2 = h2;
         let sender = if h2 {
             let (sender, connection) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
-                .handshake(conn)
+                .handshake(io)
                 .await?;
             tokio::spawn(connection);
             Sender::Http2(sender)
         } else {
-            let (sender, connection) = http1::handshake(conn).await?;
+            let (sender, connection) = http1::handshake(io).await?;
             tokio::spawn(connection);
             Sender::Http1(sender)
         };
@@ -382,7 +377,7 @@ fn resend(error: &hyper::Error, unsent: bool, lease: &Lease) -> Option<Unprocess
             return Some(Unprocessed::GoingAway);
         }
     }
-    (lease.pooled && (unsent || is_transient(error))).then_some(Unprocessed::GoingAway)
+    (lease.pooled && (unsent || connection_lost(error))).then_some(Unprocessed::GoingAway)
 }
 
 impl Lease {
