@@ -69,6 +69,10 @@ use crate::input::{Dedupe, Skip};
 use crate::output::{ColumnSpec, Columns, Layout, OrderGate};
 use crate::report::{Counters, Progress, Tally};
 
+/// The UTF-8 byte-order mark: skipped at the start of an input, written with `--bom`, skipped
+/// again when a resumed or merged file starts with it.
+pub(crate) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Jobs read ahead of admission. Small: reading is far faster than fetching.
 const JOB_QUEUE: usize = 1024;
 /// Rows waiting for the writer. When full, request tasks wait: that is the back-pressure.

@@ -8,12 +8,7 @@ use crate::support::server::TestServer;
 use crate::support::{Table, urls};
 
 fn fetch() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fetch"));
-    // Keep any proxy settings of the machine away from our 127.0.0.1 servers.
-    cmd.env("NO_PROXY", "*")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy");
-    cmd
+    crate::support::fetch_binary()
 }
 
 fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {

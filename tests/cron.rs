@@ -9,11 +9,7 @@ use crate::support::server::TestServer;
 use crate::support::{Table, config, run_list, urls};
 
 fn fetch() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fetch"));
-    cmd.env("NO_PROXY", "*")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy");
-    cmd
+    crate::support::fetch_binary()
 }
 
 fn run(cmd: &mut Command, stdin: &str) -> std::process::Output {

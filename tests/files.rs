@@ -11,11 +11,8 @@ use crate::support::server::TestServer;
 use crate::support::{Table, urls};
 
 fn fetch() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fetch"));
-    cmd.env("NO_PROXY", "*")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .arg("-q");
+    let mut cmd = crate::support::fetch_binary();
+    cmd.arg("-q");
     cmd
 }
 

@@ -75,11 +75,7 @@ async fn shards_split_by_host_and_add_up_to_one_run() {
 }
 
 fn fetch() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fetch"));
-    cmd.env("NO_PROXY", "*")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy");
-    cmd
+    crate::support::fetch_binary()
 }
 
 #[test]

@@ -35,7 +35,7 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024;
 /// How much of an over-long line is kept for the `url` cell, so the row is recognisable.
 const LONG_LINE_PREVIEW_CHARS: usize = 200;
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
+use crate::UTF8_BOM as BOM;
 
 /// Where URLs come from, as the user named it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,7 +32,7 @@ impl<W: Write> CsvSink<W> {
     /// Starts a CSV sink; with `--bom`, the byte-order mark is written at once.
     pub(crate) fn new(mut out: W, layout: Layout) -> io::Result<Self> {
         if layout.bom {
-            out.write_all(b"\xEF\xBB\xBF")?;
+            out.write_all(crate::UTF8_BOM)?;
         }
         Ok(CsvSink {
             out,

@@ -9,10 +9,10 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use super::{Format, Output};
+use super::{Format, Output, skip_bom};
 use crate::error::Error;
 
 /// Merges `inputs` into `output`; returns the number of rows written.
@@ -69,7 +69,7 @@ fn merge_csv(inputs: &[PathBuf], out: &mut impl Write) -> Result<u64, Error> {
             Some(_) => {}
             None => {
                 if bom {
-                    out.write_all(b"\xEF\xBB\xBF").map_err(write_error)?;
+                    out.write_all(crate::UTF8_BOM).map_err(write_error)?;
                 }
                 header = Some(this);
             }
@@ -86,31 +86,51 @@ fn merge_csv(inputs: &[PathBuf], out: &mut impl Write) -> Result<u64, Error> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_byte_record(&header).map_err(csv_error)?;
 
-    // Each file with the record it has read next; the queue holds (line, file) for each.
-    let mut files = Vec::with_capacity(readers.len());
+    let written = merge_by_line(
+        readers.len(),
+        |record| line_of(record, line_at),
+        |i| match readers.get_mut(i) {
+            Some((path, reader)) => next_csv(reader, path),
+            None => Ok(None),
+        },
+        |record| writer.write_byte_record(record).map_err(csv_error),
+    )?;
+    writer.flush().map_err(write_error)?;
+    Ok(written)
+}
+
+/// The k-way merge both formats share: `next(i)` reads file `i`'s next row, `line_of` its line
+/// number; rows are written smallest line first (each file's rows in the order it has them).
+/// Memory holds one row per file.
+fn merge_by_line<T>(
+    files: usize,
+    line_of: impl Fn(&T) -> u64,
+    mut next: impl FnMut(usize) -> Result<Option<T>, Error>,
+    mut write: impl FnMut(&T) -> Result<(), Error>,
+) -> Result<u64, Error> {
+    let mut heads: Vec<Option<T>> = Vec::with_capacity(files);
     let mut queue = BinaryHeap::new();
-    for (i, (path, mut reader)) in readers.into_iter().enumerate() {
-        let head = next_csv(&mut reader, path)?;
-        if let Some(record) = &head {
-            queue.push(Reverse((line_of(record, line_at), i)));
+    for i in 0..files {
+        let head = next(i)?;
+        if let Some(row) = &head {
+            queue.push(Reverse((line_of(row), i)));
         }
-        files.push((path, reader, head));
+        heads.push(head);
     }
     let mut written = 0;
     while let Some(Reverse((_, i))) = queue.pop() {
-        let Some((path, reader, head)) = files.get_mut(i) else {
+        let Some(slot) = heads.get_mut(i) else {
             continue;
         };
-        if let Some(record) = head.take() {
-            writer.write_byte_record(&record).map_err(csv_error)?;
+        if let Some(row) = slot.take() {
+            write(&row)?;
             written += 1;
         }
-        *head = next_csv(reader, path)?;
-        if let Some(record) = head {
-            queue.push(Reverse((line_of(record, line_at), i)));
+        *slot = next(i)?;
+        if let Some(row) = slot {
+            queue.push(Reverse((line_of(row), i)));
         }
     }
-    writer.flush().map_err(write_error)?;
     Ok(written)
 }
 
@@ -136,31 +156,19 @@ fn line_of(record: &csv::ByteRecord, at: usize) -> u64 {
 }
 
 fn merge_jsonl(inputs: &[PathBuf], out: &mut impl Write) -> Result<u64, Error> {
-    // Each file with the line it has read next; the queue holds (line number, file) for each.
-    let mut files = Vec::with_capacity(inputs.len());
-    let mut queue = BinaryHeap::new();
-    for (i, path) in inputs.iter().enumerate() {
-        let mut reader = BufReader::new(open(path)?);
-        let head = next_line(&mut reader, path)?;
-        if let Some(line) = &head {
-            queue.push(Reverse((json_line_number(line), i)));
-        }
-        files.push((path, reader, head));
-    }
-    let mut written = 0;
-    while let Some(Reverse((_, i))) = queue.pop() {
-        let Some((path, reader, head)) = files.get_mut(i) else {
-            continue;
-        };
-        if let Some(line) = head.take() {
-            out.write_all(&line).map_err(write_error)?;
-            written += 1;
-        }
-        *head = next_line(reader, path)?;
-        if let Some(line) = head {
-            queue.push(Reverse((json_line_number(line), i)));
-        }
-    }
+    let mut readers = inputs
+        .iter()
+        .map(|path| Ok((path, BufReader::new(open(path)?))))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let written = merge_by_line(
+        readers.len(),
+        |line: &Vec<u8>| json_line_number(line),
+        |i| match readers.get_mut(i) {
+            Some((path, reader)) => next_line(reader, path),
+            None => Ok(None),
+        },
+        |line| out.write_all(line).map_err(write_error),
+    )?;
     out.flush().map_err(write_error)?;
     Ok(written)
 }
@@ -189,16 +197,6 @@ fn json_line_number(line: &[u8]) -> u64 {
         .ok()
         .and_then(|v| v.get("line").and_then(serde_json::Value::as_u64))
         .unwrap_or(u64::MAX)
-}
-
-fn skip_bom(file: &mut File) -> io::Result<bool> {
-    let mut head = [0u8; 3];
-    let read = file.read(&mut head)?;
-    if read == 3 && head == *b"\xEF\xBB\xBF" {
-        return Ok(true);
-    }
-    file.seek(SeekFrom::Start(0))?;
-    Ok(false)
 }
 
 fn usage(path: &Path, why: &str) -> Error {

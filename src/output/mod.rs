@@ -211,6 +211,19 @@ fn next_row(rows: &mut mpsc::Receiver<Row>) -> Next {
     queued(rows).unwrap_or(Next::Dry)
 }
 
+/// Skips a UTF-8 byte-order mark at the start of `file` (a CSV written with `--bom`); says
+/// whether there was one. Otherwise the file is read from its start.
+pub(super) fn skip_bom(file: &mut std::fs::File) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut head = [0u8; 3];
+    let read = file.read(&mut head)?;
+    if read == 3 && head == crate::UTF8_BOM {
+        return Ok(true);
+    }
+    file.seek(SeekFrom::Start(0))?;
+    Ok(false)
+}
+
 /// A destination for rows in some format.
 pub(crate) trait Sink {
     fn write_row(&mut self, row: &Row) -> io::Result<()>;

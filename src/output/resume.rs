@@ -14,14 +14,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::file::{Destination, create_own, follow_symlink, open_own_partial, partial_path};
-use super::{Format, Layout, Output};
+use super::{Format, Layout, Output, skip_bom};
 use crate::error::Error;
 use crate::input::{Recorded, cell_key};
 use crate::report::Totals;
 use crate::row::ErrorKind;
 
 /// Error kinds of rows the earlier run did not finish: they are done again.
-const UNFINISHED: [&str; 2] = ["cancelled", "deadline"];
+const UNFINISHED: [ErrorKind; 2] = [ErrorKind::Cancelled, ErrorKind::Deadline];
 
 /// Opens `path` for a resumed run: the earlier rows are kept, the lines they cover returned.
 pub fn resume(path: &Path, layout: &Layout) -> Result<Output, Error> {
@@ -120,7 +120,12 @@ fn read_csv(source: File, layout: &Layout) -> Result<Kept, ReadError> {
     let names: Vec<&str> = layout.columns.names().collect();
     let cells = Cells::of(&names);
     let again = source.try_clone()?;
-    let (file, bom) = skip_bom(source)?;
+    let mut file = source;
+    let bom = if skip_bom(&mut file)? {
+        crate::UTF8_BOM.len() as u64
+    } else {
+        0
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -179,8 +184,8 @@ fn keep_record(record: &csv::ByteRecord, cells: &Cells, kept: &mut Kept) {
         at.and_then(|i| record.get(i))
             .and_then(|c| std::str::from_utf8(c).ok())
     };
-    let error = cell(cells.error).filter(|e| !e.is_empty());
-    let unfinished = error.is_some_and(|e| UNFINISHED.contains(&e));
+    let error = cell(cells.error).and_then(ErrorKind::from_name);
+    let unfinished = error.is_some_and(|kind| UNFINISHED.contains(&kind));
     let line = cell(cells.line).and_then(|l| l.parse::<u64>().ok());
     let (Some(line), Some(url)) = (line, cells.url.and_then(|i| record.get(i))) else {
         return;
@@ -197,7 +202,7 @@ fn keep_record(record: &csv::ByteRecord, cells: &Cells, kept: &mut Kept) {
         kept.lines.push(bytes);
         kept.totals.record(
             cell(cells.status).and_then(|s| s.parse().ok()),
-            error.and_then(ErrorKind::from_name),
+            error,
             cell(cells.latency).and_then(parse_millis),
         );
     }
@@ -231,10 +236,11 @@ fn read_jsonl(mut source: File) -> io::Result<Kept> {
         let Ok(serde_json::Value::Object(row)) = serde_json::from_slice(text) else {
             continue;
         };
-        let unfinished = row
+        let error = row
             .get("error")
             .and_then(|e| e.as_str())
-            .is_some_and(|e| UNFINISHED.contains(&e));
+            .and_then(ErrorKind::from_name);
+        let unfinished = error.is_some_and(|kind| UNFINISHED.contains(&kind));
         let number = row.get("line").and_then(serde_json::Value::as_u64);
         let url = row.get("url").and_then(|u| u.as_str());
         if let (Some(number), Some(url), false) = (number, url, unfinished) {
@@ -244,9 +250,7 @@ fn read_jsonl(mut source: File) -> io::Result<Kept> {
                 row.get("status")
                     .and_then(serde_json::Value::as_u64)
                     .and_then(|s| u16::try_from(s).ok()),
-                row.get("error")
-                    .and_then(|e| e.as_str())
-                    .and_then(ErrorKind::from_name),
+                error,
                 row.get("latency_ms")
                     .and_then(serde_json::Value::as_f64)
                     .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok()),
@@ -254,17 +258,6 @@ fn read_jsonl(mut source: File) -> io::Result<Kept> {
         }
     }
     Ok(kept)
-}
-
-/// Skips a UTF-8 byte-order mark at the start of `file`; returns how many bytes it skipped.
-fn skip_bom(mut file: File) -> io::Result<(File, u64)> {
-    let mut head = [0u8; 3];
-    let read = file.read(&mut head)?;
-    if read == 3 && head == *b"\xEF\xBB\xBF" {
-        return Ok((file, 3));
-    }
-    file.seek(SeekFrom::Start(0))?;
-    Ok((file, 0))
 }
 
 /// Writes the kept rows (with BOM and header as configured) into the fresh partial file, and

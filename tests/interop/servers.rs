@@ -491,24 +491,11 @@ fn is_root() -> bool {
 /// older version gets wrong).
 pub const BINARY: &str = "FETCH_INTEROP_BIN";
 
-/// The real binary, with no proxy or certificate settings inherited from the machine.
+/// The real binary (or the one `FETCH_INTEROP_BIN` names), quiet, with no proxy or
+/// certificate settings inherited from the machine.
 pub fn fetch() -> Command {
     let binary = std::env::var_os(BINARY).unwrap_or_else(|| env!("CARGO_BIN_EXE_fetch").into());
-    let mut cmd = Command::new(binary);
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "NO_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "no_proxy",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-    ] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = crate::support::binary(binary);
     cmd.arg("-q");
     cmd
 }

@@ -144,6 +144,32 @@ pub async fn run_list_with_stop(
     (summary, Table::parse(&out.contents()))
 }
 
+/// `program` (fetch, or another build of it) with no proxy or certificate settings inherited
+/// from the machine, which must not reach our loopback servers.
+pub fn binary(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// This build's binary, as [`binary`] starts it.
+pub fn fetch_binary() -> std::process::Command {
+    binary(env!("CARGO_BIN_EXE_fetch"))
+}
+
 /// `n` lines of `base` + `/i`.
 pub fn urls(base: &str, n: usize) -> String {
     (0..n).map(|i| format!("{base}/{i}\n")).collect()
