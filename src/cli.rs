@@ -5,7 +5,7 @@
 
 use std::io::IsTerminal;
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -295,10 +295,66 @@ pub struct Plan {
     pub fail_on_errors: Option<f64>,
 }
 
+/// What the command line asks for, checked.
+pub enum Action {
+    /// Fetch a list.
+    Run(Box<Plan>),
+    /// `--merge`: shard outputs into one.
+    Merge(MergePlan),
+    /// `--completions SHELL`.
+    Completions(clap_complete::Shell),
+    /// `--man`.
+    Man,
+}
+
+/// `--merge FILE...`: the shard outputs, and where the merged rows go.
+pub struct MergePlan {
+    pub files: Vec<PathBuf>,
+    pub output: Option<PathBuf>,
+    pub format: Format,
+    pub quiet: bool,
+}
+
 impl Args {
     /// Checks the options against each other and the environment (is stdin a terminal? would the
-    /// output overwrite an input?).
-    pub fn resolve(mut self) -> Result<Plan, Error> {
+    /// output overwrite an input?) and says what to do.
+    pub fn resolve(self) -> Result<Action, Error> {
+        if let Some(shell) = self.completions {
+            return Ok(Action::Completions(shell));
+        }
+        if self.man {
+            return Ok(Action::Man);
+        }
+        if self.merge {
+            return self.merge_plan().map(Action::Merge);
+        }
+        self.run_plan().map(|plan| Action::Run(Box::new(plan)))
+    }
+
+    fn merge_plan(self) -> Result<MergePlan, Error> {
+        let files: Vec<PathBuf> = self
+            .inputs
+            .iter()
+            .filter(|p| p.as_os_str() != "-")
+            .cloned()
+            .collect();
+        if files.is_empty() || files.len() != self.inputs.len() {
+            return Err(Error::Usage(
+                "--merge needs the shard output files as arguments (not stdin)".into(),
+            ));
+        }
+        if let Some(out) = &self.output {
+            refuse_to_clobber(out, &files, false)?;
+        }
+        Ok(MergePlan {
+            files,
+            output: self.output,
+            format: self.format,
+            quiet: self.quiet,
+        })
+    }
+
+    fn run_plan(mut self) -> Result<Plan, Error> {
         let sources = self.sources()?;
         if let Some(out) = &self.output {
             let files: Vec<PathBuf> = sources
@@ -308,14 +364,7 @@ impl Args {
                     Source::Stdin => None,
                 })
                 .collect();
-            let reads_stdin = sources.contains(&Source::Stdin);
-            if let Some(input) = output::clobbers_input(out, &files, reads_stdin) {
-                return Err(Error::Usage(format!(
-                    "the output file '{}' is also the input ({input}); writing it would destroy \
-                     the list",
-                    out.display()
-                )));
-            }
+            refuse_to_clobber(out, &files, sources.contains(&Source::Stdin))?;
         }
         let extract = ExtractSpec {
             title: !self.no_title,
@@ -467,6 +516,17 @@ impl Args {
     }
 }
 
+/// An output that would overwrite one of the inputs is a usage error.
+fn refuse_to_clobber(out: &Path, files: &[PathBuf], reads_stdin: bool) -> Result<(), Error> {
+    match output::clobbers_input(out, files, reads_stdin) {
+        Some(input) => Err(Error::Usage(format!(
+            "the output file '{}' is also an input ({input}); writing it would destroy it",
+            out.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Header and value columns need names of their own: not a built-in column's, not another's.
 fn check_column_names(
     extract: &ExtractSpec,
@@ -599,8 +659,25 @@ mod tests {
         assert_eq!(args.rate.unwrap().interval(), Duration::from_millis(100));
         assert_eq!(args.timeout, Duration::from_millis(500));
         assert_eq!(args.max_body, 1 << 20);
-        let plan = args.resolve().unwrap();
+        let plan = run_plan(args);
         assert_eq!(plan.sources, [Source::File("a.txt".into()), Source::Stdin]);
+    }
+
+    fn run_plan(args: Args) -> Plan {
+        match args.resolve() {
+            Ok(Action::Run(plan)) => *plan,
+            _ => panic!("a run"),
+        }
+    }
+
+    #[test]
+    fn merge_and_the_other_commands_resolve_apart() {
+        let merge = Args::try_parse_ordered_from(["fetch", "--merge", "a.csv", "b.csv"]).unwrap();
+        assert!(matches!(merge.resolve(), Ok(Action::Merge(plan)) if plan.files.len() == 2));
+        let stdin = Args::try_parse_ordered_from(["fetch", "--merge", "-"]).unwrap();
+        assert!(matches!(stdin.resolve(), Err(Error::Usage(_))));
+        let man = Args::try_parse_ordered_from(["fetch", "--man"]).unwrap();
+        assert!(matches!(man.resolve(), Ok(Action::Man)));
     }
 
     #[test]
@@ -616,7 +693,7 @@ mod tests {
             "a",
         ])
         .unwrap();
-        let plan = args.resolve().unwrap();
+        let plan = run_plan(args);
         let names: Vec<&str> = plan.config.extract.value_names().collect();
         assert_eq!(names, ["price", "tags", "h"]);
     }

@@ -1,7 +1,7 @@
 //! Exit codes: the contract with cron wrappers and scripts. Documented in the README; never
 //! renumber.
 
-use crate::stop::StopReason;
+use fetch::StopReason;
 
 /// The run completed: every line has a row, whatever the HTTP statuses.
 pub const OK: i32 = 0;

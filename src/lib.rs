@@ -38,7 +38,6 @@
 pub mod cli;
 pub mod config;
 pub mod error;
-pub mod exit;
 pub mod extract;
 pub mod fetch;
 pub mod human;

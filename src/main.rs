@@ -1,13 +1,15 @@
 //! The `fetch` binary: parse options, open inputs and output, run the library, map the outcome
-//! to an exit code (see `fetch::exit`).
+//! to an exit code (`exit.rs`, which only the binary knows).
 
 use std::io::Write;
 use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 use clap::CommandFactory;
-use fetch::cli::{Args, Plan};
-use fetch::{Error, Inputs, Output, Pipeline, Stop, StopReason, exit};
+use fetch::cli::{Action, Args, MergePlan, Plan};
+use fetch::{Error, Inputs, Output, Pipeline, Stop, StopReason};
+
+mod exit;
 
 /// mimalloc's `arena_eager_commit` option (its index in mimalloc 3's `mi_option_e`).
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
@@ -38,22 +40,23 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     write_errors_not_signals();
-    let args = Args::parse_ordered();
-    if let Some(shell) = args.completions {
-        print_completions(shell);
-        return ExitCode::SUCCESS;
-    }
-    if args.man {
-        return match print_man() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::from(exit::IO_ERROR as u8),
-        };
-    }
-    let result = if args.merge {
-        merge(args)
-    } else {
-        args.resolve().and_then(run)
-    };
+    let result = Args::parse_ordered()
+        .resolve()
+        .and_then(|action| match action {
+            Action::Run(plan) => run(*plan),
+            Action::Merge(plan) => merge(plan),
+            Action::Completions(shell) => {
+                print_completions(shell);
+                Ok(exit::OK)
+            }
+            Action::Man => print_man()
+                .map(|()| exit::OK)
+                .map_err(|source| Error::Write {
+                    source,
+                    partial: None,
+                    rows: None,
+                }),
+        });
     let code = match result {
         Ok(code) => code,
         Err(error) => {
@@ -93,7 +96,9 @@ fn run(plan: Plan) -> Result<i32, Error> {
     let runtime = runtime(plan.threads)?;
     let summary = runtime.block_on(async {
         let stop = Stop::new();
-        let signals = fetch::stop::watch_signals(stop.clone()).map_err(Error::Thread)?;
+        // A second Ctrl-C or SIGTERM exits at once: the user does not want to wait.
+        let exit_now = |reason| std::process::exit(exit::for_stop(reason));
+        let signals = fetch::stop::watch_signals(stop.clone(), exit_now).map_err(Error::Thread)?;
         let summary = pipeline.run(inputs, output, stop).await;
         signals.abort();
         summary
@@ -140,35 +145,17 @@ fn runtime(threads: NonZeroUsize) -> Result<tokio::runtime::Runtime, Error> {
 }
 
 /// `--merge`: shard outputs into one file, header once, rows by line.
-fn merge(args: Args) -> Result<i32, Error> {
-    let files: Vec<std::path::PathBuf> = args
-        .inputs
-        .iter()
-        .filter(|p| p.as_os_str() != "-")
-        .cloned()
-        .collect();
-    if files.is_empty() || files.len() != args.inputs.len() {
-        return Err(Error::Usage(
-            "--merge needs the shard output files as arguments (not stdin)".into(),
-        ));
-    }
-    if let Some(path) = &args.output
-        && let Some(input) = fetch::output::clobbers_input(path, &files, false)
-    {
-        return Err(Error::Usage(format!(
-            "the output file '{}' is also an input ({input})",
-            path.display()
-        )));
-    }
-    let output = match &args.output {
+fn merge(plan: MergePlan) -> Result<i32, Error> {
+    let output = match &plan.output {
         Some(path) => Output::create(path)?,
         None => Output::stdout(),
     };
-    let rows = fetch::output::merge(&files, args.format, output)?;
-    if !args.quiet {
+    let rows = fetch::output::merge(&plan.files, plan.format, output)?;
+    if !plan.quiet {
         say(&format!(
-            "fetch: merged {rows} rows from {} files",
-            files.len()
+            "fetch: merged {} from {}",
+            fetch::human::count(rows, "row"),
+            fetch::human::count(plan.files.len() as u64, "file")
         ));
     }
     Ok(exit::OK)

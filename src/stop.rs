@@ -145,10 +145,14 @@ impl Listener {
 }
 
 /// Listens for SIGINT and SIGTERM for the life of the process: the first stops the run
-/// gracefully; a second one (of either) exits at once with the matching code, for when the user
-/// does not want to wait for in-flight requests to be recorded.
+/// gracefully; a second one (of either) goes to `again`, for when the user does not want to
+/// wait for in-flight requests to be recorded. What to do then (the binary exits at once) is
+/// the caller's business: the library never ends the process.
 #[cfg(unix)]
-pub fn watch_signals(stop: Stop) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn watch_signals(
+    stop: Stop,
+    again: impl FnOnce(StopReason) + Send + 'static,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
 
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -162,7 +166,8 @@ pub fn watch_signals(stop: Stop) -> std::io::Result<tokio::task::JoinHandle<()>>
                 else => return,
             };
             if seen {
-                std::process::exit(crate::exit::for_stop(reason));
+                again(reason);
+                return;
             }
             seen = true;
             stop.trigger(reason);
@@ -172,13 +177,16 @@ pub fn watch_signals(stop: Stop) -> std::io::Result<tokio::task::JoinHandle<()>>
 
 /// Ctrl-C only, where there are no Unix signals.
 #[cfg(not(unix))]
-pub fn watch_signals(stop: Stop) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn watch_signals(
+    stop: Stop,
+    again: impl FnOnce(StopReason) + Send + 'static,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     Ok(tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             stop.trigger(StopReason::Interrupted);
         }
         if tokio::signal::ctrl_c().await.is_ok() {
-            std::process::exit(crate::exit::INTERRUPTED);
+            again(StopReason::Interrupted);
         }
     }))
 }
