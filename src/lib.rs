@@ -3,12 +3,24 @@
 //! The pipeline flows one way, one module per stage:
 //!
 //! ```text
-//! input ──jobs──▶ schedule (limits, stop) ──▶ fetch (one request) ──rows──▶ output ──▶ report
+//!            Job (line, text, URL or why not)     Attempt (timings, status, failure)
+//! input ───────────────────────────────▶ schedule ──────────▶ fetch (one request)
+//! (thread)   bounded channel              (limits,  ◀──────────   │ body bytes, as they come
+//!                                          retries,   Hop          ▼
+//!                                          stop)               extract (title, values, hash;
+//!                                            │                 a thread pool, never the loop)
+//!                                            │ Row (one per line)
+//!                                            ▼
+//!                                          output (CSV/JSONL; a thread) ──▶ report (tally)
+//!                                            bounded channel                  summary, progress
 //! ```
 //!
-//! Channels between stages are bounded and a concurrency permit is taken before a task is
-//! spawned, so memory depends on `--concurrency` and the channel sizes, never on the length of
-//! the list. Every non-skipped input line becomes exactly one row, whatever happens to it.
+//! This file puts the stages together, and wires the side features that touch several of
+//! them: the skip filter (`--shard`, `--resume`, `--dedupe`) handed to input as a closure, the
+//! row count the progress bar shows, the extraction pool the scheduler's tasks use. Channels
+//! between stages are bounded and a concurrency permit is taken before a task is spawned, so
+//! memory depends on `--concurrency` and the channel sizes, never on the length of the list.
+//! Every non-skipped input line becomes exactly one row, whatever happens to it.
 //!
 //! The binary is a thin layer over [`run`]; tests, examples and benchmarks drive the same
 //! function:
@@ -48,9 +60,11 @@ pub mod report;
 pub mod retry;
 pub mod row;
 pub mod schedule;
+mod skip;
 pub mod stop;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -62,11 +76,13 @@ pub use crate::output::Output;
 pub use crate::report::Summary;
 pub use crate::stop::{Stop, StopReason};
 
-use crate::extract::Extractor;
+use crate::extract::{ExtractPool, Extractor};
 use crate::fetch::{Fetcher, Transport};
-use crate::input::{Dedupe, Skip};
+use crate::input::Dedupe;
 use crate::output::{ColumnSpec, Columns, Layout, OrderGate};
 use crate::report::{Counters, Progress, Tally};
+use crate::schedule::Work;
+use crate::skip::Skip;
 
 /// The UTF-8 byte-order mark: skipped at the start of an input, written with `--bom`, skipped
 /// again when a resumed or merged file starts with it.
@@ -137,16 +153,16 @@ impl Pipeline {
         let extractor = Arc::new(Extractor::new(config.extract.clone()));
         let started = Instant::now();
         let counters = Arc::new(Counters::default());
-        let progress = Progress::start(
-            config.progress,
-            Arc::clone(&counters),
-            inputs.countable_files(),
-        );
+        let total = inputs.countable_files().map(|files| {
+            Box::new(move |abandon: &AtomicBool| input::count_rows(&files, abandon))
+                as report::RowCount
+        });
+        let progress = Progress::start(config.progress, Arc::clone(&counters), total);
 
         let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE);
         let order = config.ordered.map(OrderGate::new);
         let carried = output.carried.take();
-        let skip = Skip {
+        let mut skip = Skip {
             shard: config.shard,
             recorded: output.recorded.take(),
             dedupe: config.dedupe.then(Dedupe::default),
@@ -161,7 +177,7 @@ impl Pipeline {
             stop.clone(),
         )?;
         let jobs = inputs
-            .spawn_reader(JOB_QUEUE, skip)
+            .spawn_reader(JOB_QUEUE, move |job| skip.keep(job))
             .map_err(Error::Thread)?;
         let deadline = config
             .max_time
@@ -176,17 +192,12 @@ impl Pipeline {
             })
         });
 
-        let scheduled = schedule::run(
-            &config,
+        let work = Work {
             fetcher,
-            extractor,
-            order,
-            jobs,
-            row_tx,
-            stop.clone(),
-            deadline,
-        )
-        .await;
+            extract: ExtractPool::start(extractor, cores()).map_err(Error::Thread)?,
+        };
+        let scheduled =
+            schedule::run(&config, work, order, jobs, row_tx, stop.clone(), deadline).await;
         if let Some(watch) = deadline_watch {
             watch.abort();
         }
@@ -225,6 +236,11 @@ fn layout(config: &Config) -> Result<Layout, Error> {
         header: config.header,
         bom: config.bom,
     })
+}
+
+/// Threads for HTML parsing: one per core.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
 }
 
 /// Builds a [`Pipeline`] from `config` and runs it; see [`Pipeline::run`].

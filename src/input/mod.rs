@@ -22,11 +22,11 @@ use crate::error::Error;
 use crate::redact::redact;
 use crate::row::{ErrorKind, Failure};
 
+mod dedupe;
 mod shard;
-mod skip;
 
+pub use self::dedupe::Dedupe;
 pub use self::shard::{INDEX_VARIABLES, Shard, ShardArg, shard_of};
-pub use self::skip::{Dedupe, Recorded, Skip, cell_key};
 
 /// Lines longer than this are not URLs anyone can fetch (servers reject request lines past
 /// 8 KiB); the row says so instead of the line's bytes occupying memory.
@@ -126,18 +126,19 @@ impl Inputs {
         (!self.has_stdin && self.files.len() == self.readers.len()).then(|| self.files.clone())
     }
 
-    /// Starts the reading thread. Jobs arrive on the returned channel in input order; a read
-    /// error arrives as the last item. The thread ends at end of input or when the receiver is
-    /// dropped (which is how a stopped run stops reading).
+    /// Starts the reading thread. Jobs for which `keep` says yes arrive on the returned
+    /// channel in input order (numbered from 0 in `seq`); a read error arrives as the last item.
+    /// The thread ends at end of input or when the receiver is dropped (which is how a stopped
+    /// run stops reading).
     pub(crate) fn spawn_reader(
         self,
         capacity: usize,
-        skip: Skip,
+        keep: impl FnMut(&Job) -> bool + Send + 'static,
     ) -> io::Result<mpsc::Receiver<Result<Job, Error>>> {
         let (tx, rx) = mpsc::channel(capacity);
         thread::Builder::new()
             .name("fetch-input".into())
-            .spawn(move || read_all(self.readers, skip, &tx))?;
+            .spawn(move || read_all(self.readers, keep, &tx))?;
         Ok(rx)
     }
 }
@@ -159,7 +160,7 @@ fn open_input(path: &Path) -> Result<File, Error> {
 
 fn read_all(
     readers: Vec<(String, Box<dyn Read + Send>)>,
-    mut skip: Skip,
+    mut keep: impl FnMut(&Job) -> bool,
     tx: &mpsc::Sender<Result<Job, Error>>,
 ) {
     let mut line_number = 0u64;
@@ -181,7 +182,7 @@ fn read_all(
             let Some(mut job) = classify(line_number, raw, &mut targets) else {
                 continue;
             };
-            if !skip.keep(&job) {
+            if !keep(&job) {
                 continue;
             }
             job.seq = seq;

@@ -21,8 +21,8 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use super::resume::Recorded;
 use crate::error::Error;
-use crate::input::Recorded;
 use crate::report::Totals;
 
 /// Where rows go. Opened before the run starts, so an unwritable path fails before any request.

@@ -24,7 +24,7 @@ pub use self::columns::{
 pub use self::file::{Output, ReplacingFile, clobbers_input, follow_symlink, partial_path};
 pub use self::merge::merge;
 pub use self::order::OrderGate;
-pub use self::resume::resume;
+pub use self::resume::{Recorded, cell_key, resume};
 pub use self::writer::RowWriter;
 
 use std::io;

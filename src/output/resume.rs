@@ -16,12 +16,64 @@ use std::time::Duration;
 use super::file::{Destination, create_own, follow_symlink, open_own_partial, partial_path};
 use super::{Format, Layout, Output, skip_bom};
 use crate::error::Error;
-use crate::input::{Recorded, cell_key};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use super::is_formula_like;
 use crate::report::Totals;
 use crate::row::ErrorKind;
 
 /// Error kinds of rows the earlier run did not finish: they are done again.
 const UNFINISHED: [ErrorKind; 2] = [ErrorKind::Cancelled, ErrorKind::Deadline];
+
+/// Lines a previous run recorded: line number → a hash of its `url` cell as written.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Sorted by line.
+    entries: Vec<(u64, u64)>,
+    /// Whether the cells were written spreadsheet-safe (a formula-like URL then has a `'`).
+    spreadsheet_safe: bool,
+}
+
+impl Recorded {
+    /// `entries` are (line, [`cell_key`] of the `url` cell) pairs, in any order.
+    pub fn new(mut entries: Vec<(u64, u64)>, spreadsheet_safe: bool) -> Recorded {
+        entries.sort_unstable();
+        entries.dedup_by_key(|(line, _)| *line);
+        Recorded {
+            entries,
+            spreadsheet_safe,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether `line`, whose trimmed text is `text`, is recorded: same line number, same URL
+    /// (a changed list is not mistaken for the old one).
+    pub fn contains(&self, line: u64, text: &str) -> bool {
+        let Ok(at) = self.entries.binary_search_by_key(&line, |(l, _)| *l) else {
+            return false;
+        };
+        let written = if self.spreadsheet_safe && is_formula_like(text) {
+            cell_key(&format!("'{text}"))
+        } else {
+            cell_key(text)
+        };
+        self.entries.get(at).is_some_and(|(_, key)| *key == written)
+    }
+}
+
+/// The key of a `url` cell as written in an output file.
+pub fn cell_key(cell: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    cell.hash(&mut hasher);
+    hasher.finish()
+}
 
 /// Opens `path` for a resumed run: the earlier rows are kept, the lines they cover returned.
 pub fn resume(path: &Path, layout: &Layout) -> Result<Output, Error> {

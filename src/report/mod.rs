@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-pub use self::progress::Progress;
+pub use self::progress::{Progress, RowCount};
 pub use self::summary::{Counts, Latency, Resumed, Summary};
 use crate::row::{ErrorKind, Row};
 use crate::stop::StopReason;

@@ -1,7 +1,6 @@
 //! The progress bar on stderr. Hidden unless asked for (stderr a terminal, no `--quiet`); when
 //! shown it is redrawn from the counters on a timer, so the request path never touches it.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -9,7 +8,10 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Counters;
-use crate::input;
+
+/// Counts the rows the run will write, for a bar with a total; gives up when its flag is set.
+/// Runs on a thread of its own while the run goes on.
+pub type RowCount = Box<dyn FnOnce(&AtomicBool) -> std::io::Result<u64> + Send>;
 
 pub struct Progress {
     bar: ProgressBar,
@@ -20,9 +22,9 @@ pub struct Progress {
 const TICK: Duration = Duration::from_millis(200);
 
 impl Progress {
-    /// Starts drawing when `visible`; with `files`, counts their rows in the background so the
-    /// bar can show a total.
-    pub fn start(visible: bool, counters: Arc<Counters>, files: Option<Vec<PathBuf>>) -> Progress {
+    /// Starts drawing when `visible`; with `count`, counts the rows to come in the background
+    /// so the bar can show a total.
+    pub fn start(visible: bool, counters: Arc<Counters>, count: Option<RowCount>) -> Progress {
         let done = Arc::new(AtomicBool::new(false));
         if !visible {
             return Progress {
@@ -34,8 +36,8 @@ impl Progress {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(5));
         bar.set_style(spinner_style());
         let total = Arc::new(AtomicU64::new(u64::MAX));
-        if let Some(files) = files {
-            count_in_background(files, Arc::clone(&total), Arc::clone(&done));
+        if let Some(count) = count {
+            count_in_background(count, Arc::clone(&total), Arc::clone(&done));
         }
         let ticker = tokio::spawn(tick(bar.clone(), counters, total, Arc::clone(&done)));
         Progress {
@@ -84,13 +86,13 @@ async fn tick(
     }
 }
 
-fn count_in_background(files: Vec<PathBuf>, total: Arc<AtomicU64>, done: Arc<AtomicBool>) {
+fn count_in_background(count: RowCount, total: Arc<AtomicU64>, done: Arc<AtomicBool>) {
     // A progress nicety: if the thread cannot start or a file cannot be re-read, the bar simply
     // stays a spinner.
     let _ = std::thread::Builder::new()
         .name("fetch-count".into())
         .spawn(move || {
-            if let Ok(rows) = input::count_rows(&files, &done) {
+            if let Ok(rows) = count(&done) {
                 total.store(rows, Ordering::Relaxed);
             }
         });

@@ -43,7 +43,7 @@ use self::hosts::{HostKey, Hosts, Pending};
 use self::pace::Pacer;
 use crate::config::{Config, Rate};
 use crate::error::Error;
-use crate::extract::{ExtractPool, Extractor};
+use crate::extract::ExtractPool;
 use crate::fetch::Transport;
 use crate::input::Job;
 use crate::output::OrderGate;
@@ -101,6 +101,14 @@ impl Limiters {
     }
 }
 
+/// What a request task hands each job to: the request, then the extraction of what its body
+/// left.
+pub(crate) struct Work {
+    pub fetcher: Arc<dyn Transport>,
+    /// Where captured bodies are parsed: off the async workers.
+    pub extract: ExtractPool,
+}
+
 /// What request tasks share.
 struct Shared {
     fetcher: Arc<dyn Transport>,
@@ -146,11 +154,9 @@ enum Done {
 /// The dispatcher runs as a task of its own on the runtime's workers, not on the caller's
 /// thread: every finished request reports to it, and waking a worker that is already running is
 /// far cheaper than waking a parked `block_on` thread tens of thousands of times a second.
-#[allow(clippy::too_many_arguments)] // The stages it wires together; each is needed once.
 pub(crate) async fn run(
     config: &Config,
-    fetcher: Arc<dyn Transport>,
-    extractor: Arc<Extractor>,
+    work: Work,
     order: Option<Arc<OrderGate>>,
     jobs: mpsc::Receiver<Result<Job, Error>>,
     rows: mpsc::Sender<Row>,
@@ -161,8 +167,8 @@ pub(crate) async fn run(
     // Every task in flight sends exactly one report, so this never fills.
     let (done_tx, done_rx) = mpsc::channel(concurrency);
     let shared = Arc::new(Shared {
-        fetcher,
-        extract: ExtractPool::start(extractor, cores()).map_err(Error::Thread)?,
+        fetcher: work.fetcher,
+        extract: work.extract,
         retry: config.retry,
         deadline,
         rows,
@@ -452,8 +458,4 @@ impl Dispatcher {
             }
         }
     }
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
 }
