@@ -26,7 +26,7 @@ use crate::extract::{
 };
 use crate::input::{ShardArg, Source};
 use crate::output::{self, Format};
-use crate::retry::RetryPolicy;
+use crate::schedule::RetryPolicy;
 
 const AFTER_HELP: &str = "\
 Examples:

@@ -57,7 +57,6 @@ pub mod input;
 pub mod output;
 pub mod redact;
 pub mod report;
-pub mod retry;
 pub mod row;
 pub mod schedule;
 mod skip;

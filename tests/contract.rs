@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use fetch::fetch::{Attempt, BodySink, Hop, Transport};
 use fetch::input::MAX_LINE_BYTES;
-use fetch::retry::RetryPolicy;
+use fetch::schedule::RetryPolicy;
 use fetch::row::{ErrorKind, Failure};
 use fetch::{Config, Inputs, Output, Pipeline, Stop, StopReason, Summary};
 use futures::future::BoxFuture;

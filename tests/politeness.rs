@@ -3,7 +3,7 @@
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
-use fetch::retry::RetryPolicy;
+use fetch::schedule::RetryPolicy;
 use fetch::{Stop, StopReason};
 
 use crate::support::server::TestServer;

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use fetch::retry::parse_retry_after;
+use fetch::fetch::parse_retry_after;
 use libfuzzer_sys::fuzz_target;
 
 /// HTTP dates stop at the year 9999.

@@ -19,6 +19,7 @@ mod decode;
 mod pool;
 mod proxy;
 mod resolve;
+mod retry_after;
 mod tls;
 mod transport;
 
@@ -40,7 +41,6 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::human;
 use crate::redact::{basic_auth, into_shown, redact, without_credentials};
-use crate::retry::parse_retry_after;
 use crate::row::{ErrorKind, Failure, TlsFacts};
 
 use self::classify::{classify_body, classify_request, is_transient};
@@ -49,6 +49,7 @@ use self::decode::DecodedBody;
 use self::pool::{Lease, Pool};
 pub use self::proxy::{NoProxy, Proxies, Proxy, ProxySettings};
 pub use self::resolve::{BoundedResolver, lookup_slots};
+pub use self::retry_after::parse_retry_after;
 pub use self::transport::Transport;
 
 /// What one attempt at a URL observed. Filled in as the request progresses, so that a request cut

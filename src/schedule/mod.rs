@@ -25,7 +25,12 @@
 
 mod hosts;
 mod pace;
+mod rate;
+mod retry;
 mod task;
+
+pub use self::rate::Rate;
+pub use self::retry::{BACKOFF_CAP, RetryPolicy, Verdict};
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -41,13 +46,12 @@ use tokio_util::task::TaskTracker;
 
 use self::hosts::{HostKey, Hosts, Pending};
 use self::pace::Pacer;
-use crate::config::{Config, Rate};
+use crate::config::Config;
 use crate::error::Error;
 use crate::extract::ExtractPool;
 use crate::fetch::Transport;
 use crate::input::Job;
 use crate::output::OrderGate;
-use crate::retry::RetryPolicy;
 use crate::row::Row;
 use crate::stop::{Listener, Stop, StopReason};
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::Rate;
+use super::rate::Rate;
 
 /// How far the grid may fall behind before the missed slots are forgiven, at the least: a timer
 /// that wakes a few milliseconds late on a busy machine must not cost starts at high rates.

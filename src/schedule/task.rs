@@ -12,7 +12,7 @@ use super::{Done, Report, Shared};
 use crate::extract::Extracted;
 use crate::fetch::{Attempt, Hop, version_name};
 use crate::redact::{into_shown, redact_url};
-use crate::retry::Verdict;
+use super::retry::Verdict;
 use crate::row::{ErrorKind, Failure, Row};
 use crate::stop::{Listener, StopReason};
 
