@@ -31,12 +31,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
          ftp://example.org/file\n\
          not a url\n"
     );
-    let config = Config {
-        concurrency: NonZeroUsize::new(4).expect("4 is not zero"),
-        rate: Some("20/s".parse()?),
-        timeout: Duration::from_secs(2),
-        ..Config::default()
-    };
+    // Each stage has its part of the configuration: limits for the scheduler, fetch for requests.
+    let mut config = Config::default();
+    config.limits.concurrency = NonZeroUsize::new(4).expect("4 is not zero");
+    config.limits.rate = Some("20/s".parse()?);
+    config.fetch.timeout = Duration::from_secs(2);
     let inputs = Inputs::from_reader("demo list", std::io::Cursor::new(list.into_bytes()));
     let summary = fetch::run(config, inputs, Output::stdout(), Stop::new()).await?;
     eprint!("{summary}");

@@ -17,8 +17,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use crate::config::{
-    Config, Rate, default_user_agent, parse_bytes, parse_duration, parse_header, parse_method,
-    parse_proxy, parse_resolve,
+    Config, FetchSettings, Limits, OutputOptions, Rate, default_user_agent, parse_bytes,
+    parse_duration, parse_header, parse_method, parse_proxy, parse_resolve,
 };
 use crate::error::Error;
 use crate::extract::{
@@ -236,7 +236,7 @@ pub struct Args {
 
     /// User-Agent header sent with every request. Default: fetch/<version>.
     #[arg(short = 'A', long, value_name = "TEXT", value_parser = parse_user_agent)]
-    pub user_agent: Option<String>,
+    pub user_agent: Option<HeaderValue>,
 
     /// Send every request through this proxy: http://, or https:// for TLS to the proxy;
     /// credentials in it become Proxy-Authorization. Without it, the http_proxy, https_proxy
@@ -382,38 +382,44 @@ impl Args {
             ));
         }
         let config = Config {
-            concurrency: self.concurrency,
-            rate: self.rate,
-            per_host_concurrency: self.per_host_concurrency,
-            per_host_rate: self.per_host_rate,
-            retry: RetryPolicy {
-                retries: self.retries,
-                base: self.retry_base,
-                max_retry_after: self.max_retry_after,
+            limits: Limits {
+                concurrency: self.concurrency,
+                rate: self.rate,
+                per_host_concurrency: self.per_host_concurrency,
+                per_host_rate: self.per_host_rate,
+                retry: RetryPolicy {
+                    retries: self.retries,
+                    base: self.retry_base,
+                    max_retry_after: self.max_retry_after,
+                },
+                max_time: self.max_time,
             },
-            timeout: self.timeout,
-            connect_timeout: self.connect_timeout,
-            max_time: self.max_time,
-            max_body: self.max_body,
-            follow_redirects: !self.no_follow,
-            max_redirects: self.max_redirects,
-            user_agent: self.user_agent.unwrap_or_else(default_user_agent),
-            method: self.method,
-            headers,
-            proxy: self.proxy,
-            noproxy: self.noproxy,
-            cacert: self.cacert,
-            insecure: self.insecure,
-            tls_info: self.tls_info,
-            header_columns: self.header_column,
-            resolve: self.resolve,
+            fetch: FetchSettings {
+                method: self.method,
+                user_agent: self.user_agent.unwrap_or_else(default_user_agent),
+                headers,
+                timeout: self.timeout,
+                connect_timeout: self.connect_timeout,
+                max_body: self.max_body,
+                follow_redirects: !self.no_follow,
+                max_redirects: self.max_redirects,
+                proxy: self.proxy,
+                noproxy: self.noproxy,
+                cacert: self.cacert,
+                insecure: self.insecure,
+                resolve: self.resolve,
+                tls_info: self.tls_info,
+                header_columns: self.header_column,
+            },
             extract,
-            raw: self.raw,
-            format: self.format,
-            fields: self.fields,
-            header: !self.no_header,
-            bom: self.bom,
-            ordered: self.ordered.then_some(self.order_window.max(1)),
+            output: OutputOptions {
+                format: self.format,
+                fields: self.fields,
+                raw: self.raw,
+                header: !self.no_header,
+                bom: self.bom,
+                ordered: self.ordered.then_some(self.order_window.max(1)),
+            },
             dedupe: self.dedupe,
             shard: self
                 .shard
@@ -623,9 +629,8 @@ fn parse_limit(s: &str) -> Result<Duration, String> {
 }
 
 /// A User-Agent must be a valid header value (no control characters).
-fn parse_user_agent(s: &str) -> Result<String, String> {
+fn parse_user_agent(s: &str) -> Result<HeaderValue, String> {
     HeaderValue::from_str(s)
-        .map(|_| s.to_owned())
         .map_err(|_| "the user agent has characters not allowed in an HTTP header".into())
 }
 

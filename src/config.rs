@@ -2,75 +2,30 @@
 //! durations, byte sizes). Stages see only these typed values, never option strings.
 
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use http::Method;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use url::Url;
 
 use crate::extract::ExtractSpec;
+pub use crate::fetch::Settings as FetchSettings;
 use crate::input::Shard;
-use crate::output::Format;
-pub use crate::schedule::{Rate, RetryPolicy};
+pub use crate::output::Options as OutputOptions;
+pub use crate::schedule::{Limits, Rate, RetryPolicy};
 
-/// Everything the pipeline needs to know, already checked.
+/// Everything the pipeline needs to know, already checked: one part per stage, each handed to
+/// its stage alone (ripgrep's `HiArgs` way: the stages never see the whole of it).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Most requests in flight at once.
-    pub concurrency: NonZeroUsize,
-    /// Ceiling on request starts, shared by all requests; `None` for unlimited.
-    pub rate: Option<Rate>,
-    /// Most requests in flight to one origin (scheme, host, port); `None`: only `concurrency`.
-    pub per_host_concurrency: Option<NonZeroUsize>,
-    /// Ceiling on request starts to one origin.
-    pub per_host_rate: Option<Rate>,
-    pub retry: RetryPolicy,
-    /// Whole-request limit: connect, send, headers and body.
-    pub timeout: Duration,
-    /// Limit on establishing a connection; `None` leaves only `timeout`.
-    pub connect_timeout: Option<Duration>,
-    /// Deadline for the whole run.
-    pub max_time: Option<Duration>,
-    /// Body bytes (after decoding) read per response before it is cut off.
-    pub max_body: u64,
-    /// Follow redirects (`--no-follow` records the 3xx itself).
-    pub follow_redirects: bool,
-    /// Redirects followed per URL; a longer chain is `too_many_redirects`.
-    pub max_redirects: u32,
-    pub user_agent: String,
-    /// GET or HEAD.
-    pub method: Method,
-    /// Extra request headers (`-H`).
-    pub headers: HeaderMap,
-    /// Proxy for every request; `None` leaves the usual proxy environment variables in charge.
-    pub proxy: Option<Url>,
-    /// Hosts reached without the proxy (`--noproxy`); `None` leaves `NO_PROXY` in charge.
-    pub noproxy: Option<String>,
-    /// More CA certificates to trust (`--cacert`), beside the system's.
-    pub cacert: Option<PathBuf>,
-    /// Accept any TLS certificate.
-    pub insecure: bool,
-    /// `--tls-info`: record the TLS version and the site's certificate.
-    pub tls_info: bool,
-    /// `--header-column`: response headers to write, each under a column name.
-    pub header_columns: Vec<(HeaderName, String)>,
-    /// Host names pinned to addresses, skipping DNS (`--resolve`), tried in order.
-    pub resolve: Vec<(String, Vec<IpAddr>)>,
-    /// Title, selectors, regexes, hash.
+    /// How each request is made.
+    pub fetch: FetchSettings,
+    /// When requests may start: concurrency, rates, retries, the run's deadline.
+    pub limits: Limits,
+    /// What is kept of each body: title, selectors, regexes, hash.
     pub extract: ExtractSpec,
-    /// Write cells as they are, without neutralising spreadsheet formulas.
-    pub raw: bool,
-    pub format: Format,
-    /// `--fields`: the columns to write, in order; `None` for all of them.
-    pub fields: Option<Vec<String>>,
-    /// Write the CSV header row.
-    pub header: bool,
-    /// Start the CSV with a UTF-8 byte-order mark.
-    pub bom: bool,
-    /// `--ordered`: write rows in input order, with this reorder window.
-    pub ordered: Option<usize>,
+    /// How rows are written.
+    pub output: OutputOptions,
     /// Skip URLs already seen in this run.
     pub dedupe: bool,
     /// `--shard`: take only this shard's lines.
@@ -82,37 +37,13 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            concurrency: NonZeroUsize::new(50).unwrap_or(NonZeroUsize::MIN),
-            rate: None,
-            per_host_concurrency: None,
-            per_host_rate: None,
-            retry: RetryPolicy::default(),
-            timeout: Duration::from_secs(10),
-            connect_timeout: None,
-            max_time: None,
-            max_body: 10 * 1024 * 1024,
-            follow_redirects: true,
-            max_redirects: 10,
-            user_agent: default_user_agent(),
-            method: Method::GET,
-            headers: HeaderMap::new(),
-            proxy: None,
-            noproxy: None,
-            cacert: None,
-            insecure: false,
-            tls_info: false,
-            header_columns: Vec::new(),
-            resolve: Vec::new(),
+            fetch: FetchSettings::default(),
+            limits: Limits::default(),
             extract: ExtractSpec {
                 title: true,
                 ..ExtractSpec::default()
             },
-            raw: false,
-            format: Format::Csv,
-            fields: None,
-            header: true,
-            bom: false,
-            ordered: None,
+            output: OutputOptions::default(),
             dedupe: false,
             shard: None,
             progress: false,
@@ -120,9 +51,7 @@ impl Default for Config {
     }
 }
 
-pub fn default_user_agent() -> String {
-    concat!("fetch/", env!("CARGO_PKG_VERSION")).to_owned()
-}
+pub use crate::fetch::default_user_agent;
 
 /// Parses `500ms`, `2s`, `1m`, `1h30m` (humantime's forms), or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

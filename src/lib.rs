@@ -78,7 +78,7 @@ pub use crate::stop::{Stop, StopReason};
 use crate::extract::{ExtractPool, Extractor};
 use crate::fetch::{Fetcher, Transport};
 use crate::input::Dedupe;
-use crate::output::{ColumnSpec, Columns, Layout, OrderGate};
+use crate::output::{ColumnSpec, Layout, OrderGate};
 use crate::report::{Counters, Progress, Tally};
 use crate::schedule::Work;
 use crate::skip::Skip;
@@ -103,7 +103,11 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(config: Config) -> Result<Pipeline, Error> {
         let layout = layout(&config)?;
-        let fetcher = Fetcher::new(&config)?;
+        let capacity = fetch::Capacity {
+            requests: config.limits.concurrency.get(),
+            per_origin: config.limits.per_origin().get(),
+        };
+        let fetcher = Fetcher::new(&config.fetch, capacity)?;
         Ok(Pipeline {
             config,
             fetcher: Arc::new(fetcher),
@@ -159,7 +163,7 @@ impl Pipeline {
         let progress = Progress::start(config.progress, Arc::clone(&counters), total);
 
         let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE);
-        let order = config.ordered.map(OrderGate::new);
+        let order = config.output.ordered.map(OrderGate::new);
         let carried = output.carried.take();
         let mut skip = Skip {
             shard: config.shard,
@@ -179,6 +183,7 @@ impl Pipeline {
             .spawn_reader(JOB_QUEUE, move |job| skip.keep(job))
             .map_err(Error::Thread)?;
         let deadline = config
+            .limits
             .max_time
             .map(|limit| tokio::time::Instant::now() + limit);
         let deadline_watch = deadline.map(|at| {
@@ -195,8 +200,16 @@ impl Pipeline {
             fetcher,
             extract: ExtractPool::start(extractor, cores()).map_err(Error::Thread)?,
         };
-        let scheduled =
-            schedule::run(&config, work, order, jobs, row_tx, stop.clone(), deadline).await;
+        let scheduled = schedule::run(
+            &config.limits,
+            work,
+            order,
+            jobs,
+            row_tx,
+            stop.clone(),
+            deadline,
+        )
+        .await;
         if let Some(watch) = deadline_watch {
             watch.abort();
         }
@@ -212,29 +225,21 @@ impl Pipeline {
     }
 }
 
-/// The layout `config` asks for: its format, and its columns (the defaults, or `--fields`).
+/// The layout `config` asks for: the output options, with the columns the other stages' options
+/// add (the hash, the TLS columns, header columns, selector and regex values).
 fn layout(config: &Config) -> Result<Layout, Error> {
     let spec = ColumnSpec {
         hash: config.extract.hash,
-        tls_info: config.tls_info,
+        tls_info: config.fetch.tls_info,
         headers: config
+            .fetch
             .header_columns
             .iter()
             .map(|(_, c)| c.clone())
             .collect(),
         values: config.extract.value_names().map(String::from).collect(),
     };
-    let columns = match &config.fields {
-        Some(fields) => Columns::select(&spec, fields).map_err(Error::Usage)?,
-        None => Columns::new(&spec),
-    };
-    Ok(Layout {
-        columns,
-        spreadsheet_safe: !config.raw,
-        format: config.format,
-        header: config.header,
-        bom: config.bom,
-    })
+    config.output.layout(&spec).map_err(Error::Usage)
 }
 
 /// Threads for HTML parsing: one per core.

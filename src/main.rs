@@ -72,7 +72,7 @@ fn main() -> ExitCode {
 }
 
 fn run(plan: Plan) -> Result<i32, Error> {
-    allow_enough_sockets(plan.config.concurrency.get());
+    allow_enough_sockets(plan.config.limits.concurrency.get());
     // Everything that can fail is checked before the output is touched and before the first
     // request: the client, then the inputs, then the output.
     let pipeline = Pipeline::new(plan.config)?;

@@ -21,8 +21,8 @@ use std::time::{Duration, SystemTime};
 
 use fetch::fetch::{Attempt, BodySink, Hop, Transport};
 use fetch::input::MAX_LINE_BYTES;
-use fetch::schedule::RetryPolicy;
 use fetch::row::{ErrorKind, Failure};
+use fetch::schedule::RetryPolicy;
 use fetch::{Config, Inputs, Output, Pipeline, Stop, StopReason, Summary};
 use futures::future::BoxFuture;
 use proptest::prelude::*;
@@ -338,17 +338,15 @@ fn knobs_strategy() -> impl Strategy<Value = Knobs> {
 }
 
 fn config(knobs: &Knobs, ordered: bool) -> Config {
-    let defaults = Config::default();
-    Config {
-        concurrency: NonZeroUsize::new(knobs.concurrency).unwrap_or(NonZeroUsize::MIN),
-        per_host_concurrency: knobs.per_host.and_then(NonZeroUsize::new),
-        retry: RetryPolicy {
-            retries: knobs.retries,
-            ..defaults.retry
-        },
-        ordered: ordered.then_some(knobs.window),
-        ..defaults
-    }
+    let mut config = Config::default();
+    config.limits.concurrency = NonZeroUsize::new(knobs.concurrency).unwrap_or(NonZeroUsize::MIN);
+    config.limits.per_host_concurrency = knobs.per_host.and_then(NonZeroUsize::new);
+    config.limits.retry = RetryPolicy {
+        retries: knobs.retries,
+        ..config.limits.retry
+    };
+    config.output.ordered = ordered.then_some(knobs.window);
+    config
 }
 
 /// Runs the pipeline over `list` with the fake network on a paused clock; returns the summary

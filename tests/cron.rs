@@ -93,9 +93,9 @@ async fn ordered_output_follows_the_input() {
         .map(|i| server.url(&format!("/slow/{}/{i}", (i * 37) % 50)) + "\n")
         .collect();
     let mut config = config();
-    config.concurrency = std::num::NonZeroUsize::new(20).unwrap();
+    config.limits.concurrency = std::num::NonZeroUsize::new(20).unwrap();
     let (_, unordered) = run_list(config.clone(), &list).await;
-    config.ordered = Some(10_000);
+    config.output.ordered = Some(10_000);
     let (_, ordered) = run_list(config, &list).await;
     let lines = |t: &Table| -> Vec<u64> {
         t.column("line")
@@ -117,7 +117,7 @@ async fn a_slow_url_holds_the_window_but_no_more() {
     let mut list = server.url("/slow/1500/first") + "\n";
     list.push_str(&urls(&server.url("/ok"), 500));
     let mut config = config();
-    config.ordered = Some(50);
+    config.output.ordered = Some(50);
     let stats = std::sync::Arc::clone(&server.stats);
     let watcher = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(1000)).await;

@@ -73,7 +73,7 @@ fn silent(stream: TcpStream) {
 async fn outcome(behave: fn(TcpStream)) -> (String, String, String) {
     let server = RawServer::start(behave);
     let mut config = config();
-    config.timeout = Duration::from_secs(2);
+    config.fetch.timeout = Duration::from_secs(2);
     let started = Instant::now();
     let (_, table) = run_list(config, server.url("/x")).await;
     assert!(
@@ -179,7 +179,7 @@ async fn a_corrupt_body_says_which_coding() {
 async fn the_body_cap_counts_decoded_bytes() {
     let server = TestServer::start();
     let mut config = config();
-    config.max_body = 1024 * 1024;
+    config.fetch.max_body = 1024 * 1024;
     let (_, table) = run_list(
         config,
         format!("{}\n{}\n", server.url("/bomb"), server.url("/endless")),
@@ -198,7 +198,7 @@ async fn the_body_cap_counts_decoded_bytes() {
 async fn a_trickle_ends_at_the_timeout() {
     let server = TestServer::start();
     let mut config = config();
-    config.timeout = Duration::from_millis(700);
+    config.fetch.timeout = Duration::from_millis(700);
     let (_, table) = run_list(config, server.url("/trickle")).await;
     assert_eq!(table.line(1).get("error"), "timeout");
 }
@@ -209,7 +209,7 @@ async fn a_trickle_ends_at_the_timeout() {
 async fn a_connection_closed_under_a_request_is_not_the_urls_failure() {
     let server = RawServer::start(one_response_per_connection);
     let mut config = config();
-    config.concurrency = std::num::NonZeroUsize::MIN;
+    config.limits.concurrency = std::num::NonZeroUsize::MIN;
     let list: String = (0..100)
         .map(|i| format!("{}\n", server.url(&format!("/r{i}"))))
         .collect();

@@ -16,7 +16,7 @@ use crate::support::{config, run_list, urls};
 async fn concurrency_is_reached_and_never_exceeded() {
     let server = TestServer::start();
     let mut config = config();
-    config.concurrency = NonZeroUsize::new(8).unwrap();
+    config.limits.concurrency = NonZeroUsize::new(8).unwrap();
     let (summary, table) = run_list(config, urls(&server.url("/slow/100"), 80)).await;
     assert_eq!(table.len(), 80);
     assert_eq!(summary.errors(), 0, "{summary}");
@@ -27,7 +27,7 @@ async fn concurrency_is_reached_and_never_exceeded() {
 async fn rate_spreads_request_starts_without_a_burst() {
     let server = TestServer::start();
     let mut config = config();
-    config.rate = Some("20/s".parse::<Rate>().unwrap());
+    config.limits.rate = Some("20/s".parse::<Rate>().unwrap());
     let n = 30;
     let (_, table) = run_list(config, urls(&server.url("/ok"), n)).await;
     assert_eq!(table.len(), n);

@@ -51,7 +51,7 @@ async fn a_rejected_certificate_keeps_the_connection_times() {
 async fn redirect_failures_have_a_latency() {
     let server = TestServer::start();
     let mut config = config();
-    config.max_redirects = 3;
+    config.fetch.max_redirects = 3;
     let list = format!("{}\n{}\n", server.url("/loop"), server.url("/to-ftp"));
     let (_, table) = run_list(config, list).await;
     for (line, error) in [(1, "too_many_redirects"), (2, "bad_redirect")] {
@@ -91,7 +91,7 @@ async fn http_version_is_a_column() {
     let plain = TestServer::start();
     let tls = TlsServer::start();
     let mut insecure = config();
-    insecure.insecure = true;
+    insecure.fetch.insecure = true;
     let list = format!("{}\n{}\n", plain.url("/ok/1"), tls.url("/ok/2"));
     let (_, table) = run_list(insecure, list).await;
     assert_eq!(
@@ -108,10 +108,10 @@ async fn http_version_is_a_column() {
 async fn tls_info_shows_the_certificate_accepted_or_not() {
     let server = TlsServer::start();
     let mut watch = config();
-    watch.tls_info = true;
+    watch.fetch.tls_info = true;
     let list = urls(&server.url("/ok"), 2);
     let (_, rejected) = run_list(watch.clone(), &list).await;
-    watch.insecure = true;
+    watch.fetch.insecure = true;
     let (_, accepted) = run_list(watch, &list).await;
     for (table, version) in [(&rejected, ""), (&accepted, "TLSv1.3")] {
         for line in 1..=2 {
@@ -140,10 +140,12 @@ async fn response_headers_as_columns() {
         ("x-cache", "cache"),
     ] {
         config
+            .fetch
             .header_columns
             .push((name.parse().unwrap(), column.to_owned()));
     }
     config
+        .fetch
         .header_columns
         .push(("x-missing".parse().unwrap(), "missing".into()));
     let list = format!("{}\n{}\n", server.url("/tagged"), server.url("/ok/x"));
@@ -162,8 +164,8 @@ async fn response_headers_as_columns() {
 async fn optional_columns_for_redirect_audits_and_wire_sizes() {
     let server = TestServer::start();
     let mut config = config();
-    config.follow_redirects = false;
-    config.fields = Some(vec![
+    config.fetch.follow_redirects = false;
+    config.output.fields = Some(vec![
         "+location".into(),
         "content_encoding".into(),
         "wire_bytes".into(),

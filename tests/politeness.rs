@@ -18,10 +18,10 @@ async fn a_slow_host_does_not_block_a_fast_one() {
     let slow = TestServer::start();
     let fast = TestServer::start_on("127.0.0.2");
     let mut config = config();
-    config.concurrency = NonZeroUsize::new(20).unwrap();
-    config.per_host_concurrency = n(2);
+    config.limits.concurrency = NonZeroUsize::new(20).unwrap();
+    config.limits.per_host_concurrency = n(2);
     // 300 slow URLs at 2 at a time would take 45 s; the deadline ends the run long before.
-    config.max_time = Some(Duration::from_secs(3));
+    config.limits.max_time = Some(Duration::from_secs(3));
     let list = urls(&slow.url("/slow/300"), 300) + &urls(&fast.url("/ok"), 50);
     let (summary, table) = run_list(config, list).await;
     assert_eq!(summary.stopped, Some(StopReason::Deadline));
@@ -51,7 +51,7 @@ async fn per_host_rate_spaces_each_host_independently() {
     let a = TestServer::start();
     let b = TestServer::start_on("127.0.0.3");
     let mut config = config();
-    config.per_host_rate = Some("5/s".parse().unwrap());
+    config.limits.per_host_rate = Some("5/s".parse().unwrap());
     let list = urls(&a.url("/ok"), 6) + &urls(&b.url("/ok"), 6);
     let started = Instant::now();
     let (_, table) = run_list(config, list).await;
@@ -75,7 +75,7 @@ async fn per_host_rate_spaces_each_host_independently() {
 
 fn retrying(retries: u32) -> fetch::Config {
     let mut config = config();
-    config.retry = RetryPolicy {
+    config.limits.retry = RetryPolicy {
         retries,
         base: Duration::from_millis(20),
         ..RetryPolicy::default()
@@ -130,7 +130,7 @@ async fn retry_after_pauses_the_whole_host_but_not_others() {
     let limited = TestServer::start();
     let other = TestServer::start_on("127.0.0.4");
     let mut config = retrying(2);
-    config.per_host_concurrency = n(1);
+    config.limits.per_host_concurrency = n(1);
     let list = urls(&limited.url("/limited/1"), 4) + &urls(&other.url("/slow/100"), 4);
     let started = Instant::now();
     let (_, table) = run_list(config, list).await;
@@ -160,7 +160,7 @@ async fn retry_after_pauses_the_whole_host_but_not_others() {
 async fn retry_after_pauses_the_host_without_retries() {
     let limited = TestServer::start();
     let mut config = retrying(0);
-    config.per_host_concurrency = n(1);
+    config.limits.per_host_concurrency = n(1);
     let (_, table) = run_list(config, urls(&limited.url("/limited/1"), 3)).await;
     assert_eq!(table.line(1).get("status"), "429");
     assert_eq!(table.line(1).get("attempts"), "1");
@@ -189,7 +189,7 @@ async fn a_lone_url_retried_after_retry_after_finishes() {
 async fn retries_never_outlive_the_deadline() {
     let server = TestServer::start();
     let mut config = retrying(3);
-    config.max_time = Some(Duration::from_secs(2));
+    config.limits.max_time = Some(Duration::from_secs(2));
     let started = Instant::now();
     // Retry-After: 30 is capped at --max-retry-after (60 s) but is past the deadline either way.
     let (summary, table) = run_list(config, server.url("/limited/30/x")).await;
@@ -206,7 +206,7 @@ async fn retries_never_outlive_the_deadline() {
 async fn the_global_rate_bounds_retries_too() {
     let server = TestServer::start();
     let mut config = retrying(3);
-    config.rate = Some("10/s".parse().unwrap());
+    config.limits.rate = Some("10/s".parse().unwrap());
     // Each URL fails twice: 5 URLs make 15 request starts.
     let list: String = (0..5)
         .map(|i| server.url(&format!("/flaky/2/r{i}")) + "\n")
@@ -228,7 +228,7 @@ async fn the_global_rate_bounds_retries_too() {
 async fn a_stop_during_backoff_writes_the_last_outcome() {
     let server = TestServer::start();
     let mut config = config();
-    config.retry = RetryPolicy {
+    config.limits.retry = RetryPolicy {
         retries: 3,
         base: Duration::from_secs(20),
         ..RetryPolicy::default()
@@ -265,7 +265,7 @@ async fn connections_are_reused_for_a_busy_host_and_closed_for_a_lone_one() {
     let busy = TestServer::start();
     let lone = TestServer::start_on("127.0.0.5");
     let mut config = config();
-    config.concurrency = NonZeroUsize::new(4).unwrap();
+    config.limits.concurrency = NonZeroUsize::new(4).unwrap();
     // The lone host's URL sits in the middle, with a full look-ahead of other work after it.
     let list =
         urls(&busy.url("/ok"), 100) + &lone.url("/ok/only\n") + &urls(&busy.url("/ok/b"), 100);
@@ -291,7 +291,7 @@ async fn connections_are_reused_for_a_busy_host_and_closed_for_a_lone_one() {
 
 /// `names` pinned to 127.0.0.1, so one test server stands for several hosts.
 fn pinned(config: &mut fetch::Config, names: &[&str]) {
-    config.resolve = names
+    config.fetch.resolve = names
         .iter()
         .map(|n| ((*n).to_owned(), vec!["127.0.0.1".parse().unwrap()]))
         .collect();
@@ -303,7 +303,7 @@ async fn redirect_hops_obey_the_target_hosts_limits() {
     let target = TestServer::start_on("127.0.0.7");
     let names: Vec<String> = (0..8).map(|i| format!("origin{i}.test")).collect();
     let mut config = config();
-    config.per_host_concurrency = n(1);
+    config.limits.per_host_concurrency = n(1);
     pinned(
         &mut config,
         &names.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -324,9 +324,9 @@ async fn redirect_hops_obey_the_target_hosts_limits() {
 async fn waiting_between_hops_is_not_request_time_and_holds_no_slot() {
     let server = TestServer::start();
     let mut config = config();
-    config.concurrency = NonZeroUsize::new(1).unwrap();
-    config.per_host_rate = Some("1/s".parse().unwrap());
-    config.timeout = Duration::from_millis(800);
+    config.limits.concurrency = NonZeroUsize::new(1).unwrap();
+    config.limits.per_host_rate = Some("1/s".parse().unwrap());
+    config.fetch.timeout = Duration::from_millis(800);
     pinned(
         &mut config,
         &["chain.test", "y1.test", "y2.test", "y3.test"],

@@ -61,14 +61,14 @@ async fn follows_redirects_within_the_limit() {
     assert_eq!(ftp.get("status"), "301");
 
     let mut no_follow = config();
-    no_follow.follow_redirects = false;
+    no_follow.fetch.follow_redirects = false;
     let (_, table) = run_list(no_follow, server.url("/redirect/3")).await;
     assert_eq!(table.line(1).get("status"), "302");
     assert_eq!(table.line(1).get("redirects"), "0");
     assert_eq!(table.line(1).get("error"), "");
 
     let mut none_allowed = config();
-    none_allowed.max_redirects = 0;
+    none_allowed.fetch.max_redirects = 0;
     let (_, table) = run_list(none_allowed, server.url("/redirect/3")).await;
     assert_eq!(table.line(1).get("status"), "302");
     assert_eq!(table.line(1).get("error"), "too_many_redirects");
@@ -78,7 +78,7 @@ async fn follows_redirects_within_the_limit() {
 async fn max_body_truncates_and_says_so() {
     let server = TestServer::start();
     let mut config = config();
-    config.max_body = 1000;
+    config.fetch.max_body = 1000;
     let (_, table) = run_list(config, server.url("/size/50000")).await;
     let row = table.line(1);
     assert_eq!(row.get("status"), "200");
@@ -95,7 +95,7 @@ async fn max_body_truncates_and_says_so() {
 async fn silent_server_times_out_near_the_limit() {
     let silent = RawServer::start(silent);
     let mut config = config();
-    config.timeout = Duration::from_millis(500);
+    config.fetch.timeout = Duration::from_millis(500);
     let started = Instant::now();
     let (_, table) = run_list(config, urls(&silent.url("/x"), 3)).await;
     let elapsed = started.elapsed();
@@ -120,7 +120,7 @@ async fn silent_server_times_out_near_the_limit() {
 async fn trickling_body_times_out_with_what_it_read() {
     let server = TestServer::start();
     let mut config = config();
-    config.timeout = Duration::from_millis(800);
+    config.fetch.timeout = Duration::from_millis(800);
     let started = Instant::now();
     let (_, table) = run_list(config, server.url("/trickle")).await;
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -161,7 +161,7 @@ async fn stop_cancels_in_flight_requests_promptly() {
         trigger.trigger(StopReason::Interrupted);
     });
     let mut config = config();
-    config.concurrency = std::num::NonZeroUsize::new(5).unwrap();
+    config.limits.concurrency = std::num::NonZeroUsize::new(5).unwrap();
     let started = Instant::now();
     let (summary, table) = run_list_with_stop(config, urls(&server.url("/hang"), 100), stop).await;
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -175,8 +175,8 @@ async fn stop_cancels_in_flight_requests_promptly() {
 async fn deadline_records_in_flight_requests() {
     let server = TestServer::start();
     let mut config = config();
-    config.concurrency = std::num::NonZeroUsize::new(4).unwrap();
-    config.max_time = Some(Duration::from_millis(700));
+    config.limits.concurrency = std::num::NonZeroUsize::new(4).unwrap();
+    config.limits.max_time = Some(Duration::from_millis(700));
     let list = format!(
         "{}\n{}",
         server.url("/ok/first"),
@@ -210,8 +210,8 @@ async fn awkward_values_round_trip_through_csv() {
 async fn lines_still_waiting_on_the_rate_get_no_row() {
     let server = TestServer::start();
     let mut config = config();
-    config.rate = Some("4/s".parse().unwrap());
-    config.max_time = Some(Duration::from_millis(1100));
+    config.limits.rate = Some("4/s".parse().unwrap());
+    config.limits.max_time = Some(Duration::from_millis(1100));
     let (summary, table) = run_list(config, urls(&server.url("/ok"), 40)).await;
     assert_eq!(summary.stopped, Some(StopReason::Deadline));
     // Starts at about 0, 250, 500, 750 and 1000 ms; the rest were waiting on the rate and are
@@ -255,7 +255,7 @@ async fn raw_utf8_in_location_is_followed() {
 async fn a_zero_deadline_starts_nothing() {
     let server = TestServer::start();
     let mut config = config();
-    config.max_time = Some(Duration::ZERO);
+    config.limits.max_time = Some(Duration::ZERO);
     let (summary, table) = run_list(config, urls(&server.url("/ok"), 20)).await;
     assert_eq!(summary.stopped, Some(StopReason::Deadline));
     assert_eq!(table.len(), 0);

@@ -63,7 +63,7 @@ async fn formulas_are_neutralised_unless_raw() {
     assert_eq!(table.line(2).get("attempts"), "0", "numbers are untouched");
 
     let mut raw = config();
-    raw.raw = true;
+    raw.output.raw = true;
     let (_, table) = run_list(raw, format!("{url}\n")).await;
     assert_eq!(
         table.line(1).get("title"),
@@ -120,10 +120,10 @@ async fn selectors_regexes_and_hash_fill_their_columns() {
 async fn timing_columns_are_filled_in_order() {
     let server = TestServer::start();
     let mut config = config();
-    config.concurrency = NonZeroUsize::new(1).unwrap();
+    config.limits.concurrency = NonZeroUsize::new(1).unwrap();
     // Spaced out, so the first connection is back in the pool when the second request starts.
-    config.rate = Some("10/s".parse::<Rate>().unwrap());
-    config.resolve = vec![("pages.test".into(), vec!["127.0.0.1".parse().unwrap()])];
+    config.limits.rate = Some("10/s".parse::<Rate>().unwrap());
+    config.fetch.resolve = vec![("pages.test".into(), vec!["127.0.0.1".parse().unwrap()])];
     let by_ip = server.url("/ok/1");
     let by_name = format!("http://localhost:{}/ok/2", server.addr.port());
     let again = format!("http://localhost:{}/ok/3", server.addr.port());
@@ -159,7 +159,7 @@ async fn timing_columns_are_filled_in_order() {
 async fn tls_time_falls_between_connect_and_first_byte() {
     let server = TlsServer::start();
     let mut config = config();
-    config.insecure = true;
+    config.fetch.insecure = true;
     let (_, table) = run_list(config, server.url("/ok/tls")).await;
     let row = table.line(1);
     let num = |col: &str| -> f64 { row.get(col).parse().unwrap() };
@@ -170,8 +170,8 @@ async fn tls_time_falls_between_connect_and_first_byte() {
 async fn queue_time_counts_waiting_for_a_slot() {
     let server = TestServer::start();
     let mut config = config();
-    config.concurrency = NonZeroUsize::new(2).unwrap();
-    config.ordered = Some(100);
+    config.limits.concurrency = NonZeroUsize::new(2).unwrap();
+    config.output.ordered = Some(100);
     let (_, table) = run_list(config, crate::support::urls(&server.url("/slow/100"), 10)).await;
     let queued: Vec<f64> = table
         .column("queue_ms")
@@ -187,7 +187,7 @@ async fn queue_time_counts_waiting_for_a_slot() {
 async fn queue_time_counts_waiting_on_limits() {
     let server = TestServer::start();
     let mut config = config();
-    config.rate = Some("10/s".parse::<Rate>().unwrap());
+    config.limits.rate = Some("10/s".parse::<Rate>().unwrap());
     let list: String = (0..4)
         .map(|i| server.url(&format!("/ok/{i}")) + "\n")
         .collect();

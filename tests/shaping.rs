@@ -26,7 +26,7 @@ async fn default_user_agent_and_get() {
 async fn head_requests_have_no_body() {
     let server = TestServer::start();
     let mut config = config();
-    config.method = Method::HEAD;
+    config.fetch.method = Method::HEAD;
     let (_, table) = run_list(config, server.url("/size/5000")).await;
     assert_eq!(server.stats.seen()[0].method, Method::HEAD);
     assert_eq!(table.line(1).get("status"), "200");
@@ -42,7 +42,7 @@ async fn host_is_the_urls_unless_given() {
 
     let mut config = config();
     let (name, value) = parse_header("Host: vhost.test").unwrap();
-    config.headers.append(name, value);
+    config.fetch.headers.append(name, value);
     let (_, table) = run_list(config, server.url("/ok/vhost")).await;
     assert_eq!(table.line(1).get("status"), "200");
     let seen = server.stats.seen();
@@ -64,7 +64,7 @@ async fn headers_are_sent_and_credentials_stay_on_their_origin() {
         headers.append(name, value);
     }
     let mut config = config();
-    config.headers = headers;
+    config.fetch.headers = headers;
     let same = first.url("/goto?to=/ok/same");
     let away = first.url(&format!("/goto?to={}", other.url("/ok/away")));
     let (_, table) = run_list(config, format!("{same}\n{away}\n")).await;
@@ -88,7 +88,7 @@ async fn headers_are_sent_and_credentials_stay_on_their_origin() {
 async fn proxy_receives_absolute_form_requests() {
     let proxy = TestServer::start();
     let mut config = config();
-    config.proxy = Some(parse_proxy(&proxy.url("")).unwrap());
+    config.fetch.proxy = Some(parse_proxy(&proxy.url("")).unwrap());
     // The origin's name is never resolved: the proxy is asked for it.
     let (_, table) = run_list(config, "http://origin.invalid/ok/via-proxy\n").await;
     assert_eq!(table.line(1).get("status"), "200");
@@ -110,7 +110,7 @@ async fn tls_is_verified_unless_insecure_and_http2_is_used() {
     assert_eq!(server.stats.hits(), 0);
 
     let mut insecure = config();
-    insecure.insecure = true;
+    insecure.fetch.insecure = true;
     let (_, table) = run_list(insecure, &url).await;
     assert_eq!(table.line(1).get("status"), "200");
     assert_eq!(
@@ -126,8 +126,8 @@ async fn tls_is_verified_unless_insecure_and_http2_is_used() {
 async fn refused_http2_streams_are_sent_again_transparently() {
     let server = RefusingH2Server::start(3);
     let mut insecure = config();
-    insecure.insecure = true;
-    insecure.concurrency = NonZeroUsize::new(4).unwrap();
+    insecure.fetch.insecure = true;
+    insecure.limits.concurrency = NonZeroUsize::new(4).unwrap();
     let (_, table) = run_list(insecure, urls(&server.url("/x"), 20)).await;
     assert_eq!(table.column("status"), ["200"; 20]);
     assert_eq!(table.column("error"), [""; 20]);
@@ -142,9 +142,9 @@ async fn refused_http2_streams_are_sent_again_transparently() {
 async fn a_server_refusing_every_stream_ends_the_request() {
     let server = RefusingH2Server::start(usize::MAX);
     let mut insecure = config();
-    insecure.insecure = true;
-    insecure.retry.retries = 1;
-    insecure.retry.base = Duration::from_millis(10);
+    insecure.fetch.insecure = true;
+    insecure.limits.retry.retries = 1;
+    insecure.limits.retry.base = Duration::from_millis(10);
     let (_, table) = run_list(insecure, server.url("/x")).await;
     let row = table.line(1);
     assert_eq!(row.get("error"), "protocol", "{}", row.get("error_detail"));

@@ -39,7 +39,7 @@ async fn shards_split_by_host_and_add_up_to_one_run() {
     let server = TestServer::start();
     let (list, pins) = list(&server, 30);
     let mut whole = config();
-    whole.resolve = pins.clone();
+    whole.fetch.resolve = pins.clone();
     let (_, single) = run_list(whole, &list).await;
     let expected = rows(&single);
 
@@ -48,7 +48,7 @@ async fn shards_split_by_host_and_add_up_to_one_run() {
     let mut host_shard: BTreeMap<String, u64> = BTreeMap::new();
     for index in 0..count {
         let mut part = config();
-        part.resolve = pins.clone();
+        part.fetch.resolve = pins.clone();
         part.shard = Some(Shard { index, count });
         let (_, table) = run_list(part, &list).await;
         for (line, url) in rows(&table) {

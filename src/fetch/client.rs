@@ -7,28 +7,26 @@ use super::connect::Connector;
 use super::pool::Pool;
 use super::proxy::Proxies;
 use super::resolve::{BoundedResolver, lookup_slots};
-use super::tls;
-use crate::config::Config;
+use super::{Capacity, Settings, tls};
 use crate::error::Error;
 
 /// How long an idle pooled connection is kept. Short, because a long list of distinct hosts
 /// would otherwise hold a socket per host for the whole timeout.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(super) fn build(config: &Config, proxies: Option<Arc<Proxies>>) -> Result<Pool, Error> {
+pub(super) fn build(
+    settings: &Settings,
+    capacity: Capacity,
+    proxies: Option<Arc<Proxies>>,
+) -> Result<Pool, Error> {
     let connector = Connector::new(
-        BoundedResolver::new(lookup_slots(config.concurrency.get()), &config.resolve),
-        tls::client_config(config.insecure, config.cacert.as_deref())?,
-        config.connect_timeout,
+        BoundedResolver::new(lookup_slots(capacity.requests), &settings.resolve),
+        tls::client_config(settings.insecure, settings.cacert.as_deref())?,
+        settings.connect_timeout,
         proxies,
-        config.tls_info,
+        settings.tls_info,
     );
     // Enough idle connections to keep one busy host at full concurrency without reconnecting,
     // and no more.
-    let idle_per_host = config
-        .per_host_concurrency
-        .map_or(config.concurrency, |per_host| {
-            per_host.min(config.concurrency)
-        });
-    Ok(Pool::new(connector, idle_per_host.get(), POOL_IDLE_TIMEOUT))
+    Ok(Pool::new(connector, capacity.per_origin, POOL_IDLE_TIMEOUT))
 }

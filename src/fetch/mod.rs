@@ -24,6 +24,7 @@ mod tls;
 mod transport;
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -37,7 +38,6 @@ use hyper::body::{Bytes, Incoming};
 use tokio::time::Instant;
 use url::{Position, Url};
 
-use crate::config::Config;
 use crate::error::Error;
 use crate::human;
 use crate::redact::{basic_auth, into_shown, redact, without_credentials};
@@ -158,6 +158,75 @@ impl Attempt {
     }
 }
 
+/// How requests are made: the fetch stage's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// GET or HEAD.
+    pub method: Method,
+    pub user_agent: HeaderValue,
+    /// Extra request headers (`-H`), which win over ours.
+    pub headers: HeaderMap,
+    /// Whole-request limit: connect, send, headers and body.
+    pub timeout: Duration,
+    /// Limit on establishing a connection; `None` leaves only `timeout`.
+    pub connect_timeout: Option<Duration>,
+    /// Body bytes (after decoding) read per response before it is cut off.
+    pub max_body: u64,
+    /// Follow redirects (`--no-follow` records the 3xx itself).
+    pub follow_redirects: bool,
+    /// Redirects followed per URL; a longer chain is `too_many_redirects`.
+    pub max_redirects: u32,
+    /// Proxy for every request; `None` leaves the usual proxy environment variables in charge.
+    pub proxy: Option<Url>,
+    /// Hosts reached without the proxy (`--noproxy`); `None` leaves `NO_PROXY` in charge.
+    pub noproxy: Option<String>,
+    /// More CA certificates to trust (`--cacert`), beside the system's.
+    pub cacert: Option<PathBuf>,
+    /// Accept any TLS certificate.
+    pub insecure: bool,
+    /// Host names pinned to addresses, skipping DNS (`--resolve`), tried in order.
+    pub resolve: Vec<(String, Vec<IpAddr>)>,
+    /// `--tls-info`: record the TLS version and the site's certificate.
+    pub tls_info: bool,
+    /// `--header-column`: response headers to record, each with the name of its column.
+    pub header_columns: Vec<(http::HeaderName, String)>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            method: Method::GET,
+            user_agent: default_user_agent(),
+            headers: HeaderMap::new(),
+            timeout: Duration::from_secs(10),
+            connect_timeout: None,
+            max_body: 10 * 1024 * 1024,
+            follow_redirects: true,
+            max_redirects: 10,
+            proxy: None,
+            noproxy: None,
+            cacert: None,
+            insecure: false,
+            resolve: Vec::new(),
+            tls_info: false,
+            header_columns: Vec::new(),
+        }
+    }
+}
+
+/// `fetch/<version>`.
+pub fn default_user_agent() -> HeaderValue {
+    HeaderValue::from_static(concat!("fetch/", env!("CARGO_PKG_VERSION")))
+}
+
+/// How many requests the connection pool is sized for: in flight at once, and to one origin
+/// (what it keeps idle for an origin, at most). The scheduler's limits, seen from here.
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity {
+    pub requests: usize,
+    pub per_origin: usize,
+}
+
 /// What one request led to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Hop {
@@ -202,8 +271,8 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    pub fn new(config: &Config) -> Result<Fetcher, Error> {
-        let mut headers = default_headers(config)?;
+    pub fn new(config: &Settings, capacity: Capacity) -> Result<Fetcher, Error> {
+        let mut headers = default_headers(config);
         // For the proxy only: through a tunnel it would reach the site.
         let proxy_authorization = headers.remove(PROXY_AUTHORIZATION);
         let settings = ProxySettings {
@@ -216,7 +285,7 @@ impl Fetcher {
             .iter()
             .any(|h| headers.contains_key(h));
         Ok(Fetcher {
-            pool: client::build(config, proxies.map(Arc::new))?,
+            pool: client::build(config, capacity, proxies.map(Arc::new))?,
             method: config.method.clone(),
             has_authorization: headers.contains_key(AUTHORIZATION),
             header_columns: config
@@ -497,11 +566,9 @@ impl Fetcher {
 }
 
 /// The headers every request carries: ours first, then the user's `-H` (which win).
-fn default_headers(config: &Config) -> Result<HeaderMap, Error> {
+fn default_headers(config: &Settings) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    let agent = HeaderValue::from_str(&config.user_agent)
-        .map_err(|_| Error::Usage("the user agent is not a valid header value".into()))?;
-    headers.insert(USER_AGENT, agent);
+    headers.insert(USER_AGENT, config.user_agent.clone());
     headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
     if config.method != Method::HEAD {
         headers.insert(
@@ -515,7 +582,7 @@ fn default_headers(config: &Config) -> Result<HeaderMap, Error> {
     for (name, value) in &config.headers {
         headers.append(name, value.clone());
     }
-    Ok(headers)
+    headers
 }
 
 /// The `Basic` credentials for the hop to `url`: its own, else (still on the chain's first
@@ -668,10 +735,11 @@ mod tests {
 
     #[test]
     fn user_headers_replace_defaults() {
-        let mut config = Config::default();
-        let (name, value) = crate::config::parse_header("User-Agent: mine").unwrap();
-        config.headers.append(name, value);
-        let headers = default_headers(&config).unwrap();
+        let mut config = Settings::default();
+        config
+            .headers
+            .append(USER_AGENT, HeaderValue::from_static("mine"));
+        let headers = default_headers(&config);
         assert_eq!(headers.get_all(USER_AGENT).iter().count(), 1);
         assert_eq!(headers[USER_AGENT], "mine");
         assert_eq!(headers[ACCEPT_ENCODING], decode::ACCEPT_ENCODING);

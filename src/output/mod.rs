@@ -59,6 +59,54 @@ pub enum Format {
     Jsonl,
 }
 
+/// What the user chose of the output: the output stage's settings, from which (with the
+/// columns the other stages' options add) the run's [`Layout`] is made.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub format: Format,
+    /// `--fields`: the columns to write, in order (a first name with `+` adds to the
+    /// defaults); `None` for the defaults.
+    pub fields: Option<Vec<String>>,
+    /// Write cells as they are, without neutralising spreadsheet formulas.
+    pub raw: bool,
+    /// Write the CSV header row.
+    pub header: bool,
+    /// Start the CSV with a UTF-8 byte-order mark.
+    pub bom: bool,
+    /// `--ordered`: write rows in input order, with this reorder window.
+    pub ordered: Option<usize>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            format: Format::Csv,
+            fields: None,
+            raw: false,
+            header: true,
+            bom: false,
+            ordered: None,
+        }
+    }
+}
+
+impl Options {
+    /// The layout these options give with the columns `spec` makes available.
+    pub fn layout(&self, spec: &ColumnSpec) -> Result<Layout, String> {
+        let columns = match &self.fields {
+            Some(fields) => Columns::select(spec, fields)?,
+            None => Columns::new(spec),
+        };
+        Ok(Layout {
+            columns,
+            spreadsheet_safe: !self.raw,
+            format: self.format,
+            header: self.header,
+            bom: self.bom,
+        })
+    }
+}
+
 /// How rows are laid out: format, columns, and the CSV niceties.
 #[derive(Debug, Clone)]
 pub struct Layout {

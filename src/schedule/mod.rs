@@ -32,7 +32,7 @@ mod task;
 pub use self::rate::Rate;
 pub use self::retry::{BACKOFF_CAP, RetryPolicy, Verdict};
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,7 +46,6 @@ use tokio_util::task::TaskTracker;
 
 use self::hosts::{HostKey, Hosts, Pending};
 use self::pace::Pacer;
-use crate::config::Config;
 use crate::error::Error;
 use crate::extract::ExtractPool;
 use crate::fetch::Transport;
@@ -91,10 +90,10 @@ fn smooth(rate: Rate) -> Quota {
 impl Limiters {
     /// Uses the std monotonic clock, not governor's default TSC clock, which has been seen to
     /// misbehave across cores.
-    fn new(config: &Config) -> Limiters {
+    fn new(limits: &Limits) -> Limiters {
         Limiters {
-            global: config.rate.map(Pacer::new),
-            per_host: config.per_host_rate.map(|rate| {
+            global: limits.rate.map(Pacer::new),
+            per_host: limits.per_host_rate.map(|rate| {
                 RateLimiter::new(
                     smooth(rate),
                     DefaultKeyedStateStore::default(),
@@ -102,6 +101,44 @@ impl Limiters {
                 )
             }),
         }
+    }
+}
+
+/// When requests may start: the scheduler's settings.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most requests in flight at once.
+    pub concurrency: NonZeroUsize,
+    /// Ceiling on request starts, shared by all requests; `None` for unlimited.
+    pub rate: Option<Rate>,
+    /// Most requests in flight to one origin (scheme, host, port); `None`: only `concurrency`.
+    pub per_host_concurrency: Option<NonZeroUsize>,
+    /// Ceiling on request starts to one origin.
+    pub per_host_rate: Option<Rate>,
+    pub retry: RetryPolicy,
+    /// Deadline for the whole run.
+    pub max_time: Option<Duration>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            concurrency: NonZeroUsize::new(50).unwrap_or(NonZeroUsize::MIN),
+            rate: None,
+            per_host_concurrency: None,
+            per_host_rate: None,
+            retry: RetryPolicy::default(),
+            max_time: None,
+        }
+    }
+}
+
+impl Limits {
+    /// Most requests that may be in flight to one origin at once: what the connection pool
+    /// keeps idle for it, at most.
+    pub fn per_origin(&self) -> NonZeroUsize {
+        self.per_host_concurrency
+            .map_or(self.concurrency, |per_host| per_host.min(self.concurrency))
     }
 }
 
@@ -159,7 +196,7 @@ enum Done {
 /// thread: every finished request reports to it, and waking a worker that is already running is
 /// far cheaper than waking a parked `block_on` thread tens of thousands of times a second.
 pub(crate) async fn run(
-    config: &Config,
+    limits: &Limits,
     work: Work,
     order: Option<Arc<OrderGate>>,
     jobs: mpsc::Receiver<Result<Job, Error>>,
@@ -167,22 +204,22 @@ pub(crate) async fn run(
     stop: Stop,
     deadline: Option<Instant>,
 ) -> Result<(), Error> {
-    let concurrency = config.concurrency.get();
+    let concurrency = limits.concurrency.get();
     // Every task in flight sends exactly one report, so this never fills.
     let (done_tx, done_rx) = mpsc::channel(concurrency);
     let shared = Arc::new(Shared {
         fetcher: work.fetcher,
         extract: work.extract,
-        retry: config.retry,
+        retry: limits.retry,
         deadline,
         rows,
         done: done_tx,
         stop,
     });
-    let per_host = config.per_host_concurrency.map_or(usize::MAX, |n| n.get());
+    let per_host = limits.per_host_concurrency.map_or(usize::MAX, |n| n.get());
     let mut dispatcher = Dispatcher {
         shared: Arc::clone(&shared),
-        limiters: Limiters::new(config),
+        limiters: Limiters::new(limits),
         order,
         next_seq: 0,
         hosts: Hosts::new(per_host),

@@ -8,11 +8,11 @@ use futures::FutureExt;
 use tokio::time::Instant;
 
 use super::hosts::{HostKey, Pending, host_key};
+use super::retry::Verdict;
 use super::{Done, Report, Shared};
 use crate::extract::Extracted;
 use crate::fetch::{Attempt, Hop, version_name};
 use crate::redact::{into_shown, redact_url};
-use super::retry::Verdict;
 use crate::row::{ErrorKind, Failure, Row};
 use crate::stop::{Listener, StopReason};
 
