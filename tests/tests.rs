@@ -7,6 +7,10 @@ mod binary;
 mod contract;
 mod cron;
 mod files;
+mod fuzz_seeds;
+#[path = "../fuzz/src/lib.rs"]
+#[allow(dead_code)] // Helpers only the fuzz targets' own checks of other inputs use.
+mod fuzzing;
 mod hostile;
 mod input_lines;
 mod interop;
