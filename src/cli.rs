@@ -51,87 +51,20 @@ pub struct Args {
     #[arg(value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
 
-    /// Most requests in flight at once (1 to 100000).
-    #[arg(short, long, value_name = "N", default_value = "50", value_parser = parse_concurrency)]
-    pub concurrency: NonZeroUsize,
-
-    /// Most request starts per second (20 or 20/s), minute (600/m) or hour (3600/h), spread evenly.
-    /// Default: unlimited.
-    #[arg(short, long, value_name = "RATE")]
-    pub rate: Option<Rate>,
-
-    /// Most requests in flight to one host (scheme, host and port). Default: only --concurrency.
-    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
-    pub per_host_concurrency: Option<NonZeroUsize>,
-
-    /// Most request starts to one host, in the forms of --rate. Default: unlimited.
-    #[arg(long, value_name = "RATE")]
-    pub per_host_rate: Option<Rate>,
-
-    /// Retry a URL up to N times on connection errors, timeouts and 408, 425, 429, 500, 502, 503,
-    /// 504. Every retry passes the same limits as a first request.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub retries: u32,
-
-    /// Backoff before the first retry, doubled for each further one (up to 30s), with jitter.
-    #[arg(long, value_name = "DUR", default_value = "500ms", value_parser = parse_duration)]
-    pub retry_base: Duration,
-
-    /// Longest Retry-After honoured; a server asking for longer is retried after this.
-    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
-    pub max_retry_after: Duration,
-
-    /// Limit on each whole request: connect, send, headers and body (e.g. 500ms, 10s, 1m).
-    #[arg(short, long, value_name = "DUR", default_value = "10s", value_parser = parse_limit)]
-    pub timeout: Duration,
-
-    /// Limit on establishing each connection. Default: only --timeout applies.
-    #[arg(long, value_name = "DUR", value_parser = parse_limit)]
-    pub connect_timeout: Option<Duration>,
-
-    /// Deadline for the whole run: after it no request starts, requests in flight are recorded
-    /// as 'deadline', and fetch exits with code 124. Must not be zero.
-    #[arg(long, value_name = "DUR", value_parser = parse_limit)]
-    pub max_time: Option<Duration>,
-
-    /// Don't extract the page title (the title column stays, empty).
-    #[arg(long)]
-    pub no_title: bool,
-
-    /// Add a column NAME with the text of the first element matching the CSS selector, or with
-    /// an attribute of it: NAME=CSS@attr. Repeatable.
-    /// Example: --select 'og=meta[property="og:title"]@content'
-    #[arg(long, value_name = "NAME=CSS", value_parser = |s: &str| parse_select(s, false))]
-    pub select: Vec<SelectSpec>,
-
-    /// Like --select, but with every match, joined with ' | '. Repeatable.
-    #[arg(long, value_name = "NAME=CSS", value_parser = |s: &str| parse_select(s, true))]
-    pub select_all: Vec<SelectSpec>,
-
-    /// Add a column NAME with the first capture group (or the whole match) of the regular
-    /// expression in the decoded body. Repeatable. Example: --regex 'price=\$(\d+\.\d\d)'
-    #[arg(long, value_name = "NAME=PATTERN", value_parser = parse_pattern)]
-    pub regex: Vec<PatternSpec>,
-
-    /// Add a body_sha256 column: the SHA-256 of the body as read (decoded, capped), to see which
-    /// pages changed since the last run.
-    #[arg(long)]
-    pub hash: bool,
-
-    /// Write text cells as they are. By default a cell a spreadsheet would run as a formula
-    /// (starting with =, +, -, @, tab, CR, LF) gets a leading apostrophe.
-    #[arg(long)]
-    pub raw: bool,
+    /// Write the CSV to FILE instead of stdout.
+    #[arg(help_heading = "Input and output", short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 
     /// Output format: csv, or jsonl (one JSON object per row, same keys, numbers as numbers,
     /// empty cells as null).
-    #[arg(long, value_name = "FORMAT", default_value = "csv", value_parser = parse_format)]
+    #[arg(help_heading = "Input and output", long, value_name = "FORMAT", default_value = "csv", value_parser = parse_format)]
     pub format: Format,
 
     /// The columns to write, in this order (comma-separated). Default: the default columns;
     /// starting with '+', those and then the ones named (e.g. +location,wire_bytes).
     /// Example: --fields line,url,status,title
     #[arg(
+        help_heading = "Input and output",
         long,
         value_name = "NAMES",
         value_delimiter = ',',
@@ -139,139 +72,218 @@ pub struct Args {
     )]
     pub fields: Option<Vec<String>>,
 
-    /// Add the columns tls_version, cert_subject, cert_issuer, cert_not_after and
-    /// cert_days_left for HTTPS rows: the site's leaf certificate, also when the handshake
-    /// rejected it.
-    #[arg(long)]
-    pub tls_info: bool,
-
-    /// Write a response header of the final response as a column (several values joined with
-    /// ', '); COLUMN names the column (default: the header's name in lowercase). Repeatable.
-    /// Example: --header-column Server --header-column X-Cache=cache
-    #[arg(long, value_name = "NAME[=COLUMN]", value_parser = parse_header_column)]
-    pub header_column: Vec<(HeaderName, String)>,
-
     /// Don't write the CSV header row (e.g. for all but one of several outputs to concatenate).
-    #[arg(long)]
+    #[arg(help_heading = "Input and output", long)]
     pub no_header: bool,
 
     /// Start the CSV with a UTF-8 byte-order mark, so Excel reads non-ASCII text correctly.
-    #[arg(long)]
+    #[arg(help_heading = "Input and output", long)]
     pub bom: bool,
 
     /// Write rows in input order instead of as they finish (see --order-window).
-    #[arg(long)]
+    #[arg(help_heading = "Input and output", long)]
     pub ordered: bool,
 
     /// With --ordered: how many lines may be read ahead of the oldest row not written yet. A slow
     /// URL holds up rows behind it by at most this many.
-    #[arg(long, value_name = "N", default_value_t = 10_000, requires = "ordered")]
+    #[arg(
+        help_heading = "Input and output",
+        long,
+        value_name = "N",
+        default_value_t = 10_000,
+        requires = "ordered"
+    )]
     pub order_window: usize,
 
+    /// With -o FILE: continue an earlier run of the same list, skipping the lines already in FILE
+    /// (or in FILE.partial, left by a crash), and append the rest.
+    #[arg(help_heading = "Input and output", long, requires = "output")]
+    pub resume: bool,
+
     /// Skip URLs already seen earlier in this run (no row for the repeats).
-    #[arg(long)]
+    #[arg(help_heading = "Input and output", long)]
     pub dedupe: bool,
 
     /// Take only shard K of N of the list (K from 0), split by host; auto/N reads K from
     /// JOB_COMPLETION_INDEX (Kubernetes) or SLURM_ARRAY_TASK_ID (Slurm).
-    #[arg(long, value_name = "K/N")]
+    #[arg(help_heading = "Input and output", long, value_name = "K/N")]
     pub shard: Option<ShardArg>,
 
     /// Merge the outputs of several shards (FILEs) into one, header once, rows in line order
     /// when each shard ran with --ordered; write to -o or stdout.
-    #[arg(long)]
+    #[arg(help_heading = "Input and output", long)]
     pub merge: bool,
 
-    /// With -o FILE: continue an earlier run of the same list, skipping the lines already in FILE
-    /// (or in FILE.partial, left by a crash), and append the rest.
-    #[arg(long, requires = "output")]
-    pub resume: bool,
-
     /// Also write the summary as JSON to FILE, for monitoring.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Input and output", long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
 
     /// Exit with code 3 when the share of rows with an error or a 5xx status exceeds RATE
     /// (e.g. 5% or 0.05; 0 fails on any).
-    #[arg(long, value_name = "RATE", value_parser = parse_share)]
+    #[arg(help_heading = "Input and output", long, value_name = "RATE", value_parser = parse_share)]
     pub fail_on_errors: Option<f64>,
 
-    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell) and exit.
-    #[arg(long, value_name = "SHELL", exclusive = true)]
-    pub completions: Option<clap_complete::Shell>,
+    /// No progress bar and no summary on stderr (errors are still reported).
+    #[arg(help_heading = "Input and output", short, long)]
+    pub quiet: bool,
 
-    /// Print the man page (roff) and exit.
-    #[arg(long, exclusive = true)]
-    pub man: bool,
+    /// Most requests in flight at once (1 to 100000).
+    #[arg(help_heading = "Limits", short, long, value_name = "N", default_value = "50", value_parser = parse_concurrency)]
+    pub concurrency: NonZeroUsize,
 
-    /// Write the CSV to FILE instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    /// Most request starts per second (20 or 20/s), minute (600/m) or hour (3600/h), spread evenly.
+    /// Default: unlimited.
+    #[arg(help_heading = "Limits", short, long, value_name = "RATE")]
+    pub rate: Option<Rate>,
 
-    /// Where each value option appeared on the command line (filled by `from_matches`).
-    #[arg(skip)]
-    value_positions: ValuePositions,
+    /// Most requests in flight to one host (scheme, host and port). Default: only --concurrency.
+    #[arg(help_heading = "Limits", long, value_name = "N", value_parser = parse_concurrency)]
+    pub per_host_concurrency: Option<NonZeroUsize>,
 
-    /// Stop reading a body after this many bytes (after decoding); the row notes the truncation.
-    #[arg(long, value_name = "BYTES", default_value = "10MiB", value_parser = parse_bytes)]
-    pub max_body: u64,
+    /// Most request starts to one host, in the forms of --rate. Default: unlimited.
+    #[arg(help_heading = "Limits", long, value_name = "RATE")]
+    pub per_host_rate: Option<Rate>,
 
-    /// Most redirects followed per URL; a longer chain (or a loop) is an error,
-    /// too_many_redirects (with 0, any redirect is).
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub max_redirects: u32,
+    /// Limit on each whole request: connect, send, headers and body (e.g. 500ms, 10s, 1m).
+    #[arg(help_heading = "Limits", short, long, value_name = "DUR", default_value = "10s", value_parser = parse_limit)]
+    pub timeout: Duration,
 
-    /// Don't follow redirects: record the 3xx response itself.
-    #[arg(long)]
-    pub no_follow: bool,
+    /// Limit on establishing each connection. Default: only --timeout applies.
+    #[arg(help_heading = "Limits", long, value_name = "DUR", value_parser = parse_limit)]
+    pub connect_timeout: Option<Duration>,
+
+    /// Deadline for the whole run: after it no request starts, requests in flight are recorded
+    /// as 'deadline', and fetch exits with code 124. Must not be zero.
+    #[arg(help_heading = "Limits", long, value_name = "DUR", value_parser = parse_limit)]
+    pub max_time: Option<Duration>,
+
+    /// Threads that run requests. One event loop drives every connection with the least CPU
+    /// per URL; more help only when TLS handshakes to many hosts keep one core busy.
+    #[arg(help_heading = "Limits", long, value_name = "N", default_value = "1", value_parser = parse_threads)]
+    pub threads: NonZeroUsize,
+
+    /// Retry a URL up to N times on connection errors, timeouts and 408, 425, 429, 500, 502, 503,
+    /// 504. Every retry passes the same limits as a first request.
+    #[arg(help_heading = "Retries", long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+
+    /// Backoff before the first retry, doubled for each further one (up to 30s), with jitter.
+    #[arg(help_heading = "Retries", long, value_name = "DUR", default_value = "500ms", value_parser = parse_duration)]
+    pub retry_base: Duration,
+
+    /// Longest Retry-After honoured; a server asking for longer is retried after this.
+    #[arg(help_heading = "Retries", long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
+    pub max_retry_after: Duration,
 
     /// Request method: GET or HEAD.
-    #[arg(short = 'X', long, value_name = "METHOD", default_value = "GET", value_parser = parse_method)]
+    #[arg(help_heading = "Requests", short = 'X', long, value_name = "METHOD", default_value = "GET", value_parser = parse_method)]
     pub method: Method,
 
     /// Extra request header, 'Name: value'; repeatable. Not sent on after a redirect to another
     /// origin when it carries credentials (Authorization, Cookie).
-    #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = parse_header)]
+    #[arg(help_heading = "Requests", short = 'H', long = "header", value_name = "HEADER", value_parser = parse_header)]
     pub headers: Vec<(HeaderName, HeaderValue)>,
 
     /// User-Agent header sent with every request. Default: fetch/<version>.
-    #[arg(short = 'A', long, value_name = "TEXT", value_parser = parse_user_agent)]
+    #[arg(help_heading = "Requests", short = 'A', long, value_name = "TEXT", value_parser = parse_user_agent)]
     pub user_agent: Option<HeaderValue>,
+
+    /// Most redirects followed per URL; a longer chain (or a loop) is an error,
+    /// too_many_redirects (with 0, any redirect is).
+    #[arg(
+        help_heading = "Requests",
+        long,
+        value_name = "N",
+        default_value_t = 10
+    )]
+    pub max_redirects: u32,
+
+    /// Don't follow redirects: record the 3xx response itself.
+    #[arg(help_heading = "Requests", long)]
+    pub no_follow: bool,
+
+    /// Stop reading a body after this many bytes (after decoding); the row notes the truncation.
+    #[arg(help_heading = "Requests", long, value_name = "BYTES", default_value = "10MiB", value_parser = parse_bytes)]
+    pub max_body: u64,
+
+    /// Connect to ADDR (several: ADDR,ADDR, tried in order) for HOST instead of asking DNS;
+    /// repeatable, and repeats add addresses (e.g. www.example.test:127.0.0.2).
+    #[arg(help_heading = "Requests", long, value_name = "HOST:ADDR", value_parser = parse_resolve)]
+    pub resolve: Vec<(String, Vec<IpAddr>)>,
 
     /// Send every request through this proxy: http://, or https:// for TLS to the proxy;
     /// credentials in it become Proxy-Authorization. Without it, the http_proxy, https_proxy
     /// and all_proxy environment variables apply. NO_PROXY (or --noproxy) applies to both.
-    #[arg(long, value_name = "URL", value_parser = parse_proxy)]
+    #[arg(help_heading = "TLS and proxies", long, value_name = "URL", value_parser = parse_proxy)]
     pub proxy: Option<Url>,
 
     /// Hosts to reach without the proxy, comma-separated, instead of NO_PROXY: names (with
     /// their subdomains), addresses, networks (10.0.0.0/8), each with an optional :port; '*'
     /// for all; '' to ignore NO_PROXY.
-    #[arg(long, value_name = "LIST")]
+    #[arg(help_heading = "TLS and proxies", long, value_name = "LIST")]
     pub noproxy: Option<String>,
 
     /// Trust the CA certificates in this PEM file too, beside the system's (for a private CA).
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "TLS and proxies", long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
 
     /// Accept invalid TLS certificates (expired, self-signed, wrong host), of sites and of an
     /// https:// proxy. Off by default.
-    #[arg(short = 'k', long)]
+    #[arg(help_heading = "TLS and proxies", short = 'k', long)]
     pub insecure: bool,
 
-    /// Connect to ADDR (several: ADDR,ADDR, tried in order) for HOST instead of asking DNS;
-    /// repeatable, and repeats add addresses (e.g. www.example.test:127.0.0.2).
-    #[arg(long, value_name = "HOST:ADDR", value_parser = parse_resolve)]
-    pub resolve: Vec<(String, Vec<IpAddr>)>,
+    /// Add the columns tls_version, cert_subject, cert_issuer, cert_not_after and
+    /// cert_days_left for HTTPS rows: the site's leaf certificate, also when the handshake
+    /// rejected it.
+    #[arg(help_heading = "TLS and proxies", long)]
+    pub tls_info: bool,
 
-    /// Threads that run requests. One event loop drives every connection with the least CPU
-    /// per URL; more help only when TLS handshakes to many hosts keep one core busy.
-    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_threads)]
-    pub threads: NonZeroUsize,
+    /// Don't extract the page title (the title column stays, empty).
+    #[arg(help_heading = "Columns and extraction", long)]
+    pub no_title: bool,
 
-    /// No progress bar and no summary on stderr (errors are still reported).
-    #[arg(short, long)]
-    pub quiet: bool,
+    /// Add a column NAME with the text of the first element matching the CSS selector, or with
+    /// an attribute of it: NAME=CSS@attr. Repeatable.
+    /// Example: --select 'og=meta[property="og:title"]@content'
+    #[arg(help_heading = "Columns and extraction", long, value_name = "NAME=CSS", value_parser = |s: &str| parse_select(s, false))]
+    pub select: Vec<SelectSpec>,
+
+    /// Like --select, but with every match, joined with ' | '. Repeatable.
+    #[arg(help_heading = "Columns and extraction", long, value_name = "NAME=CSS", value_parser = |s: &str| parse_select(s, true))]
+    pub select_all: Vec<SelectSpec>,
+
+    /// Add a column NAME with the first capture group (or the whole match) of the regular
+    /// expression in the decoded body. Repeatable. Example: --regex 'price=\$(\d+\.\d\d)'
+    #[arg(help_heading = "Columns and extraction", long, value_name = "NAME=PATTERN", value_parser = parse_pattern)]
+    pub regex: Vec<PatternSpec>,
+
+    /// Add a body_sha256 column: the SHA-256 of the body as read (decoded, capped), to see which
+    /// pages changed since the last run.
+    #[arg(help_heading = "Columns and extraction", long)]
+    pub hash: bool,
+
+    /// Write a response header of the final response as a column (several values joined with
+    /// ', '); COLUMN names the column (default: the header's name in lowercase). Repeatable.
+    /// Example: --header-column Server --header-column X-Cache=cache
+    #[arg(help_heading = "Columns and extraction", long, value_name = "NAME[=COLUMN]", value_parser = parse_header_column)]
+    pub header_column: Vec<(HeaderName, String)>,
+
+    /// Write text cells as they are. By default a cell a spreadsheet would run as a formula
+    /// (starting with =, +, -, @, tab, CR, LF) gets a leading apostrophe.
+    #[arg(help_heading = "Columns and extraction", long)]
+    pub raw: bool,
+
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(help_heading = "Other", long, value_name = "SHELL", exclusive = true)]
+    pub completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff) and exit.
+    #[arg(help_heading = "Other", long, exclusive = true)]
+    pub man: bool,
+
+    /// Where each value option appeared on the command line (filled by `from_matches`).
+    #[arg(skip)]
+    value_positions: ValuePositions,
 }
 
 #[derive(Debug, Default)]
