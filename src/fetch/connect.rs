@@ -177,12 +177,15 @@ impl Connector {
             .proxies
             .as_ref()
             .and_then(|p| p.for_target(https, url_host, port));
-        let wire = match proxy {
+        let (wire, remote) = match proxy {
             Some(proxy) => self.to_proxy(proxy, reached).await?,
-            None => Either::Left(self.tcp(host, port, reached).await?),
+            None => {
+                let (tcp, remote) = self.tcp(host, port, reached).await?;
+                (Either::Left(tcp), remote)
+            }
         };
         let mut info = ConnInfo {
-            remote: reached.remote.ok_or(ConnectError::NoHost)?,
+            remote,
             proxy: proxy.cloned(),
             tls: None,
         };
@@ -214,13 +217,14 @@ impl Connector {
         Ok(Conn::new(Either::Right(Box::new(tls)), info, h2, false))
     }
 
-    /// Resolves (unless `host` is an address or pinned) and connects.
+    /// Resolves (unless `host` is an address or pinned) and connects; also says to which
+    /// address.
     async fn tcp(
         &self,
         host: &str,
         port: u16,
         reached: &mut Reached,
-    ) -> Result<TcpStream, ConnectError> {
+    ) -> Result<(TcpStream, SocketAddr), ConnectError> {
         let addrs = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => match self.0.resolver.pinned(host) {
@@ -243,26 +247,30 @@ impl Connector {
         let (tcp, remote) = connect_any(addrs).await.map_err(ConnectError::Tcp)?;
         reached.connected = Some(Instant::now());
         reached.remote = Some(remote);
-        Ok(tcp)
+        Ok((tcp, remote))
     }
 
     /// A connection to the proxy itself: TCP, and TLS for an `https://` proxy.
-    async fn to_proxy(&self, proxy: &Proxy, reached: &mut Reached) -> Result<Wire, ConnectError> {
+    async fn to_proxy(
+        &self,
+        proxy: &Proxy,
+        reached: &mut Reached,
+    ) -> Result<(Wire, SocketAddr), ConnectError> {
         let unreachable = |source: ConnectError| ConnectError::ProxyUnreachable {
             proxy: proxy.name.clone(),
             source: Box::new(source),
         };
-        let tcp = self
+        let (tcp, remote) = self
             .tcp(&proxy.host, proxy.port, reached)
             .await
             .map_err(unreachable)?;
         if !proxy.tls {
-            return Ok(Either::Left(tcp));
+            return Ok((Either::Left(tcp), remote));
         }
         let tls = handshake(&self.0.proxy_tls, tcp, &proxy.host)
             .await
             .map_err(|e| unreachable(ConnectError::Tls(e)))?;
-        Ok(Either::Right(Box::new(tls)))
+        Ok((Either::Right(Box::new(tls)), remote))
     }
 }
 

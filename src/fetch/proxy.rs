@@ -34,8 +34,13 @@ pub struct Proxy {
 
 impl Proxy {
     /// Parses a proxy URL given by `origin` (an option or a variable, for messages). A URL
-    /// without a scheme is `http://`, as for curl.
-    fn parse(text: &str, origin: &str) -> Result<Proxy, Error> {
+    /// without a scheme is `http://`, as for curl. The user's `authorization`, when given,
+    /// wins over the URL's credentials.
+    fn parse(
+        text: &str,
+        origin: &str,
+        authorization: Option<&HeaderValue>,
+    ) -> Result<Proxy, Error> {
         let text = text.trim();
         let with_scheme = if text.contains("://") {
             text.to_owned()
@@ -63,7 +68,7 @@ impl Proxy {
             tls,
             host: bare(host).to_owned(),
             port,
-            authorization: basic_auth(&url),
+            authorization: authorization.cloned().or_else(|| basic_auth(&url)),
         })
     }
 }
@@ -105,12 +110,17 @@ impl Proxies {
         };
         let parse = |found: Option<(String, String)>| {
             found
-                .map(|(text, name)| Proxy::parse(&text, &name).map(Arc::new))
+                .map(|(text, name)| Proxy::parse(&text, &name, settings.authorization))
+                .map(|parsed| parsed.map(Arc::new))
                 .transpose()
         };
         let (http, https) = match settings.proxy {
             Some(url) => {
-                let proxy = Some(Arc::new(Proxy::parse(url.as_str(), "--proxy")?));
+                let proxy = Some(Arc::new(Proxy::parse(
+                    url.as_str(),
+                    "--proxy",
+                    settings.authorization,
+                )?));
                 (proxy.clone(), proxy)
             }
             None => {
@@ -123,24 +133,13 @@ impl Proxies {
         if http.is_none() && https.is_none() {
             return Ok(None);
         }
-        let with_auth = |proxy: Option<Arc<Proxy>>| {
-            proxy.map(|p| match settings.authorization {
-                Some(auth) => Arc::new(Proxy {
-                    authorization: Some(auth.clone()),
-                    name: p.name.clone(),
-                    host: p.host.clone(),
-                    ..*p
-                }),
-                None => p,
-            })
-        };
         let bypass = match settings.noproxy {
             Some(list) => NoProxy::parse(list),
             None => NoProxy::parse(&lookup("no_proxy").map(|(v, _)| v).unwrap_or_default()),
         };
         Ok(Some(Proxies {
-            http: with_auth(http),
-            https: with_auth(https),
+            http,
+            https,
             bypass,
         }))
     }
@@ -477,6 +476,47 @@ mod tests {
         assert!(
             via(&p, false, "direct.test", 80).is_some(),
             "--noproxy '' wins"
+        );
+    }
+
+    #[test]
+    fn a_proxy_authorization_header_wins_over_url_credentials() {
+        let header = HeaderValue::from_static("Bearer from-the-user");
+        let settings = ProxySettings {
+            authorization: Some(&header),
+            ..ProxySettings::default()
+        };
+        let p = proxies(
+            &[
+                ("http_proxy", "http://user:pass@plain.test:3128"),
+                ("https_proxy", "http://secure.test:3128"),
+            ],
+            &settings,
+        )
+        .unwrap();
+        for https in [false, true] {
+            let proxy = p.for_target(https, "a.test", 80).unwrap();
+            assert_eq!(
+                proxy.authorization.as_ref(),
+                Some(&header),
+                "{}",
+                proxy.name
+            );
+        }
+        let from_url = proxies(
+            &[("http_proxy", "http://user:pass@plain.test:3128")],
+            &ProxySettings::default(),
+        )
+        .unwrap();
+        // "user:pass"
+        assert_eq!(
+            from_url
+                .for_target(false, "a.test", 80)
+                .unwrap()
+                .authorization
+                .as_ref()
+                .unwrap(),
+            "Basic dXNlcjpwYXNz"
         );
     }
 

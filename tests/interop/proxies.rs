@@ -139,6 +139,17 @@ fn a_proxy_asking_for_credentials_is_a_proxy_error_and_credentials_pass() {
     assert!(!passed.stdout().contains("s3cret") && !passed.stderr().contains("s3cret"));
     // The proxy's credentials are for the proxy: no site saw them.
     assert!(nginx.log().iter().all(|l| l.authorization.is_empty()));
+
+    // The same credentials as the user's own header ("alice:s3cret"), for the proxy only.
+    let header = "Proxy-Authorization: Basic YWxpY2U6czNjcmV0";
+    let by_header = run(
+        fetch()
+            .args(["--proxy", &proxy.url(), "-H", header, "--cacert"])
+            .arg(&env.pki.ca),
+        &list,
+    );
+    all_ok(&by_header.table);
+    assert!(nginx.log().iter().all(|l| l.authorization.is_empty()));
 }
 
 /// The proxy's own refusal (squid's ACL) reads the same for plain HTTP (a 403 page from squid)
