@@ -81,6 +81,9 @@ fn unwritable_output_fails_before_any_request() {
     let message = stderr(&out);
     assert_eq!(message.lines().count(), 1, "{message}");
     assert!(message.contains("cannot write output file"), "{message}");
+    assert!(message.contains("No such file or directory"), "{message}");
+    // Only names the user gave: no temporary file's.
+    assert!(!message.contains(".new"), "{message}");
     assert_eq!(server.stats.hits(), 0);
 }
 

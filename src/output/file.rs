@@ -160,7 +160,17 @@ fn temp_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(fs::Permissions::from_mode(0o666));
     }
-    builder.tempfile_in(dir_of(path))
+    builder.tempfile_in(dir_of(path)).map_err(without_temp_name)
+}
+
+/// tempfile's error without the name of the temporary file it tried ("… at path
+/// \"dir/.out.csv.x8Kq2.new\""): a name the user never gave, and the caller names the file.
+fn without_temp_name(error: io::Error) -> io::Error {
+    let text = error.to_string();
+    match text.split_once(" at path ") {
+        Some((cause, _)) => io::Error::new(error.kind(), cause),
+        None => error,
+    }
 }
 
 /// Opens the partial file an earlier run left, for `--resume`: only a regular file, owned by
