@@ -3,7 +3,9 @@
 //!     cargo run --release --example serve -- 8080
 //!
 //! Routes (any path below them works, so lists of unique URLs are easy to make):
-//!   /page/...            a small HTML page
+//!   /page/...            a small HTML page, with an ETag and a Last-Modified date; a
+//!                        conditional request that matches them gets 304 Not Modified
+//!                        (what `fetch --state` sends on its second run)
 //!   /delay/MS/...        the small page after MS milliseconds
 //!   /size/BYTES/...      a body of BYTES bytes
 //!   /html/BYTES/...      an HTML page of BYTES bytes with a title at the top
@@ -31,8 +33,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::Path;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 const PAGE: &str = "<!doctype html><html><head><title>fetch test page</title></head>\
@@ -105,13 +107,45 @@ fn app() -> Router {
         .route("/stamps", get(stamps))
 }
 
-async fn page() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE)
+/// The page's validators: it never changes.
+const PAGE_ETAG: &str = "\"page-1\"";
+const PAGE_MODIFIED: &str = "Sun, 01 Nov 2026 00:00:00 GMT";
+
+async fn page(request: HeaderMap) -> Response {
+    let validators = [
+        (header::ETAG, PAGE_ETAG),
+        (header::LAST_MODIFIED, PAGE_MODIFIED),
+    ];
+    if not_modified(&request) {
+        return (StatusCode::NOT_MODIFIED, validators).into_response();
+    }
+    let html = (header::CONTENT_TYPE, "text/html; charset=utf-8");
+    (validators, [html], PAGE).into_response()
 }
 
-async fn delay(Path((ms, _)): Path<(u64, String)>) -> impl IntoResponse {
+/// RFC 9110 §13.1: If-None-Match (weak comparison, `*` matches any) decides when present;
+/// otherwise If-Modified-Since, against the page's date.
+fn not_modified(request: &HeaderMap) -> bool {
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+    if let Some(tags) = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        return tags
+            .split(',')
+            .any(|tag| tag.trim() == "*" || opaque(tag) == opaque(PAGE_ETAG));
+    }
+    let since = request
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    let modified = httpdate::parse_http_date(PAGE_MODIFIED).ok();
+    matches!((since, modified), (Some(since), Some(modified)) if modified <= since)
+}
+
+async fn delay(Path((ms, _)): Path<(u64, String)>, request: HeaderMap) -> impl IntoResponse {
     precise_sleep(Duration::from_millis(ms)).await;
-    page().await
+    page(request).await
 }
 
 /// Sleeps for `wait`, to within a fraction of a millisecond. tokio's timer ticks in whole
@@ -153,12 +187,12 @@ fn arrivals() -> &'static Mutex<(Instant, Vec<u64>)> {
     ARRIVALS.get_or_init(|| Mutex::new((Instant::now(), Vec::new())))
 }
 
-async fn stamp() -> impl IntoResponse {
+async fn stamp(request: HeaderMap) -> impl IntoResponse {
     if let Ok(mut arrivals) = arrivals().lock() {
         let micros = arrivals.0.elapsed().as_micros() as u64;
         arrivals.1.push(micros);
     }
-    page().await
+    page(request).await
 }
 
 async fn stamps() -> String {

@@ -17,8 +17,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use crate::config::{
-    Config, FetchSettings, Limits, OutputOptions, Rate, default_user_agent, parse_bytes,
-    parse_duration, parse_header, parse_method, parse_proxy, parse_resolve,
+    Config, FetchSettings, Limits, OutputOptions, Rate, StateSettings, default_user_agent,
+    parse_bytes, parse_duration, parse_header, parse_method, parse_proxy, parse_resolve,
 };
 use crate::error::Error;
 use crate::extract::{
@@ -35,8 +35,8 @@ Examples:
   fetch --rate 600/m --timeout 5s --max-time 10m a.txt b.txt -o out.csv
 
 Exit codes: 0 done, 1 I/O error, 2 usage error, 3 more rows failed than
---fail-on-errors allows, 124 --max-time reached, 130 interrupted (SIGINT),
-143 terminated (SIGTERM).";
+--fail-on-errors allows, 4 rows changed (--exit-on-change), 124 --max-time
+reached, 130 interrupted (SIGINT), 143 terminated (SIGTERM).";
 
 /// Fetch many URLs concurrently and write one CSV row per URL.
 ///
@@ -117,6 +117,22 @@ pub struct Args {
     /// Also write the summary as JSON to FILE, for monitoring.
     #[arg(help_heading = "Input and output", long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
+
+    /// Remember what each URL looked like in an SQLite database FILE (created on first use):
+    /// requests become conditional (If-None-Match, If-Modified-Since), and the columns change,
+    /// changed_fields and last_changed compare each row with the last run. Implies --hash.
+    #[arg(help_heading = "Memory between runs", long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// With --state: don't send the stored validators (every page is fetched whole); changes
+    /// are still tracked.
+    #[arg(help_heading = "Memory between runs", long, requires = "state")]
+    pub no_conditional: bool,
+
+    /// With --state: exit with code 4 when at least one row changed (change = changed), so a
+    /// cron wrapper can act on changes without reading the output.
+    #[arg(help_heading = "Memory between runs", long, requires = "state")]
+    pub exit_on_change: bool,
 
     /// Exit with code 3 when the share of rows with an error or a 5xx status exceeds RATE
     /// (e.g. 5% or 0.05; 0 fails on any).
@@ -305,6 +321,8 @@ pub struct Plan {
     pub resume: bool,
     pub summary_json: Option<PathBuf>,
     pub fail_on_errors: Option<f64>,
+    /// `--exit-on-change`: exit 4 when a row changed.
+    pub exit_on_change: bool,
 }
 
 /// What the command line asks for, checked.
@@ -378,16 +396,20 @@ impl Args {
                 .collect();
             refuse_to_clobber(out, &files, sources.contains(&Source::Stdin))?;
         }
+        if let Some(state) = &self.state {
+            refuse_state_clobber(state, self.output.as_deref(), &sources)?;
+        }
         let extract = ExtractSpec {
             title: !self.no_title,
             values: self.values_in_order(),
-            hash: self.hash,
+            // The state compares bodies by their digest.
+            hash: self.hash || self.state.is_some(),
         };
         let mut headers = HeaderMap::new();
         for (name, value) in self.headers {
             headers.append(name, value);
         }
-        check_column_names(&extract, &self.header_column)?;
+        check_column_names(&extract, &self.header_column, self.state.is_some())?;
         if self.format == Format::Jsonl && (self.bom || self.no_header) {
             return Err(Error::Usage(
                 "--bom and --no-header are for CSV; JSON Lines has neither".into(),
@@ -438,6 +460,10 @@ impl Args {
                 .map(|s| s.resolve(|name| std::env::var(name).ok()))
                 .transpose()
                 .map_err(Error::Usage)?,
+            state: self.state.map(|path| StateSettings {
+                path,
+                conditional: !self.no_conditional,
+            }),
             progress: !self.quiet && std::io::stderr().is_terminal(),
         };
         Ok(Plan {
@@ -449,6 +475,7 @@ impl Args {
             resume: self.resume,
             summary_json: self.summary_json,
             fail_on_errors: self.fail_on_errors,
+            exit_on_change: self.exit_on_change,
         })
     }
 
@@ -545,10 +572,36 @@ fn refuse_to_clobber(out: &Path, files: &[PathBuf], reads_stdin: bool) -> Result
     }
 }
 
-/// Header and value columns need names of their own: not a built-in column's, not another's.
+/// The state file must not be the output or an input: writing one would destroy the other.
+fn refuse_state_clobber(
+    state: &Path,
+    output: Option<&Path>,
+    sources: &[Source],
+) -> Result<(), Error> {
+    let files: Vec<PathBuf> = sources
+        .iter()
+        .filter_map(|s| match s {
+            Source::File(path) => Some(path.clone()),
+            Source::Stdin => None,
+        })
+        .chain(output.map(Path::to_path_buf))
+        .collect();
+    match output::clobbers_input(state, &files, false) {
+        Some(other) => Err(Error::Usage(format!(
+            "the state file '{}' is also an input or the output ({other}); give it a file of \
+             its own",
+            state.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Header and value columns need names of their own: not a built-in column's, not another's;
+/// with `--state`, not `body` either (`changed_fields` names the page's body so).
 fn check_column_names(
     extract: &ExtractSpec,
     headers: &[(HeaderName, String)],
+    state: bool,
 ) -> Result<(), Error> {
     let mut seen = std::collections::HashSet::new();
     let names = headers
@@ -561,6 +614,13 @@ fn check_column_names(
                 "'{name}' is the name of a built-in column; choose another for \
                  --header-column, --select or --regex (NAME=COLUMN)"
             )));
+        }
+        if state && name == "body" {
+            return Err(Error::Usage(
+                "with --state, 'body' names the page's body in changed_fields; choose another \
+                 column name for --header-column, --select or --regex"
+                    .into(),
+            ));
         }
         if !seen.insert(name) {
             return Err(Error::Usage(format!(

@@ -13,6 +13,7 @@ pub use crate::fetch::Settings as FetchSettings;
 use crate::input::Shard;
 pub use crate::output::Options as OutputOptions;
 pub use crate::schedule::{Limits, Rate, RetryPolicy};
+pub use crate::state::Settings as StateSettings;
 
 /// Everything the pipeline needs to know, already checked: one part per stage, each handed to
 /// its stage alone (ripgrep's `HiArgs` way: the stages never see the whole of it).
@@ -30,6 +31,8 @@ pub struct Config {
     pub dedupe: bool,
     /// `--shard`: take only this shard's lines.
     pub shard: Option<Shard>,
+    /// `--state`: memory between runs (the body hash is then always taken).
+    pub state: Option<StateSettings>,
     /// Draw a progress bar on stderr.
     pub progress: bool,
 }
@@ -46,6 +49,7 @@ impl Default for Config {
             output: OutputOptions::default(),
             dedupe: false,
             shard: None,
+            state: None,
             progress: false,
         }
     }

@@ -31,6 +31,11 @@ pub enum Error {
     #[error("cannot write summary file '{}': {source}", path.display())]
     SummaryFile { path: PathBuf, source: io::Error },
 
+    /// `--state`: the state file cannot be used (locked by another run, not a state file, a
+    /// failed write).
+    #[error("state file '{}': {why}", path.display())]
+    State { path: PathBuf, why: String },
+
     #[error("cannot use the CA certificates in '{}': {why}", path.display())]
     CaFile { path: PathBuf, why: String },
 

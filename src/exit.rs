@@ -11,6 +11,9 @@ pub const IO_ERROR: i32 = 1;
 pub const USAGE: i32 = 2;
 /// The run completed, but more rows failed (an error or a 5xx) than `--fail-on-errors` allows.
 pub const TOO_MANY_ERRORS: i32 = 3;
+/// `--exit-on-change`: the run completed and at least one row changed since the state's last
+/// run (and no more rows failed than `--fail-on-errors` allows, which 3 would say first).
+pub const CHANGED: i32 = 4;
 /// `--max-time` passed before the list was done; the output holds the rows done so far. The same
 /// code as coreutils' `timeout`.
 pub const DEADLINE: i32 = 124;

@@ -60,6 +60,7 @@ pub mod report;
 pub mod row;
 pub mod schedule;
 mod skip;
+pub mod state;
 pub mod stop;
 
 use std::sync::Arc;
@@ -73,15 +74,17 @@ pub use crate::error::Error;
 pub use crate::input::{Inputs, Source};
 pub use crate::output::Output;
 pub use crate::report::Summary;
+pub use crate::state::State;
 pub use crate::stop::{Stop, StopReason};
 
 use crate::extract::{ExtractPool, Extractor};
 use crate::fetch::{Fetcher, Transport};
 use crate::input::Dedupe;
 use crate::output::{ColumnSpec, Layout, OrderGate};
-use crate::report::{Counters, Progress, Tally};
+use crate::report::{Counters, Progress, Tally, Totals};
 use crate::schedule::Work;
 use crate::skip::Skip;
+use crate::state::{Figures, Recorder, RunStart, Tracking};
 
 /// The UTF-8 byte-order mark: skipped at the start of an input, written with `--bom`, skipped
 /// again when a resumed or merged file starts with it.
@@ -98,10 +101,14 @@ pub struct Pipeline {
     config: Config,
     fetcher: Arc<dyn Transport>,
     layout: Layout,
+    /// `--state`, once opened.
+    state: Option<State>,
 }
 
 impl Pipeline {
-    pub fn new(config: Config) -> Result<Pipeline, Error> {
+    pub fn new(mut config: Config) -> Result<Pipeline, Error> {
+        // The state compares bodies by their digest.
+        config.extract.hash |= config.state.is_some();
         let layout = layout(&config)?;
         let capacity = fetch::Capacity {
             requests: config.limits.concurrency.get(),
@@ -112,6 +119,7 @@ impl Pipeline {
             config,
             fetcher: Arc::new(fetcher),
             layout,
+            state: None,
         })
     }
 
@@ -119,20 +127,34 @@ impl Pipeline {
     /// describes: everything else (limits, retries, extraction, ordering, output) is the same.
     /// How tests drive the whole pipeline without a network.
     pub fn with_transport(
-        config: Config,
+        mut config: Config,
         transport: Arc<dyn Transport>,
     ) -> Result<Pipeline, Error> {
+        config.extract.hash |= config.state.is_some();
         let layout = layout(&config)?;
         Ok(Pipeline {
             config,
             fetcher: transport,
             layout,
+            state: None,
         })
     }
 
     /// How this pipeline writes rows (format, columns).
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// Opens and locks the state file the configuration names (`--state`), unless it is open
+    /// already. [`Pipeline::run`] does it if the caller has not; the binary does it before
+    /// opening the output, so that a state file in use fails the run before anything changes.
+    pub fn open_state(&mut self) -> Result<Option<&State>, Error> {
+        if self.state.is_none()
+            && let Some(settings) = &self.config.state
+        {
+            self.state = Some(State::open(settings)?);
+        }
+        Ok(self.state.as_ref())
     }
 
     /// Runs the whole pipeline: reads `inputs`, fetches under the configured limits, writes one
@@ -143,15 +165,17 @@ impl Pipeline {
     /// The summary's `stopped` field tells whether the run was cut short. An error means the run
     /// could not go on (unreadable input mid-way, failed write); rows written before it are kept.
     pub async fn run(
-        self,
+        mut self,
         inputs: Inputs,
         mut output: Output,
         stop: Stop,
     ) -> Result<Summary, Error> {
+        self.open_state()?;
         let Pipeline {
             config,
             fetcher,
             layout,
+            state,
         } = self;
         let extractor = Arc::new(Extractor::new(config.extract.clone()));
         let started = Instant::now();
@@ -165,23 +189,38 @@ impl Pipeline {
         let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE);
         let order = config.output.ordered.map(OrderGate::new);
         let carried = output.carried.take();
+        let memory = state
+            .map(|state| remember(state, &config, &output, carried.as_ref()))
+            .transpose()?;
+        let mut tally = Tally::new(Arc::clone(&counters));
+        if memory.is_some() {
+            tally = tally.with_changes();
+        }
         let mut skip = Skip {
             shard: config.shard,
             recorded: output.recorded.take(),
             dedupe: config.dedupe.then(Dedupe::default),
             counters: Arc::clone(&counters),
         };
+        let (recall, recorder) = match memory {
+            Some((recall, recorder)) => (Some(recall), Some(recorder)),
+            None => (None, None),
+        };
         let written = output::spawn_writer(
             output,
             layout,
             order.clone(),
             row_rx,
-            Tally::new(Arc::clone(&counters)),
+            tally,
+            recorder.map(|r| Box::new(r) as Box<dyn output::RowObserver>),
             stop.clone(),
         )?;
-        let jobs = inputs
+        let mut jobs = inputs
             .spawn_reader(JOB_QUEUE, move |job| skip.keep(job))
             .map_err(Error::Thread)?;
+        if let Some(recall) = recall {
+            jobs = state::spawn_recall(recall, jobs, JOB_QUEUE).map_err(Error::Thread)?;
+        }
         let deadline = config
             .limits
             .max_time
@@ -225,12 +264,70 @@ impl Pipeline {
     }
 }
 
+/// `--state`: begins the run's record, and sets up both ends of the state stage: the recall
+/// stage after the input, and the recorder beside the writer.
+fn remember(
+    mut state: State,
+    config: &Config,
+    output: &Output,
+    carried: Option<&Totals>,
+) -> Result<(state::Recall, Recorder), Error> {
+    let carried = carried.map_or_else(Figures::default, |totals| {
+        let changes = totals.changes();
+        Figures {
+            rows: totals.rows(),
+            errors: totals.errors(),
+            new: changes.new,
+            same: changes.same,
+            changed: changes.changed,
+            not_modified: changes.not_modified,
+        }
+    });
+    let run = state.begin(&RunStart {
+        output: output.target().map(Into::into),
+        resumed: output.continues(),
+        carried,
+        options: options_json(config, state.conditional()),
+    })?;
+    let tracking = Arc::new(Tracking::new(&config.extract));
+    let recall = state::Recall {
+        conn: state.reader()?,
+        path: state.path().to_path_buf(),
+        tracking: Arc::clone(&tracking),
+        conditional: state.conditional(),
+    };
+    Ok((recall, Recorder::start(state, run, tracking, carried)?))
+}
+
+/// What the `runs` table keeps of a run's options: those that decide what its rows mean.
+fn options_json(config: &Config, conditional: bool) -> serde_json::Value {
+    let values: Vec<serde_json::Value> = config
+        .extract
+        .values
+        .iter()
+        .map(|v| serde_json::json!({"name": v.name(), "extracts": v.describe()}))
+        .collect();
+    serde_json::json!({
+        "method": config.fetch.method.as_str(),
+        "user_agent": String::from_utf8_lossy(config.fetch.user_agent.as_bytes()),
+        "follow_redirects": config.fetch.follow_redirects,
+        "max_body": config.fetch.max_body,
+        "conditional": conditional,
+        "title": config.extract.title,
+        "values": values,
+        "dedupe": config.dedupe,
+        "shard": config.shard.map(|s| s.to_string()),
+    })
+}
+
 /// The layout `config` asks for: the output options, with the columns the other stages' options
-/// add (the hash, the TLS columns, header columns, selector and regex values).
+/// add (the hash, the TLS columns, the change columns, header columns, selector and regex
+/// values).
 fn layout(config: &Config) -> Result<Layout, Error> {
     let spec = ColumnSpec {
         hash: config.extract.hash,
         tls_info: config.fetch.tls_info,
+        changes: config.state.is_some(),
         headers: config
             .fetch
             .header_columns

@@ -75,8 +75,13 @@ fn run(plan: Plan) -> Result<i32, Error> {
     allow_enough_sockets(plan.config.limits.concurrency.get());
     // Everything that can fail is checked before the output is touched and before the first
     // request: the client, then the inputs, then the output.
-    let pipeline = Pipeline::new(plan.config)?;
+    let mut pipeline = Pipeline::new(plan.config)?;
     let inputs = Inputs::open(&plan.sources)?;
+    // Locked before the output is touched: a state file another run holds changes nothing.
+    let recorded = match (pipeline.open_state()?, &plan.output) {
+        (Some(state), Some(path)) if plan.resume => state.recorded_rows(path)?,
+        _ => None,
+    };
     // Opened now so an unwritable path fails before any request, written at the end.
     let summary_file = plan
         .summary_json
@@ -89,7 +94,7 @@ fn run(plan: Plan) -> Result<i32, Error> {
         })
         .transpose()?;
     let output = match &plan.output {
-        Some(path) if plan.resume => fetch::output::resume(path, pipeline.layout())?,
+        Some(path) if plan.resume => fetch::output::resume(path, pipeline.layout(), recorded)?,
         Some(path) => Output::create(path)?,
         None => Output::stdout(),
     };
@@ -126,6 +131,9 @@ fn run(plan: Plan) -> Result<i32, Error> {
             limit * 100.0
         ));
         return Ok(exit::TOO_MANY_ERRORS);
+    }
+    if plan.exit_on_change && summary.changes.is_some_and(|c| c.changed > 0) {
+        return Ok(exit::CHANGED);
     }
     Ok(exit::OK)
 }

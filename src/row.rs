@@ -166,6 +166,118 @@ pub struct Row {
     pub headers: Vec<Option<String>>,
     /// One per `--select`/`--regex`, in the order given.
     pub values: Vec<Option<String>>,
+    /// `--state`: the URL's key in the state and what the state knew of it.
+    pub tracked: Option<Box<Tracked>>,
+    /// `--state`: the final response's validators (`ETag`, `Last-Modified`).
+    pub validators: Option<Box<Validators>>,
+    /// `--state`: how the row compares with what the state knew; `None` for rows that are not
+    /// an observation of their URL (bad input, a request cut off by a stop).
+    pub change: Option<Box<Change>>,
+}
+
+/// `--state`: what a run tracks of a line's URL.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tracked {
+    /// The URL as parsed and written back (normalised), a password in it as `***`: its key in
+    /// the state, the same for every spelling of the URL `--dedupe` treats as one.
+    pub key: String,
+    /// What the state held for the URL before this run; `None` for a URL it has never seen.
+    pub known: Option<Known>,
+    /// The validators to send with the request (a conditional request), if any.
+    pub conditions: Option<Arc<Conditions>>,
+}
+
+/// A URL's record in the state, as an earlier run left it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Known {
+    /// The record's id in the state.
+    pub id: i64,
+    /// The status of the last response received.
+    pub status: Option<u16>,
+    /// The error kind of the last check, by name.
+    pub error: Option<String>,
+    pub final_url: Option<String>,
+    /// The title of the last good response: `Some("")` for a page without one, `None` when no
+    /// title was extracted.
+    pub title: Option<String>,
+    /// The body digest of the last good response; `None` before the first one.
+    pub body_sha256: Option<String>,
+    /// The `--select`/`--regex` values of the last good response, by column name.
+    pub values: Vec<(String, Option<String>)>,
+    /// The validators of the last good 200 response, for `final_url`.
+    pub validators: Validators,
+    pub last_changed: Option<SystemTime>,
+    /// A fingerprint of the extraction options the title and values came from.
+    pub spec: i64,
+}
+
+/// Validators of a response (RFC 9110 §8.8), as the server sent them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// A conditional request: the validators to send (`If-None-Match`, `If-Modified-Since`), and
+/// the URL they belong to (sent only to that hop of a redirect chain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conditions {
+    /// The URL as a row shows it (a password as `***`).
+    pub url: String,
+    pub validators: Validators,
+}
+
+/// How a row compares with the state's record of its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// The state had no record of the URL.
+    New,
+    /// Fetched, and nothing compared has changed.
+    Same,
+    /// At least one field compared has changed (`changed_fields` says which).
+    Changed,
+    /// The server answered 304 Not Modified to a conditional request.
+    NotModified,
+}
+
+impl ChangeKind {
+    pub const ALL: [ChangeKind; 4] = [
+        ChangeKind::New,
+        ChangeKind::Same,
+        ChangeKind::Changed,
+        ChangeKind::NotModified,
+    ];
+
+    /// The value written in the `change` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::New => "new",
+            ChangeKind::Same => "same",
+            ChangeKind::Changed => "changed",
+            ChangeKind::NotModified => "not_modified",
+        }
+    }
+
+    /// The kind a `change` cell names, if any.
+    pub fn from_name(name: &str) -> Option<ChangeKind> {
+        ChangeKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// The change columns of a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub kind: ChangeKind,
+    /// The fields that changed, comma-separated, in column order; empty when none did.
+    pub fields: String,
+    /// When the URL last changed (or was first seen).
+    pub last_changed: Option<SystemTime>,
 }
 
 /// What a TLS connection (or a handshake that failed on its certificate) showed.

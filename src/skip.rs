@@ -68,6 +68,7 @@ mod tests {
             text: text.into(),
             target: Url::parse(text)
                 .map_err(|_| crate::row::Failure::new(crate::row::ErrorKind::InvalidUrl, "")),
+            tracked: None,
         }
     }
 

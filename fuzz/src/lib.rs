@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arbitrary::Arbitrary;
 
 use fetch::output::{Cell, Column, ColumnSpec, Columns, Format, Layout, RowWriter};
-use fetch::row::{Certificate, ErrorKind, Row, TlsFacts};
+use fetch::row::{Certificate, Change, ChangeKind, ErrorKind, Row, TlsFacts};
 
 /// The last second RFC 3339 can write (9999-12-31T23:59:59Z): `started_at` is the clock's
 /// time, never past it.
@@ -48,6 +48,15 @@ pub struct AnyRow {
     location: Option<String>,
     headers: Vec<Option<String>>,
     values: Vec<Option<String>>,
+    change: Option<AnyChange>,
+}
+
+/// The change columns of `--state`, chosen by the fuzzer.
+#[derive(Debug, Arbitrary)]
+pub struct AnyChange {
+    kind: u8,
+    fields: String,
+    last_changed: Option<(u64, u32)>,
 }
 
 /// What `--tls-info` records, chosen by the fuzzer.
@@ -111,6 +120,15 @@ impl AnyRow {
             location: self.location,
             headers: self.headers,
             values: self.values,
+            tracked: None,
+            validators: None,
+            change: self.change.map(|c| {
+                Box::new(Change {
+                    kind: ChangeKind::ALL[usize::from(c.kind) % ChangeKind::ALL.len()],
+                    fields: c.fields,
+                    last_changed: c.last_changed.map(time),
+                })
+            }),
         }
     }
 }
@@ -127,6 +145,7 @@ pub struct AnyLayout {
     value_columns: u8,
     /// Indexes into the full column list, for `--fields`.
     fields: Option<Vec<u8>>,
+    changes: bool,
 }
 
 impl AnyLayout {
@@ -134,6 +153,7 @@ impl AnyLayout {
         let spec = ColumnSpec {
             hash: self.hash,
             tls_info: self.tls_info,
+            changes: self.changes,
             headers: (0..self.header_columns % 3)
                 .map(|i| format!("header{i}"))
                 .collect(),

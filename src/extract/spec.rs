@@ -45,6 +45,21 @@ impl ValueSpec {
             ValueSpec::Pattern(p) => &p.name,
         }
     }
+
+    /// What the column extracts, as one line: `select:CSS`, `select-all:CSS@attr`,
+    /// `regex:PATTERN`. Two columns describe alike exactly when they extract alike.
+    pub fn describe(&self) -> String {
+        match self {
+            ValueSpec::Select(s) => {
+                let kind = if s.all { "select-all" } else { "select" };
+                match &s.attr {
+                    Some(attr) => format!("{kind}:{}@{attr}", s.css),
+                    None => format!("{kind}:{}", s.css),
+                }
+            }
+            ValueSpec::Pattern(p) => format!("regex:{}", p.regex.as_str()),
+        }
+    }
 }
 
 impl From<SelectSpec> for ValueSpec {
@@ -82,6 +97,8 @@ impl ExtractSpec {
 #[derive(Debug, Clone)]
 pub struct SelectSpec {
     pub name: String,
+    /// The selector as given.
+    css: String,
     selector: Selector,
     attr: Option<String>,
     all: bool,
@@ -174,6 +191,7 @@ pub fn parse_select(text: &str, all: bool) -> Result<SelectSpec, String> {
     })?;
     Ok(SelectSpec {
         name,
+        css: css.to_owned(),
         selector,
         // HTML attribute names are case-insensitive, and the parser lowercases them.
         attr: attr.map(str::to_ascii_lowercase),

@@ -30,7 +30,8 @@ use std::time::{Duration, SystemTime};
 
 use http::header::{
     ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE, COOKIE,
-    HOST, HeaderMap, HeaderValue, LOCATION, PROXY_AUTHORIZATION, RETRY_AFTER, USER_AGENT,
+    ETAG, HOST, HeaderMap, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION,
+    PROXY_AUTHORIZATION, RETRY_AFTER, USER_AGENT,
 };
 use http::{Method, Request, Uri};
 use http_body_util::Empty;
@@ -40,8 +41,8 @@ use url::{Position, Url};
 
 use crate::error::Error;
 use crate::human;
-use crate::redact::{basic_auth, into_shown, redact, without_credentials};
-use crate::row::{ErrorKind, Failure, TlsFacts};
+use crate::redact::{basic_auth, into_shown, redact, redact_url, without_credentials};
+use crate::row::{Conditions, ErrorKind, Failure, TlsFacts, Validators};
 
 use self::classify::{classify_body, classify_request, is_transient};
 use self::connect::Reached;
@@ -113,6 +114,12 @@ pub struct Attempt {
     pub location: Option<String>,
     /// The final response's values of each `--header-column` header, joined with `, `.
     pub headers: Vec<Option<String>>,
+    /// `--state`: record the final response's validators in `validators`.
+    pub track_validators: bool,
+    /// `--state`: what makes the request conditional (sent to the hop its URL names).
+    pub conditions: Option<Arc<Conditions>>,
+    /// The final response's `ETag` and `Last-Modified`, when `track_validators` asks for them.
+    pub validators: Option<Box<Validators>>,
     /// When the hop in flight started; `None` between hops.
     pub(crate) hop_start: Option<Instant>,
     /// How far the hop in flight got, as it got there.
@@ -131,6 +138,7 @@ impl Attempt {
         self.location = None;
         self.headers.clear();
         self.tls_info = None;
+        self.validators = None;
     }
 
     /// The hop in flight is over, whatever ended it (a response, a failure, the timeout, a
@@ -359,6 +367,7 @@ impl Fetcher {
     ) -> Result<Option<Url>, Failure> {
         let left_origin = attempt.left_origin;
         let credentials = hop_credentials(&url, attempt);
+        let conditional = conditional_headers(&url, attempt.conditions.as_deref());
         let url = &*attempt.final_url.insert(url);
         let uri = to_uri(&without_credentials(url))?;
         let host = host_header(url)?;
@@ -372,6 +381,13 @@ impl Fetcher {
                     request
                         .headers_mut()
                         .insert(AUTHORIZATION, credentials.clone());
+                }
+                for (name, value) in &conditional {
+                    // The user's own -H wins, as for every header.
+                    request
+                        .headers_mut()
+                        .entry(name)
+                        .or_insert_with(|| value.clone());
                 }
                 request
             })
@@ -470,6 +486,9 @@ impl Fetcher {
                 Ok(url) => into_shown(url),
                 Err(_) => redact(&text).into_owned(),
             });
+        }
+        if attempt.track_validators {
+            attempt.validators = validators(headers);
         }
         attempt
             .headers
@@ -583,6 +602,38 @@ fn default_headers(config: &Settings) -> HeaderMap {
         headers.append(name, value.clone());
     }
     headers
+}
+
+/// The headers that make a request conditional (RFC 9110 §13.1): the state's validators, for
+/// the hop whose URL they came from only, sent as the server gave them (a weak ETag keeps its
+/// `W/`). A validator no longer valid as a header value is left out.
+fn conditional_headers(
+    url: &Url,
+    conditions: Option<&Conditions>,
+) -> Vec<(http::HeaderName, HeaderValue)> {
+    let Some(conditions) = conditions else {
+        return Vec::new();
+    };
+    if redact_url(url) != conditions.url.as_str() {
+        return Vec::new();
+    }
+    let v = &conditions.validators;
+    [
+        (IF_NONE_MATCH, v.etag.as_deref()),
+        (IF_MODIFIED_SINCE, v.last_modified.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name, HeaderValue::from_str(value?).ok()?)))
+    .collect()
+}
+
+/// A response's `ETag` and `Last-Modified`, when it has either.
+fn validators(headers: &HeaderMap) -> Option<Box<Validators>> {
+    let found = Validators {
+        etag: headers.get(ETAG).map(header_text),
+        last_modified: headers.get(LAST_MODIFIED).map(header_text),
+    };
+    (!found.is_empty()).then(|| Box::new(found))
 }
 
 /// The `Basic` credentials for the hop to `url`: its own, else (still on the chain's first

@@ -20,7 +20,7 @@ use url::Url;
 
 use crate::error::Error;
 use crate::redact::redact;
-use crate::row::{ErrorKind, Failure};
+use crate::row::{ErrorKind, Failure, Tracked};
 
 mod dedupe;
 mod shard;
@@ -76,6 +76,9 @@ pub struct Job {
     pub text: String,
     /// The parsed http(s) URL, or why the line is not one.
     pub target: Result<Url, Failure>,
+    /// `--state`: what the state knew of the URL (attached after reading, by the state's
+    /// recall stage).
+    pub tracked: Option<Box<Tracked>>,
 }
 
 /// Opened inputs, ready to be streamed. Opening is separate from reading so that every file can
@@ -197,22 +200,23 @@ fn read_all(
 /// Jobs handed to the dispatcher per wake-up of the reading thread.
 const HANDOVER_BATCH: usize = 64;
 
-/// Sends jobs from the reading thread in batches of channel slots. The channel is full most of
+/// Sends jobs from a reading thread (input's, or the state's recall) in batches of channel
+/// slots. The channel is full most of
 /// the time (reading is far faster than fetching); sending one job at a time would wake this
 /// thread for every slot the dispatcher frees, a futex round trip per URL.
-struct Handover<'a> {
+pub(crate) struct Handover<'a> {
     tx: &'a mpsc::Sender<Result<Job, Error>>,
     permits: Option<mpsc::PermitIterator<'a, Result<Job, Error>>>,
 }
 
 impl<'a> Handover<'a> {
-    fn new(tx: &'a mpsc::Sender<Result<Job, Error>>) -> Self {
+    pub(crate) fn new(tx: &'a mpsc::Sender<Result<Job, Error>>) -> Self {
         Handover { tx, permits: None }
     }
 
     /// Sends `item`, waiting for a batch of free slots when needed. False when the receiver is
     /// gone.
-    fn send(&mut self, item: Result<Job, Error>) -> bool {
+    pub(crate) fn send(&mut self, item: Result<Job, Error>) -> bool {
         loop {
             if let Some(permit) = self.permits.as_mut().and_then(Iterator::next) {
                 permit.send(item);
@@ -396,6 +400,7 @@ fn classify(line: u64, raw: RawLine<'_>, targets: &mut TargetParser) -> Option<J
         read_at: Instant::now(),
         text: redact(&text).into_owned(),
         target: Err(Failure::new(ErrorKind::InvalidInput, detail)),
+        tracked: None,
     };
     if raw.len > MAX_LINE_BYTES {
         let preview: String = printable(&text)
@@ -426,6 +431,7 @@ fn classify(line: u64, raw: RawLine<'_>, targets: &mut TargetParser) -> Option<J
         read_at: Instant::now(),
         text,
         target,
+        tracked: None,
     })
 }
 

@@ -45,6 +45,9 @@ pub enum Column {
     ContentEncoding,
     WireBytes,
     Location,
+    Change,
+    ChangedFields,
+    LastChanged,
     /// The n-th `--header-column`.
     Header(usize),
     /// The n-th `--select`/`--regex` value.
@@ -57,12 +60,14 @@ pub enum Presence {
     Always,
     WithHash,
     WithTlsInfo,
+    /// With `--state`.
+    WithState,
     /// Only when `--fields` names it.
     OnRequest,
 }
 
 /// The built-in columns, in output order, with their names.
-pub const BUILT_IN: [(Column, &str, Presence); 30] = [
+pub const BUILT_IN: [(Column, &str, Presence); 33] = [
     (Column::Line, "line", Presence::Always),
     (Column::Url, "url", Presence::Always),
     (Column::Status, "status", Presence::Always),
@@ -105,6 +110,9 @@ pub const BUILT_IN: [(Column, &str, Presence); 30] = [
     ),
     (Column::WireBytes, "wire_bytes", Presence::OnRequest),
     (Column::Location, "location", Presence::OnRequest),
+    (Column::Change, "change", Presence::WithState),
+    (Column::ChangedFields, "changed_fields", Presence::WithState),
+    (Column::LastChanged, "last_changed", Presence::WithState),
 ];
 
 /// What a run can write beside the built-in columns it always has.
@@ -114,6 +122,8 @@ pub struct ColumnSpec {
     pub hash: bool,
     /// `--tls-info`: the TLS version and certificate columns.
     pub tls_info: bool,
+    /// `--state`: the change columns.
+    pub changes: bool,
     /// `--header-column` names, in order.
     pub headers: Vec<String>,
     /// `--select`/`--regex` names, in order.
@@ -195,8 +205,9 @@ fn available(spec: &ColumnSpec) -> impl Iterator<Item = (Column, String, bool)> 
             Presence::Always => true,
             Presence::WithHash if spec.hash => true,
             Presence::WithTlsInfo if spec.tls_info => true,
+            Presence::WithState if spec.changes => true,
             Presence::OnRequest => false,
-            Presence::WithHash | Presence::WithTlsInfo => return None,
+            Presence::WithHash | Presence::WithTlsInfo | Presence::WithState => return None,
         };
         Some((*column, (*name).to_owned(), default))
     });
@@ -242,6 +253,7 @@ impl Column {
         let ms = |v: Option<Duration>| v.map_or(Empty, Millis);
         let tls = row.tls_info.as_deref();
         let cert = tls.and_then(|t| t.certificate.as_ref());
+        let change = row.change.as_deref();
         match self {
             Column::Line => Count(row.line),
             Column::Url => Text(&row.url),
@@ -276,6 +288,12 @@ impl Column {
             Column::ContentEncoding => text(&row.content_encoding),
             Column::WireBytes => row.wire_bytes.map_or(Empty, Count),
             Column::Location => text(&row.location),
+            Column::Change => change.map_or(Empty, |c| Word(c.kind.as_str())),
+            // Field names: ours, or column names the user gave (letters, digits, `_-.`).
+            Column::ChangedFields => change
+                .filter(|c| !c.fields.is_empty())
+                .map_or(Empty, |c| Word(&c.fields)),
+            Column::LastChanged => change.and_then(|c| c.last_changed).map_or(Empty, Time),
             Column::Header(i) => row.headers.get(i).map_or(Empty, text),
             Column::Value(i) => row.values.get(i).map_or(Empty, text),
         }
@@ -443,6 +461,7 @@ mod tests {
         let spec = ColumnSpec {
             hash: true,
             tls_info: true,
+            changes: false,
             headers: vec!["server".into()],
             values: vec!["price".into()],
         };

@@ -113,6 +113,20 @@ impl Output {
     pub fn to_writer(writer: impl Write + Send + 'static) -> Output {
         Output::new(Destination::Writer(Box::new(writer)))
     }
+
+    /// The file the rows end up in (after symlinks), when they go to a file that is replaced at
+    /// the end (not stdout, a device or a writer).
+    pub fn target(&self) -> Option<&Path> {
+        match &self.destination {
+            Destination::File { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// Whether the rows continue an earlier run's file (`--resume`).
+    pub fn continues(&self) -> bool {
+        self.continues
+    }
 }
 
 /// The path a chain of symlinks ends at (each resolved against its link's directory), or

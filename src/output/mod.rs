@@ -123,6 +123,38 @@ pub struct Layout {
 /// The writer's result: the tally of rows written, and whether writing failed.
 pub(crate) type Written = (Tally, Result<(), Error>);
 
+/// A side feature that must stay in step with what is written (`--state`): it sees each row
+/// just before it is written and after, and learns which rows have reached the destination, so
+/// what it records never runs ahead of the output. Called on the writer's thread, never on the
+/// event loop.
+pub trait RowObserver: Send {
+    /// Just before `row` is written: may fill in cells.
+    fn before_write(&mut self, row: &mut Row);
+    /// `row` has been written to the sink (perhaps only to its buffer).
+    fn after_write(&mut self, row: Row);
+    /// The first `rows` rows this run wrote have reached the destination (the kernel, for a
+    /// file). An error stops the run.
+    fn reached(&mut self, rows: u64) -> Result<(), Error>;
+    /// Whether so many rows wait for [`RowObserver::reached`] that the writer should flush.
+    fn wants_flush(&self) -> bool;
+    /// Writing is over: `rows` rows reached the destination, and the run ended for `stopped`
+    /// (`None`: the input was done). Called before a file output is moved into place.
+    fn finish(self: Box<Self>, rows: u64, stopped: Option<StopReason>) -> Result<(), Error>;
+}
+
+/// Why writing stopped before its end.
+enum Halt {
+    Io(io::Error),
+    /// The observer failed: its own error, already worded.
+    Observer(Error),
+}
+
+impl From<io::Error> for Halt {
+    fn from(e: io::Error) -> Self {
+        Halt::Io(e)
+    }
+}
+
 /// Starts the writer thread. The returned receiver yields once every sender of `rows` is gone
 /// and the last row is flushed. With `order`, rows are written in input order.
 pub(crate) fn spawn_writer(
@@ -131,110 +163,164 @@ pub(crate) fn spawn_writer(
     order: Option<Arc<OrderGate>>,
     rows: mpsc::Receiver<Row>,
     tally: Tally,
+    observer: Option<Box<dyn RowObserver>>,
     stop: Stop,
 ) -> Result<oneshot::Receiver<Written>, Error> {
     let (done_tx, done_rx) = oneshot::channel();
     std::thread::Builder::new()
         .name("fetch-writer".into())
         .spawn(move || {
-            let written = write_all(output, layout, order, rows, tally, &stop);
-            let _ = done_tx.send(written);
+            let mut writer = Writer {
+                reorder: order.map(Reorder::new),
+                tally,
+                observer,
+            };
+            let written = writer.write_all(output, layout, rows, &stop);
+            let _ = done_tx.send((writer.tally, written));
         })
         .map_err(Error::Thread)?;
     Ok(done_rx)
 }
 
-fn write_all(
-    output: Output,
-    mut layout: Layout,
-    order: Option<Arc<OrderGate>>,
-    mut rows: mpsc::Receiver<Row>,
-    mut tally: Tally,
-    stop: &Stop,
-) -> Written {
-    if output.continues {
-        layout.header = false;
-        layout.bom = false;
-    }
-    let destination = output.destination;
-    let partial = destination
-        .partial()
-        .map(|(path, before)| (PathBuf::from(path), before));
-    let mut reorder = order.map(Reorder::new);
-    // Rows whose bytes reached the destination whole, for the message if writing fails.
-    let mut rows_out = 0;
-    let result = RowSink::new(destination, layout).and_then(|mut sink| {
-        let drained = drain(&mut sink, reorder.as_mut(), &mut rows, &mut tally);
-        rows_out = sink.rows_written();
-        drained?;
-        sink.into_inner()?.finish()
-    });
-    let result = match result {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-            // The reader went away (`| head`): a normal way for a run to end.
-            stop.trigger(StopReason::OutputClosed);
-            Ok(())
-        }
-        Err(source) => {
-            stop.trigger(StopReason::Failed);
-            let rows = partial.as_ref().map(|(_, before)| before + rows_out);
-            Err(Error::Write {
-                source,
-                partial: partial.map(|(path, _)| path),
-                rows,
-            })
-        }
-    };
-    // Close before dropping so that request tasks blocked on sending see the channel closed.
-    rows.close();
-    (tally, result)
+/// The writer thread's own state besides the sink.
+struct Writer {
+    /// `--ordered`: rows held until their turn.
+    reorder: Option<Reorder>,
+    tally: Tally,
+    observer: Option<Box<dyn RowObserver>>,
 }
 
-/// Writes rows as they come (or as their turn comes, with a reorder window), flushing whenever
-/// the channel runs dry and at least every [`FLUSH_EVERY`].
-fn drain(
-    sink: &mut RowSink,
-    mut reorder: Option<&mut Reorder>,
-    rows: &mut mpsc::Receiver<Row>,
-    tally: &mut Tally,
-) -> io::Result<()> {
-    sink.flush()?;
-    let mut flushed = Instant::now();
-    let mut ready = Vec::new();
-    loop {
-        let row = match next_row(rows) {
-            Next::Row(row) => row,
-            Next::Closed => break,
-            Next::Dry => {
-                sink.flush()?;
-                flushed = Instant::now();
-                match rows.blocking_recv() {
-                    Some(row) => row,
-                    None => break,
-                }
+impl Writer {
+    fn write_all(
+        &mut self,
+        output: Output,
+        mut layout: Layout,
+        mut rows: mpsc::Receiver<Row>,
+        stop: &Stop,
+    ) -> Result<(), Error> {
+        if output.continues {
+            layout.header = false;
+            layout.bom = false;
+        }
+        let destination = output.destination;
+        let partial = destination
+            .partial()
+            .map(|(path, before)| (PathBuf::from(path), before));
+        // Rows whose bytes reached the destination whole, for the message if writing fails.
+        let mut rows_out = 0;
+        let result = RowSink::new(destination, layout)
+            .map_err(Halt::Io)
+            .and_then(|mut sink| {
+                let drained = self.drain(&mut sink, &mut rows);
+                rows_out = sink.rows_written();
+                drained?;
+                let destination = sink.into_inner()?;
+                // What the observer records covers the whole output before it is moved into
+                // place: a complete file never stands beside a state that lacks its rows.
+                self.finish_observer(rows_out, stop.reason())?;
+                destination.finish().map_err(Halt::Io)
+            });
+        // After a failure the observer still records the rows that did reach the output.
+        if result.is_err() {
+            let _ = self.finish_observer(rows_out, Some(StopReason::Failed));
+        }
+        let result = match result {
+            Ok(()) => Ok(()),
+            Err(Halt::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                // The reader went away (`| head`): a normal way for a run to end.
+                stop.trigger(StopReason::OutputClosed);
+                Ok(())
+            }
+            Err(Halt::Io(source)) => {
+                stop.trigger(StopReason::Failed);
+                let rows = partial.as_ref().map(|(_, before)| before + rows_out);
+                Err(Error::Write {
+                    source,
+                    partial: partial.map(|(path, _)| path),
+                    rows,
+                })
+            }
+            Err(Halt::Observer(error)) => {
+                stop.trigger(StopReason::Failed);
+                Err(error)
             }
         };
-        match reorder.as_deref_mut() {
-            Some(reorder) => reorder.push(row, &mut ready),
-            None => ready.push(row),
+        // Close before dropping so that request tasks blocked on sending see the channel closed.
+        rows.close();
+        result
+    }
+
+    /// Writes rows as they come (or as their turn comes, with a reorder window), flushing
+    /// whenever the channel runs dry and at least every [`FLUSH_EVERY`].
+    fn drain(&mut self, sink: &mut RowSink, rows: &mut mpsc::Receiver<Row>) -> Result<(), Halt> {
+        sink.flush()?;
+        let mut flushed = Instant::now();
+        let mut ready = Vec::new();
+        loop {
+            let row = match next_row(rows) {
+                Next::Row(row) => row,
+                Next::Closed => break,
+                Next::Dry => {
+                    sink.flush()?;
+                    self.reached(sink)?;
+                    flushed = Instant::now();
+                    match rows.blocking_recv() {
+                        Some(row) => row,
+                        None => break,
+                    }
+                }
+            };
+            match self.reorder.as_mut() {
+                Some(reorder) => reorder.push(row, &mut ready),
+                None => ready.push(row),
+            }
+            for row in ready.drain(..) {
+                self.write_row(sink, row)?;
+            }
+            let observer_waits = self.observer.as_ref().is_some_and(|o| o.wants_flush());
+            if observer_waits || flushed.elapsed() >= FLUSH_EVERY {
+                sink.flush()?;
+                flushed = Instant::now();
+            }
+            self.reached(sink)?;
         }
-        for row in ready.drain(..) {
-            sink.write_row(&row)?;
-            tally.record(&row);
+        if let Some(mut reorder) = self.reorder.take() {
+            for row in reorder.rest() {
+                self.write_row(sink, row)?;
+            }
         }
-        if flushed.elapsed() >= FLUSH_EVERY {
-            sink.flush()?;
-            flushed = Instant::now();
+        sink.flush()?;
+        self.reached(sink)
+    }
+
+    fn write_row(&mut self, sink: &mut RowSink, mut row: Row) -> Result<(), Halt> {
+        if let Some(observer) = self.observer.as_mut() {
+            observer.before_write(&mut row);
+        }
+        sink.write_row(&row)?;
+        self.tally.record(&row);
+        if let Some(observer) = self.observer.as_mut() {
+            observer.after_write(row);
+        }
+        Ok(())
+    }
+
+    /// Tells the observer how many rows have reached the destination.
+    fn reached(&mut self, sink: &RowSink) -> Result<(), Halt> {
+        match self.observer.as_mut() {
+            Some(observer) => observer
+                .reached(sink.rows_written())
+                .map_err(Halt::Observer),
+            None => Ok(()),
         }
     }
-    if let Some(reorder) = reorder {
-        for row in reorder.rest() {
-            sink.write_row(&row)?;
-            tally.record(&row);
+
+    fn finish_observer(&mut self, rows: u64, stopped: Option<StopReason>) -> Result<(), Halt> {
+        match self.observer.take() {
+            Some(observer) => observer.finish(rows, stopped).map_err(Halt::Observer),
+            None => Ok(()),
         }
     }
-    sink.flush()
 }
 
 #[allow(clippy::large_enum_variant)] // Lives on the stack for a moment; boxing would allocate per row.

@@ -20,7 +20,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use super::is_formula_like;
 use crate::report::Totals;
-use crate::row::ErrorKind;
+use crate::row::{ChangeKind, ErrorKind};
 
 /// Error kinds of rows the earlier run did not finish: they are done again.
 const UNFINISHED: [ErrorKind; 2] = [ErrorKind::Cancelled, ErrorKind::Deadline];
@@ -76,7 +76,9 @@ pub fn cell_key(cell: &str) -> u64 {
 }
 
 /// Opens `path` for a resumed run: the earlier rows are kept, the lines they cover returned.
-pub fn resume(path: &Path, layout: &Layout) -> Result<Output, Error> {
+/// With `recorded`, only the file's first `recorded` rows are kept (`--state` recorded those;
+/// the lines of the rows after them are done again, so file and state agree).
+pub fn resume(path: &Path, layout: &Layout, recorded: Option<u64>) -> Result<Output, Error> {
     let fail = |source| Error::OutputOpen {
         path: path.to_path_buf(),
         source,
@@ -103,11 +105,11 @@ pub fn resume(path: &Path, layout: &Layout) -> Result<Output, Error> {
         return Output::create(path); // Nothing to resume from: a first run.
     };
     let kept = match layout.format {
-        Format::Csv => read_csv(source, layout).map_err(|e| match e {
+        Format::Csv => read_csv(source, layout, recorded).map_err(|e| match e {
             ReadError::Io(e) => fail(e),
             ReadError::Mismatch(why) => usage(why),
         })?,
-        Format::Jsonl => read_jsonl(source).map_err(fail)?,
+        Format::Jsonl => read_jsonl(source, recorded).map_err(fail)?,
     };
     let recorded = Recorded::new(
         kept.keys,
@@ -142,6 +144,7 @@ struct Cells {
     error: Option<usize>,
     status: Option<usize>,
     latency: Option<usize>,
+    change: Option<usize>,
 }
 
 impl Cells {
@@ -153,6 +156,7 @@ impl Cells {
             error: column("error"),
             status: column("status"),
             latency: column("latency_ms"),
+            change: column("change"),
         }
     }
 }
@@ -168,7 +172,7 @@ impl From<io::Error> for ReadError {
     }
 }
 
-fn read_csv(source: File, layout: &Layout) -> Result<Kept, ReadError> {
+fn read_csv(source: File, layout: &Layout, limit: Option<u64>) -> Result<Kept, ReadError> {
     let names: Vec<&str> = layout.columns.names().collect();
     let cells = Cells::of(&names);
     let again = source.try_clone()?;
@@ -187,6 +191,8 @@ fn read_csv(source: File, layout: &Layout) -> Result<Kept, ReadError> {
     // The record read before `record`, and where it started: complete once another follows.
     let mut pending: Option<(csv::ByteRecord, u64)> = None;
     let mut header = layout.header;
+    let mut rows = 0u64;
+    let mut cut = false;
     loop {
         let start = bom + reader.position().byte();
         if !reader
@@ -211,6 +217,11 @@ fn read_csv(source: File, layout: &Layout) -> Result<Kept, ReadError> {
             }
             continue;
         }
+        if limit.is_some_and(|limit| rows >= limit) {
+            cut = true;
+            break;
+        }
+        rows += 1;
         if let Some((done, _)) = pending.replace((record.clone(), start)) {
             if done.len() != names.len() {
                 return Err(ReadError::Mismatch(format!(
@@ -222,9 +233,10 @@ fn read_csv(source: File, layout: &Layout) -> Result<Kept, ReadError> {
             keep_record(&done, &cells, &mut kept);
         }
     }
+    // A record followed by another one is complete.
     if let Some((last, start)) = pending
         && last.len() == names.len()
-        && ends_cleanly(again, start)?
+        && (cut || ends_cleanly(again, start)?)
     {
         keep_record(&last, &cells, &mut kept);
     }
@@ -257,6 +269,9 @@ fn keep_record(record: &csv::ByteRecord, cells: &Cells, kept: &mut Kept) {
             error,
             cell(cells.latency).and_then(parse_millis),
         );
+        if let Some(change) = cell(cells.change).and_then(ChangeKind::from_name) {
+            kept.totals.record_change(change);
+        }
     }
 }
 
@@ -276,15 +291,16 @@ fn ends_cleanly(mut file: File, start: u64) -> io::Result<bool> {
     Ok(last.last() == Some(&b'\n') && quotes % 2 == 0)
 }
 
-fn read_jsonl(mut source: File) -> io::Result<Kept> {
+fn read_jsonl(mut source: File, limit: Option<u64>) -> io::Result<Kept> {
     let mut bytes = Vec::new();
     source.read_to_end(&mut bytes)?;
     let mut kept = Kept::default();
     // Only lines ending in a newline are complete; a torn last line has none.
-    for line in bytes.split_inclusive(|&b| b == b'\n') {
-        let Some(text) = line.strip_suffix(b"\n") else {
-            continue;
-        };
+    let complete = bytes
+        .split_inclusive(|&b| b == b'\n')
+        .filter_map(|line| Some((line, line.strip_suffix(b"\n")?)));
+    let limit = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    for (line, text) in complete.take(limit) {
         let Ok(serde_json::Value::Object(row)) = serde_json::from_slice(text) else {
             continue;
         };
@@ -307,6 +323,13 @@ fn read_jsonl(mut source: File) -> io::Result<Kept> {
                     .and_then(serde_json::Value::as_f64)
                     .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok()),
             );
+            if let Some(change) = row
+                .get("change")
+                .and_then(|c| c.as_str())
+                .and_then(ChangeKind::from_name)
+            {
+                kept.totals.record_change(change);
+            }
         }
     }
     Ok(kept)

@@ -16,8 +16,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 pub use self::progress::{Progress, RowCount};
-pub use self::summary::{Counts, Latency, Resumed, Summary};
-use crate::row::{ErrorKind, Row};
+pub use self::summary::{ChangeCounts, Counts, Latency, Resumed, Summary};
+use crate::row::{ChangeKind, ErrorKind, Row};
 use crate::stop::StopReason;
 
 /// Counts readable from any thread: rows written so far (by the writer), lines left out (by the
@@ -43,6 +43,8 @@ pub struct Totals {
     latency_us: Histogram<u64>,
     /// The rows in `latency_us` that ended with an error, by kind: the summary says so.
     latency_errors: BTreeMap<ErrorKind, u64>,
+    /// `--state`: rows by how they compared with the state.
+    changes: ChangeCounts,
 }
 
 /// Latencies above this are recorded as this; no request should run for an hour.
@@ -58,6 +60,7 @@ impl Default for Totals {
             latency_us: Histogram::new_with_bounds(1, LATENCY_CEILING_US, 3)
                 .expect("static histogram bounds are valid"),
             latency_errors: BTreeMap::new(),
+            changes: ChangeCounts::default(),
         }
     }
 }
@@ -91,8 +94,28 @@ impl Totals {
         }
     }
 
+    /// Counts a row's `change` (`--state`).
+    pub fn record_change(&mut self, kind: ChangeKind) {
+        let c = &mut self.changes;
+        *match kind {
+            ChangeKind::New => &mut c.new,
+            ChangeKind::Same => &mut c.same,
+            ChangeKind::Changed => &mut c.changed,
+            ChangeKind::NotModified => &mut c.not_modified,
+        } += 1;
+    }
+
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// Rows with an error.
+    pub fn errors(&self) -> u64 {
+        self.by_error.values().sum()
+    }
+
+    pub fn changes(&self) -> ChangeCounts {
+        self.changes
     }
 
     fn add(&mut self, other: &Totals) {
@@ -106,6 +129,7 @@ impl Totals {
         for (kind, n) in &other.latency_errors {
             *self.latency_errors.entry(*kind).or_default() += n;
         }
+        self.changes.add(other.changes);
         // Same bounds on both sides, so this cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
     }
@@ -124,6 +148,8 @@ impl Totals {
 pub struct Tally {
     counters: Arc<Counters>,
     totals: Totals,
+    /// `--state`: the summary counts rows by how they compared with the state.
+    changes: bool,
 }
 
 impl Tally {
@@ -131,7 +157,14 @@ impl Tally {
         Tally {
             counters,
             totals: Totals::default(),
+            changes: false,
         }
+    }
+
+    /// A tally whose summary counts rows by their `change` (`--state`).
+    pub fn with_changes(mut self) -> Tally {
+        self.changes = true;
+        self
     }
 
     pub fn record(&mut self, row: &Row) {
@@ -140,6 +173,9 @@ impl Tally {
             self.counters.errors.fetch_add(1, Ordering::Relaxed);
         }
         self.totals.record(row.status, row.error, row.latency);
+        if let Some(change) = &row.change {
+            self.totals.record_change(change.kind);
+        }
     }
 
     /// Freezes the tally into the end-of-run summary. With `carried` (the rows a resumed run
@@ -179,6 +215,7 @@ impl Tally {
                 carried_over: c.rows,
                 this_run: self.totals.counts(),
             }),
+            changes: self.changes.then_some(whole.changes),
         }
     }
 }

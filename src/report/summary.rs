@@ -50,6 +50,33 @@ impl Counts {
     }
 }
 
+/// `--state`: rows by how they compared with what the state knew of their URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChangeCounts {
+    pub new: u64,
+    pub same: u64,
+    pub changed: u64,
+    pub not_modified: u64,
+}
+
+impl ChangeCounts {
+    pub(super) fn add(&mut self, other: ChangeCounts) {
+        self.new += other.new;
+        self.same += other.same;
+        self.changed += other.changed;
+        self.not_modified += other.not_modified;
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "new": self.new,
+            "same": self.same,
+            "changed": self.changed,
+            "not_modified": self.not_modified,
+        })
+    }
+}
+
 /// A resumed run: how many rows of the file earlier runs left, and what this run added.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resumed {
@@ -76,6 +103,8 @@ pub struct Summary {
     pub skipped_duplicates: u64,
     /// `--resume`: the figures above are the whole file's; this says what came from where.
     pub resumed: Option<Resumed>,
+    /// `--state`: rows by how they compared with the state (the whole file's, with `--resume`).
+    pub changes: Option<ChangeCounts>,
 }
 
 /// Upper bounds of the histogram's buckets: 1-2-5 steps, as on a log-scale axis.
@@ -184,6 +213,7 @@ impl Summary {
             },
             "carried_over": self.resumed.as_ref().map(|r| r.carried_over),
             "this_run": self.resumed.as_ref().map(|r| r.this_run.json()),
+            "changes": self.changes.as_ref().map(ChangeCounts::json),
         })
     }
 }
@@ -273,6 +303,13 @@ impl fmt::Display for Summary {
                 coverage(l)
             )?;
             self.draw_histogram(f)?;
+        }
+        if let Some(c) = &self.changes {
+            writeln!(
+                f,
+                "  changes: {} changed · {} same · {} not modified · {} new",
+                c.changed, c.same, c.not_modified, c.new
+            )?;
         }
         if self.skipped_recorded > 0 || self.skipped_duplicates > 0 {
             writeln!(

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::fetch::Attempt;
+use crate::row::Tracked;
 
 /// An origin: `scheme://host:port`, with the port always spelled out so that `http://a/` and
 /// `http://a:80/` share limits. Shared, because it is cloned into queues and timers.
@@ -55,6 +56,8 @@ pub(crate) struct Pending {
     pub last: Option<Box<Attempt>>,
     /// A redirect chain in progress: the next URL to request, and the attempt so far.
     pub hop: Option<(Url, Box<Attempt>)>,
+    /// `--state`: what the state knew of the URL; goes on to the row.
+    pub tracked: Option<Box<Tracked>>,
 }
 
 #[derive(Debug, Default)]
@@ -352,6 +355,7 @@ mod tests {
             queued_at: Instant::now(),
             last: None,
             hop: None,
+            tracked: None,
         })
     }
 

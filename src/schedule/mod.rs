@@ -376,6 +376,7 @@ impl Dispatcher {
             read_at,
             text,
             target,
+            tracked,
         } = job;
         self.next_seq = seq + 1;
         match target {
@@ -399,6 +400,7 @@ impl Dispatcher {
                     queued_at: Instant::from_std(read_at),
                     last: None,
                     hop: None,
+                    tracked,
                 });
                 self.hosts.push(pending, Instant::now());
             }

@@ -42,7 +42,7 @@ async fn run(shared: &Shared, stop: &Listener, mut job: Box<Pending>, keep_alive
     let continuing = job.hop.is_some();
     let (url, mut attempt) = match job.hop.take() {
         Some((url, attempt)) => (url, *attempt),
-        None => (job.url.clone(), Attempt::default()),
+        None => (job.url.clone(), fresh_attempt(&job)),
     };
     attempt.waited += Instant::now().saturating_duration_since(job.queued_at);
     let mut capture = shared.extract.extractor().capture();
@@ -122,6 +122,16 @@ async fn run(shared: &Shared, stop: &Listener, mut job: Box<Pending>, keep_alive
     Done::Finished(ran_on, pause_until)
 }
 
+/// A new attempt at `job`'s URL: with `--state`, it records the validators of the final
+/// response, and sends the state's own, if any, as a conditional request.
+fn fresh_attempt(job: &Pending) -> Attempt {
+    Attempt {
+        track_validators: job.tracked.is_some(),
+        conditions: job.tracked.as_ref().and_then(|t| t.conditions.clone()),
+        ..Attempt::default()
+    }
+}
+
 fn again(ran_on: HostKey, job: Box<Pending>, pause_until: Option<Instant>) -> Done {
     Done::Again {
         ran_on,
@@ -168,6 +178,9 @@ pub(super) fn finished_row(job: &mut Pending, attempt: Attempt, extracted: Extra
         location: attempt.location,
         headers: attempt.headers,
         values: extracted.values,
+        tracked: job.tracked.take(),
+        validators: attempt.validators,
+        change: None,
     }
 }
 
