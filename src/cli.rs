@@ -586,7 +586,16 @@ fn refuse_state_clobber(
         })
         .chain(output.map(Path::to_path_buf))
         .collect();
-    match output::clobbers_input(state, &files, false) {
+    // The same file, or (not created yet) the same name.
+    let named_alike =
+        |other: &Path| std::path::absolute(state).ok() == std::path::absolute(other).ok();
+    let same = output::clobbers_input(state, &files, false).or_else(|| {
+        files
+            .iter()
+            .find(|f| named_alike(f))
+            .map(|f| f.display().to_string())
+    });
+    match same {
         Some(other) => Err(Error::Usage(format!(
             "the state file '{}' is also an input or the output ({other}); give it a file of \
              its own",

@@ -21,3 +21,4 @@ mod requests;
 mod scraping;
 mod shaping;
 mod shards;
+mod state;

@@ -3,8 +3,8 @@
 //!
 //! - A row that is not an observation of its URL (bad input, a request cut off by a stop) is
 //!   neither compared nor recorded.
-//! - `status` and `final_url` are compared when a response came; `error` always (a page that
-//!   started timing out has changed, and so has one that stopped).
+//! - `status` and `final_url` are compared when a response came and one was stored before;
+//!   `error` always (a page that started timing out has changed, and so has one that stopped).
 //! - The page's content (`title`, `body`, the `--select`/`--regex` values) is compared and
 //!   stored only for a good response (2xx without error, or 304) whose body was read, and only
 //!   against content stored before: a failed request or an error page never overwrites the last
@@ -194,7 +194,9 @@ fn compare(
     content: bool,
 ) -> Vec<Field> {
     let mut changed = Vec::new();
-    let responded = row.status.is_some();
+    // A response is compared with the last response stored: the first one is no change (the
+    // error that ends, if any, is).
+    let responded = row.status.is_some() && known.status.is_some();
     if responded && status != known.status {
         changed.push(Field::Status);
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test module uses a different part of this.
 
 pub mod server;
+pub mod site;
 pub mod tls;
 
 use std::io::Write;
