@@ -764,7 +764,7 @@ fn run_record(
 #[test]
 fn sigkill_then_resume_keeps_file_and_state_in_step() {
     let (site, urls) = slow_site(300, Duration::from_millis(10));
-    let mut night = Night::new();
+    let night = Night::new();
     night.write_list(&urls);
     let out = night.path("night.csv");
     let torn = kill_after(&night, &out, 40);
@@ -874,7 +874,7 @@ fn a_fresh_run_after_a_kill_calls_new_only_what_was_not_recorded() {
 #[test]
 fn a_deadline_stop_records_what_was_written_and_resume_finishes() {
     let (_site, urls) = slow_site(60, Duration::from_millis(300));
-    let mut night = Night::new();
+    let night = Night::new();
     night.write_list(&urls);
     let out = night.path("cut.csv");
     let cut = fetch()
@@ -910,7 +910,6 @@ fn a_deadline_stop_records_what_was_written_and_resume_finishes() {
         .query_row("SELECT count(*) FROM urls", [], |r| r.get(0))
         .unwrap();
     assert_eq!(stored as usize, observed);
-    night.runs = 0;
     let resumed = fetch()
         .args(["-q", "-c", "8", "--resume", "--state"])
         .arg(night.state())
