@@ -75,13 +75,17 @@ fn run(plan: Plan) -> Result<i32, Error> {
     allow_enough_sockets(plan.config.limits.concurrency.get());
     // Everything that can fail is checked before the output is touched and before the first
     // request: the client, then the inputs, then the output.
+    let shard = plan.config.shard.map(|s| s.to_string());
     let mut pipeline = Pipeline::new(plan.config)?;
     let inputs = Inputs::open(&plan.sources)?;
     // Locked before the output is touched: a state file another run holds changes nothing.
-    let recorded = match (pipeline.open_state()?, &plan.output) {
-        (Some(state), Some(path)) if plan.resume => state.recorded_rows(path)?,
-        _ => None,
-    };
+    let mut recorded = None;
+    if let Some(state) = pipeline.open_state()? {
+        warn_of_another_shard(state, shard)?;
+        if let (Some(path), true) = (&plan.output, plan.resume) {
+            recorded = state.recorded_rows(path)?;
+        }
+    }
     // Opened now so an unwritable path fails before any request, written at the end.
     let summary_file = plan
         .summary_json
@@ -136,6 +140,27 @@ fn run(plan: Plan) -> Result<i32, Error> {
         return Ok(exit::CHANGED);
     }
     Ok(exit::OK)
+}
+
+/// One state file per shard: a state last used for another part of the list would call every
+/// URL of this one new, and keep the other part's URLs unchecked.
+fn warn_of_another_shard(state: &fetch::State, shard: Option<String>) -> Result<(), Error> {
+    let name = |shard: &Option<String>| match shard {
+        Some(shard) => format!("shard {shard}"),
+        None => "the whole list (no --shard)".to_owned(),
+    };
+    if let Some(last) = state.last_shard()?
+        && last != shard
+    {
+        say(&format!(
+            "fetch: warning: the state file '{}' was last used for {}, and this run takes {}; \
+             give each shard a state file of its own",
+            state.path().display(),
+            name(&last),
+            name(&shard)
+        ));
+    }
+    Ok(())
 }
 
 /// The async runtime: by default one event loop on this thread, which drives every connection

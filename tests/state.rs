@@ -925,3 +925,98 @@ fn a_deadline_stop_records_what_was_written_and_resume_finishes() {
     let (_, outcome, rows, new, ..) = run_record(&db, 1);
     assert_eq!((outcome.as_deref(), rows, new), (Some("complete"), 60, 60));
 }
+
+#[test]
+fn shards_keep_a_state_each_and_are_warned_of_a_swap() {
+    let site = Site::start();
+    site.put("/p", Page::new("P", "p"));
+    // Host names in both shards of two, all served by the one site.
+    let hosts: Vec<String> = (0..40)
+        .map(|i| format!("h{i}.test"))
+        .filter(|h| fetch::input::shard_of(h, 2) == 0)
+        .take(3)
+        .chain(
+            (0..40)
+                .map(|i| format!("h{i}.test"))
+                .filter(|h| fetch::input::shard_of(h, 2) == 1)
+                .take(3),
+        )
+        .collect();
+    let night = Night::new();
+    let urls: Vec<String> = hosts
+        .iter()
+        .map(|h| format!("http://{h}:{}/p", site.addr.port()))
+        .collect();
+    night.write_list(&urls);
+    let run = |shard: usize, state: usize| {
+        let mut cmd = fetch();
+        cmd.args(["-q", "--shard", &format!("{shard}/2"), "--state"])
+            .arg(night.path(&format!("state-{state}.db")));
+        for host in &hosts {
+            cmd.args(["--resolve", &format!("{host}:127.0.0.1")]);
+        }
+        cmd.arg(night.path("urls.txt")).output().unwrap()
+    };
+    for night_number in 0..2 {
+        for shard in 0..2 {
+            let out = run(shard, shard);
+            assert!(out.status.success(), "{}", stderr(&out));
+            assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+            let table = Table::parse(&out.stdout);
+            assert_eq!(table.len(), 3);
+            let expected = if night_number == 0 {
+                "new"
+            } else {
+                "not_modified"
+            };
+            assert!(table.column("change").iter().all(|c| *c == expected));
+        }
+    }
+    for shard in 0..2 {
+        let db = Connection::open(night.path(&format!("state-{shard}.db"))).unwrap();
+        let stored: Vec<String> = db
+            .prepare("SELECT url FROM urls ORDER BY url")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut own: Vec<String> = urls[shard * 3..shard * 3 + 3].to_vec();
+        own.sort();
+        assert_eq!(stored, own, "shard {shard} keeps its own URLs");
+    }
+    let swapped = run(0, 1);
+    assert!(swapped.status.success());
+    assert!(
+        stderr(&swapped).contains("was last used for shard 1/2, and this run takes shard 0/2"),
+        "{}",
+        stderr(&swapped)
+    );
+}
+
+#[test]
+fn dedupe_tracks_a_url_once_however_it_is_spelled() {
+    let site = Site::start();
+    site.put("/p", Page::new("P", "p"));
+    let mut night = Night::new();
+    let port = site.addr.port();
+    night.write_list(&[
+        format!("http://127.0.0.1:{port}/p"),
+        format!("HTTP://127.0.0.1:{port}/p"),
+        format!("http://127.0.0.1:{port}/./p"),
+    ]);
+    let (out, table) = night.run(&["-q", "--dedupe"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(table.len(), 1);
+    let (_, table) = night.run(&["-q"]);
+    assert_eq!(table.len(), 3);
+    assert!(
+        table.column("change").iter().all(|c| *c == "not_modified"),
+        "every spelling is the same URL in the state"
+    );
+    let stored: i64 = night
+        .db()
+        .query_row("SELECT count(*) FROM urls", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, 1);
+}

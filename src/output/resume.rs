@@ -357,3 +357,73 @@ fn write_kept(file: &mut File, layout: &Layout, lines: &[Vec<u8>]) -> io::Result
     }
     file.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::{ColumnSpec, Options};
+
+    fn layout(format: Format) -> Layout {
+        let options = Options {
+            format,
+            fields: Some(vec!["line".into(), "url".into(), "change".into()]),
+            ..Options::default()
+        };
+        options
+            .layout(&ColumnSpec {
+                changes: true,
+                ..ColumnSpec::default()
+            })
+            .unwrap()
+    }
+
+    fn file_with(text: &str) -> File {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file.seek(SeekFrom::Start(0)).unwrap();
+        file
+    }
+
+    fn lines(kept: &Kept) -> Vec<u64> {
+        kept.keys.iter().map(|(line, _)| *line).collect()
+    }
+
+    #[test]
+    fn only_the_rows_the_state_recorded_are_kept() {
+        let csv = "line,url,change\n1,http://a/,new\n2,http://b/,new\n3,http://c/,same\n\
+                   4,http://d/,new\n5,http://e/,new";
+        let kept = |limit| {
+            read_csv(file_with(csv), &layout(Format::Csv), limit)
+                .ok()
+                .unwrap()
+        };
+        assert_eq!(
+            lines(&kept(None)),
+            [1, 2, 3, 4],
+            "the torn last row is dropped"
+        );
+        assert_eq!(lines(&kept(Some(3))), [1, 2, 3]);
+        assert_eq!(kept(Some(3)).totals.changes().same, 1);
+        assert_eq!(lines(&kept(Some(0))), Vec::<u64>::new());
+        assert_eq!(lines(&kept(Some(9))), [1, 2, 3, 4]);
+        let whole = format!("{csv}\n");
+        let kept = read_csv(file_with(&whole), &layout(Format::Csv), Some(5))
+            .ok()
+            .unwrap();
+        assert_eq!(lines(&kept), [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn json_lines_are_cut_back_the_same_way() {
+        let rows: String = (1..=4)
+            .map(|i| format!("{{\"line\":{i},\"url\":\"http://{i}/\",\"change\":\"new\"}}\n"))
+            .collect();
+        let kept = read_jsonl(file_with(&rows), Some(2)).unwrap();
+        assert_eq!(lines(&kept), [1, 2]);
+        assert_eq!(kept.totals.changes().new, 2);
+        assert_eq!(
+            lines(&read_jsonl(file_with(&rows), None).unwrap()),
+            [1, 2, 3, 4]
+        );
+    }
+}

@@ -143,8 +143,9 @@ impl State {
             .map_err(|e| self.error(&e))
     }
 
-    /// The shard (`K/N`) the last run on this state took, if it was sharded.
-    pub fn last_shard(&self) -> Result<Option<String>, Error> {
+    /// The shard (`K/N`) the last run on this state took (`Some(None)`: the whole list);
+    /// `None` before the first run.
+    pub fn last_shard(&self) -> Result<Option<Option<String>>, Error> {
         let options: Option<String> = self
             .conn
             .query_row(
@@ -154,9 +155,11 @@ impl State {
             )
             .optional()
             .map_err(|e| self.error(&e))?;
-        Ok(options
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .and_then(|o| o.get("shard").and_then(|s| s.as_str()).map(String::from)))
+        Ok(options.map(|text| {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|o| o.get("shard")?.as_str().map(String::from))
+        }))
     }
 
     /// Writes the run's record (or takes up the resumed run's), before any request: from here
