@@ -170,12 +170,16 @@ impl Pipeline {
         mut output: Output,
         stop: Stop,
     ) -> Result<Summary, Error> {
-        self.open_state()?;
+        let state = match (self.state.take(), self.config.state.clone()) {
+            (Some(state), _) => Some(state),
+            (None, Some(settings)) => Some(off_the_loop(move || State::open(&settings)).await?),
+            (None, None) => None,
+        };
         let Pipeline {
             config,
             fetcher,
             layout,
-            state,
+            ..
         } = self;
         let extractor = Arc::new(Extractor::new(config.extract.clone()));
         let started = Instant::now();
@@ -189,9 +193,14 @@ impl Pipeline {
         let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE);
         let order = config.output.ordered.map(OrderGate::new);
         let carried = output.carried.take();
-        let memory = state
-            .map(|state| remember(state, &config, &output, carried.as_ref()))
-            .transpose()?;
+        let memory = match state {
+            Some(state) => {
+                let start = run_start(&config, state.conditional(), &output, carried.as_ref());
+                let tracking = Arc::new(Tracking::new(&config.extract));
+                Some(off_the_loop(move || remember(state, &start, tracking)).await?)
+            }
+            None => None,
+        };
         let mut tally = Tally::new(Arc::clone(&counters));
         if memory.is_some() {
             tally = tally.with_changes();
@@ -264,14 +273,22 @@ impl Pipeline {
     }
 }
 
-/// `--state`: begins the run's record, and sets up both ends of the state stage: the recall
-/// stage after the input, and the recorder beside the writer.
-fn remember(
-    mut state: State,
+/// Runs a blocking call (SQLite, here) on tokio's blocking pool, never on the event loop.
+async fn off_the_loop<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .unwrap_or_else(|_| Err(Error::Internal("a state call panicked")))
+}
+
+/// `--state`: what the run's record starts from.
+fn run_start(
     config: &Config,
+    conditional: bool,
     output: &Output,
     carried: Option<&Totals>,
-) -> Result<(state::Recall, Recorder), Error> {
+) -> RunStart {
     let carried = carried.map_or_else(Figures::default, |totals| {
         let changes = totals.changes();
         Figures {
@@ -283,20 +300,32 @@ fn remember(
             not_modified: changes.not_modified,
         }
     });
-    let run = state.begin(&RunStart {
+    RunStart {
         output: output.target().map(Into::into),
         resumed: output.continues(),
         carried,
-        options: options_json(config, state.conditional()),
-    })?;
-    let tracking = Arc::new(Tracking::new(&config.extract));
+        options: options_json(config, conditional),
+    }
+}
+
+/// `--state`: begins the run's record, and sets up both ends of the state stage: the recall
+/// stage after the input, and the recorder beside the writer.
+fn remember(
+    mut state: State,
+    start: &RunStart,
+    tracking: Arc<Tracking>,
+) -> Result<(state::Recall, Recorder), Error> {
+    let run = state.begin(start)?;
     let recall = state::Recall {
         conn: state.reader()?,
         path: state.path().to_path_buf(),
         tracking: Arc::clone(&tracking),
         conditional: state.conditional(),
     };
-    Ok((recall, Recorder::start(state, run, tracking, carried)?))
+    Ok((
+        recall,
+        Recorder::start(state, run, tracking, start.carried)?,
+    ))
 }
 
 /// What the `runs` table keeps of a run's options: those that decide what its rows mean.

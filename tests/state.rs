@@ -1020,3 +1020,30 @@ fn dedupe_tracks_a_url_once_however_it_is_spelled() {
         .unwrap();
     assert_eq!(stored, 1);
 }
+
+/// The library remembers as the binary does: `Config::state`, no command line.
+#[tokio::test]
+async fn the_pipeline_remembers_without_the_cli() {
+    let site = Site::start();
+    site.put("/p", Page::new("P", "first"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::support::config();
+    config.state = Some(fetch::config::StateSettings {
+        path: dir.path().join("state.db"),
+        conditional: true,
+    });
+    let list = format!("{}\n", site.url("/p"));
+    let (summary, table) = crate::support::run_list(config.clone(), &list).await;
+    assert_eq!(table.column("change"), ["new"]);
+    assert!(
+        !table.column("body_sha256")[0].is_empty(),
+        "the hash is implied"
+    );
+    assert_eq!(summary.changes.unwrap().new, 1);
+    let (summary, table) = crate::support::run_list(config.clone(), &list).await;
+    assert_eq!(table.column("change"), ["not_modified"]);
+    assert_eq!(summary.changes.unwrap().not_modified, 1);
+    site.put("/p", site.page("/p").edited("P", "second"));
+    let (_, table) = crate::support::run_list(config, &list).await;
+    assert_eq!(table.column("changed_fields"), ["body"]);
+}
