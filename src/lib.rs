@@ -316,8 +316,10 @@ fn remember(
     tracking: Arc<Tracking>,
 ) -> Result<(state::Recall, Recorder), Error> {
     let run = state.begin(start)?;
+    let (conn, lock) = state.reader()?;
     let recall = state::Recall {
-        conn: state.reader()?,
+        conn,
+        lock,
         path: state.path().to_path_buf(),
         tracking: Arc::clone(&tracking),
         conditional: state.conditional(),

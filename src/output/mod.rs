@@ -221,8 +221,12 @@ impl Writer {
                 destination.finish().map_err(Halt::Io)
             });
         // After a failure the observer still records the rows that did reach the output.
-        if result.is_err() {
-            let _ = self.finish_observer(rows_out, Some(StopReason::Failed));
+        if let Err(halt) = &result {
+            let why = match halt {
+                Halt::Io(e) if e.kind() == io::ErrorKind::BrokenPipe => StopReason::OutputClosed,
+                _ => StopReason::Failed,
+            };
+            let _ = self.finish_observer(rows_out, Some(why));
         }
         let result = match result {
             Ok(()) => Ok(()),

@@ -29,6 +29,7 @@ mod schema;
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -65,8 +66,10 @@ pub struct Settings {
 pub struct State {
     path: PathBuf,
     conn: Connection,
-    /// Held for as long as the state is open; dropped after `conn`.
-    lock: File,
+    /// The `flock` on the file, held for as long as the state is open. Shared by every thread
+    /// with a connection, and dropped after the last connection is closed: closing any
+    /// descriptor of a file drops the POSIX locks SQLite holds on it.
+    lock: Arc<File>,
     conditional: bool,
 }
 
@@ -123,7 +126,7 @@ impl State {
         Ok(State {
             path: path.clone(),
             conn,
-            lock,
+            lock: Arc::new(lock),
             conditional: settings.conditional,
         })
     }
@@ -358,16 +361,17 @@ impl State {
         self.conditional
     }
 
-    /// A second connection, for lookups beside the committer's writes.
-    pub(crate) fn reader(&self) -> Result<Connection, Error> {
+    /// A second connection, for lookups beside the committer's writes, with a share of the
+    /// lock to drop after it.
+    pub(crate) fn reader(&self) -> Result<(Connection, Arc<File>), Error> {
         let conn = connect(&self.path).map_err(|e| self.error(&e))?;
         conn.pragma_update(None, "query_only", true)
             .map_err(|e| self.error(&e))?;
-        Ok(conn)
+        Ok((conn, Arc::clone(&self.lock)))
     }
 
     /// The connection and the lock, for the committer, which closes them in that order.
-    pub(crate) fn into_parts(self) -> (PathBuf, Connection, File) {
+    pub(crate) fn into_parts(self) -> (PathBuf, Connection, Arc<File>) {
         (self.path, self.conn, self.lock)
     }
 }

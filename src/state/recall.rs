@@ -24,6 +24,9 @@ const BATCH: usize = 256;
 /// How the recall stage works: what to look up, and whether to make requests conditional.
 pub(crate) struct Recall {
     pub conn: Connection,
+    /// The state's lock, released after `conn` is closed (fields drop in order).
+    #[allow(dead_code)] // Held, never read.
+    pub lock: Arc<std::fs::File>,
     pub path: std::path::PathBuf,
     pub tracking: Arc<Tracking>,
     pub conditional: bool,

@@ -76,7 +76,7 @@ impl Recorder {
             .name("fetch-state".into())
             .spawn(move || {
                 let committed = Committer { conn, path, run }.commit_all(&rx);
-                drop(lock); // After the connection: another run may start from here.
+                drop(lock); // After the connection (the recall thread holds another share).
                 committed
             })
             .map_err(Error::Thread)?;
