@@ -11,6 +11,7 @@ mod http1;
 mod http2;
 mod origin;
 mod proxies;
+mod state;
 mod tls;
 
 use crate::support::Table;
