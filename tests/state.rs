@@ -630,10 +630,28 @@ fn damaged_or_foreign_state_files_are_refused_untouched() {
         ))
         .unwrap();
     }
+    // A real state file, cut in half.
+    let truncated = night.path("truncated.db");
+    let made = fetch()
+        .args(["-q", "--state"])
+        .arg(&truncated)
+        .arg(night.path("urls.txt"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    let size = std::fs::metadata(&truncated).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&truncated)
+        .unwrap()
+        .set_len(size / 2)
+        .unwrap();
+    site.take_visits();
     for (file, words) in [
         (&foreign, "an SQLite database of another program"),
         (&garbage, "not an SQLite database"),
         (&newer, "written by a newer fetch"),
+        (&truncated, "the database is damaged"),
     ] {
         let out = night.path("out.csv");
         let before = snapshot(&[file]);
