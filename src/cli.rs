@@ -55,10 +55,11 @@ pub struct Args {
     #[arg(help_heading = "Input and output", short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Output format: csv, or jsonl (one JSON object per row, same keys, numbers as numbers,
-    /// empty cells as null).
-    #[arg(help_heading = "Input and output", long, value_name = "FORMAT", default_value = "csv", value_parser = parse_format)]
-    pub format: Format,
+    /// Output format: csv; jsonl (one JSON object per row, same keys, numbers as numbers, empty
+    /// cells as null); or xlsx (a workbook with typed cells and a summary sheet; needs -o).
+    /// Default: xlsx when -o ends in .xlsx, else csv.
+    #[arg(help_heading = "Input and output", long, value_name = "FORMAT", value_parser = parse_format)]
+    pub format: Option<Format>,
 
     /// The columns to write, in this order (comma-separated). Default: the default columns;
     /// starting with '+', those and then the ones named (e.g. +location,wire_bytes).
@@ -378,14 +379,16 @@ impl Args {
         }
         Ok(MergePlan {
             files,
+            format: self.format(),
             output: self.output,
-            format: self.format,
             quiet: self.quiet,
         })
     }
 
     fn run_plan(mut self) -> Result<Plan, Error> {
         let sources = self.sources()?;
+        let format = self.format();
+        self.check_format(format)?;
         if let Some(out) = &self.output {
             let files: Vec<PathBuf> = sources
                 .iter()
@@ -410,11 +413,7 @@ impl Args {
             headers.append(name, value);
         }
         check_column_names(&extract, &self.header_column, self.state.is_some())?;
-        if self.format == Format::Jsonl && (self.bom || self.no_header) {
-            return Err(Error::Usage(
-                "--bom and --no-header are for CSV; JSON Lines has neither".into(),
-            ));
-        }
+
         let config = Config {
             limits: Limits {
                 concurrency: self.concurrency,
@@ -447,7 +446,8 @@ impl Args {
             },
             extract,
             output: OutputOptions {
-                format: self.format,
+                format,
+                sheet_rows: output::SHEET_ROWS,
                 fields: self.fields,
                 raw: self.raw,
                 header: !self.no_header,
@@ -477,6 +477,45 @@ impl Args {
             fail_on_errors: self.fail_on_errors,
             exit_on_change: self.exit_on_change,
         })
+    }
+
+    /// The format asked for: `--format`, else xlsx for an output file named `*.xlsx`, else CSV.
+    fn format(&self) -> Format {
+        let workbook = self.output.as_ref().is_some_and(|path| {
+            path.extension()
+                .is_some_and(|ext| ext.eq_ignore_ascii_case("xlsx"))
+        });
+        match self.format {
+            Some(format) => format,
+            None if workbook => Format::Xlsx,
+            None => Format::Csv,
+        }
+    }
+
+    /// What the format allows: CSV's niceties are CSV's; a workbook is written whole, to a
+    /// file, and cannot be continued.
+    fn check_format(&self, format: Format) -> Result<(), Error> {
+        let usage = |why: &str| Err(Error::Usage(why.to_owned()));
+        match format {
+            Format::Csv => Ok(()),
+            Format::Jsonl if self.bom || self.no_header => {
+                usage("--bom and --no-header are for CSV; JSON Lines has neither")
+            }
+            Format::Jsonl => Ok(()),
+            Format::Xlsx if self.bom || self.no_header => usage(
+                "--bom and --no-header are for CSV; a workbook is UTF-8 and always has its \
+                 header row",
+            ),
+            Format::Xlsx if self.output.is_none() => usage(
+                "a workbook is written whole when the run ends: give it a file with \
+                 -o FILE.xlsx",
+            ),
+            Format::Xlsx if self.resume => Err(Error::Usage(format!(
+                "cannot --resume into a workbook: {}",
+                output::XLSX_RESUME
+            ))),
+            Format::Xlsx => Ok(()),
+        }
     }
 
     /// The `--select`, `--select-all` and `--regex` columns in the order they were given (clap
@@ -658,7 +697,8 @@ fn parse_format(s: &str) -> Result<Format, String> {
     match s.to_ascii_lowercase().as_str() {
         "csv" => Ok(Format::Csv),
         "jsonl" | "ndjson" => Ok(Format::Jsonl),
-        _ => Err(format!("'{s}' is not a format; use csv or jsonl")),
+        "xlsx" => Ok(Format::Xlsx),
+        _ => Err(format!("'{s}' is not a format; use csv, jsonl or xlsx")),
     }
 }
 

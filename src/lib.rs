@@ -192,7 +192,7 @@ impl Pipeline {
 
         let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE);
         let order = config.output.ordered.map(OrderGate::new);
-        let carried = output.carried.take();
+        let carried = output.carried.clone();
         let memory = match state {
             Some(state) => {
                 let start = run_start(&config, state.conditional(), &output, carried.as_ref());

@@ -183,6 +183,7 @@ impl AnyLayout {
             format,
             header: self.header,
             bom: self.bom,
+            sheet_rows: fetch::output::SHEET_ROWS,
         }
     }
 }

@@ -211,6 +211,7 @@ mod tests {
             format: crate::output::Format::Csv,
             header: true,
             bom: false,
+            sheet_rows: crate::output::SHEET_ROWS,
         }
     }
 

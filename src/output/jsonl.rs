@@ -126,6 +126,7 @@ mod tests {
             format: Format::Jsonl,
             header: true,
             bom: false,
+            sheet_rows: crate::output::SHEET_ROWS,
         };
         let mut row = Row::unrequested(3, "=x\n\"y\"".into(), Failure::new(ErrorKind::Dns, "no"));
         row.status = Some(200);

@@ -22,6 +22,11 @@ pub fn merge(inputs: &[PathBuf], format: Format, output: Output) -> Result<u64, 
     let written = match format {
         Format::Csv => merge_csv(inputs, &mut destination),
         Format::Jsonl => merge_jsonl(inputs, &mut destination),
+        Format::Xlsx => {
+            return Err(Error::Usage(
+                "merging into a workbook is not supported yet".into(),
+            ));
+        }
     }?;
     destination.finish().map_err(|source| Error::Write {
         source,

@@ -17,6 +17,7 @@ mod merge;
 mod order;
 mod resume;
 mod writer;
+mod xlsx;
 
 pub use self::columns::{
     BUILT_IN, Cell, Column, ColumnSpec, Columns, Presence, is_built_in, is_formula_like,
@@ -24,11 +25,12 @@ pub use self::columns::{
 pub use self::file::{Output, ReplacingFile, clobbers_input, follow_symlink, partial_path};
 pub use self::merge::merge;
 pub use self::order::OrderGate;
-pub use self::resume::{Recorded, cell_key, resume};
+pub use self::resume::{Recorded, XLSX_RESUME, cell_key, resume};
 pub use self::writer::RowWriter;
+pub use self::xlsx::{CELL_CHARS, LINK_BUDGET, SHEET_ROWS};
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,7 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::file::Destination;
 use self::order::Reorder;
 use crate::error::Error;
-use crate::report::Tally;
+use crate::report::{Summary, Tally, Totals};
 use crate::row::Row;
 use crate::stop::{Stop, StopReason};
 
@@ -57,6 +59,19 @@ pub enum Format {
     Csv,
     /// JSON Lines: one object per row.
     Jsonl,
+    /// A workbook for spreadsheets (typed cells, a summary sheet); written whole at the end.
+    Xlsx,
+}
+
+impl Format {
+    /// The name `--format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+            Format::Xlsx => "xlsx",
+        }
+    }
 }
 
 /// What the user chose of the output: the output stage's settings, from which (with the
@@ -75,6 +90,9 @@ pub struct Options {
     pub bom: bool,
     /// `--ordered`: write rows in input order, with this reorder window.
     pub ordered: Option<usize>,
+    /// Rows per sheet of a workbook, the header's included: Excel's [`SHEET_ROWS`]; smaller
+    /// only to test the roll-over onto the next sheet.
+    pub sheet_rows: u32,
 }
 
 impl Default for Options {
@@ -86,6 +104,7 @@ impl Default for Options {
             header: true,
             bom: false,
             ordered: None,
+            sheet_rows: SHEET_ROWS,
         }
     }
 }
@@ -103,6 +122,7 @@ impl Options {
             format: self.format,
             header: self.header,
             bom: self.bom,
+            sheet_rows: self.sheet_rows,
         })
     }
 }
@@ -118,6 +138,8 @@ pub struct Layout {
     pub header: bool,
     /// Start the CSV with a UTF-8 byte-order mark (for Excel).
     pub bom: bool,
+    /// Rows per sheet of a workbook, the header's included.
+    pub sheet_rows: u32,
 }
 
 /// The writer's result: the tally of rows written, and whether writing failed.
@@ -167,6 +189,7 @@ pub(crate) fn spawn_writer(
     stop: Stop,
 ) -> Result<oneshot::Receiver<Written>, Error> {
     let (done_tx, done_rx) = oneshot::channel();
+    let started = Instant::now();
     std::thread::Builder::new()
         .name("fetch-writer".into())
         .spawn(move || {
@@ -174,6 +197,8 @@ pub(crate) fn spawn_writer(
                 reorder: order.map(Reorder::new),
                 tally,
                 observer,
+                started,
+                carried: output.carried.clone(),
             };
             let written = writer.write_all(output, layout, rows, &stop);
             let _ = done_tx.send((writer.tally, written));
@@ -188,6 +213,10 @@ struct Writer {
     reorder: Option<Reorder>,
     tally: Tally,
     observer: Option<Box<dyn RowObserver>>,
+    /// For a summary written into the output (a workbook's summary sheet): when the run
+    /// started, and the rows a resumed file carried over.
+    started: Instant,
+    carried: Option<Totals>,
 }
 
 impl Writer {
@@ -214,7 +243,10 @@ impl Writer {
                 let drained = self.drain(&mut sink, &mut rows);
                 rows_out = sink.rows_written();
                 drained?;
-                let destination = sink.into_inner()?;
+                let (started, carried) = (self.started, self.carried.take());
+                let tally = &self.tally;
+                let destination = sink
+                    .close(|| tally.summary(started.elapsed(), stop.reason(), carried.as_ref()))?;
                 // What the observer records covers the whole output before it is moved into
                 // place: a complete file never stands beside a state that lacks its rows.
                 self.finish_observer(rows_out, stop.reason())?;
@@ -373,6 +405,7 @@ pub(crate) trait Sink {
 enum RowSink {
     Csv(csv::CsvSink<Destination>),
     Jsonl(jsonl::JsonlSink<Destination>),
+    Xlsx(xlsx::XlsxSink<Destination>),
 }
 
 impl RowSink {
@@ -380,21 +413,42 @@ impl RowSink {
         Ok(match layout.format {
             Format::Csv => RowSink::Csv(csv::CsvSink::new(destination, layout)?),
             Format::Jsonl => RowSink::Jsonl(jsonl::JsonlSink::new(destination, layout)),
+            Format::Xlsx => {
+                // The sheets' temporary files go beside the output: the same disk it needs
+                // room on anyway, not a /tmp that may be small or in memory.
+                let beside = destination
+                    .partial()
+                    .and_then(|(partial, _)| partial.parent())
+                    .filter(|dir| !dir.as_os_str().is_empty())
+                    .map(Path::to_path_buf);
+                let rows = layout.sheet_rows;
+                RowSink::Xlsx(xlsx::XlsxSink::new(
+                    destination,
+                    layout,
+                    rows,
+                    beside.as_deref(),
+                )?)
+            }
         })
     }
 
-    fn into_inner(self) -> io::Result<Destination> {
+    /// Writes what is buffered (for a workbook: the whole workbook, with a summary sheet made
+    /// by `summary`) and gives the destination back.
+    fn close(self, summary: impl FnOnce() -> Summary) -> io::Result<Destination> {
         match self {
             RowSink::Csv(sink) => sink.into_inner(),
             RowSink::Jsonl(sink) => sink.into_inner(),
+            RowSink::Xlsx(sink) => sink.finish(Some(&summary())),
         }
     }
 
-    /// Rows whose bytes were handed to the destination in whole writes.
+    /// Rows whose bytes were handed to the destination in whole writes (for a workbook, rows
+    /// in its sheets: it reaches the destination only whole, at the end).
     fn rows_written(&self) -> u64 {
         match self {
             RowSink::Csv(sink) => sink.rows_written(),
             RowSink::Jsonl(sink) => sink.rows_written(),
+            RowSink::Xlsx(sink) => sink.rows_written(),
         }
     }
 }
@@ -404,6 +458,7 @@ impl Sink for RowSink {
         match self {
             RowSink::Csv(sink) => sink.write_row(row),
             RowSink::Jsonl(sink) => sink.write_row(row),
+            RowSink::Xlsx(sink) => sink.write_row(row),
         }
     }
 
@@ -411,6 +466,7 @@ impl Sink for RowSink {
         match self {
             RowSink::Csv(sink) => sink.flush(),
             RowSink::Jsonl(sink) => sink.flush(),
+            RowSink::Xlsx(sink) => sink.flush(),
         }
     }
 }

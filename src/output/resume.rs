@@ -22,6 +22,11 @@ use super::is_formula_like;
 use crate::report::Totals;
 use crate::row::{ChangeKind, ErrorKind};
 
+/// Why `--resume` cannot continue a workbook, and what to do instead.
+pub const XLSX_RESUME: &str = "a workbook cannot be continued (it is written whole at the end, \
+    and a run cut off by a crash leaves none); resume to CSV instead (--resume -o out.csv) and \
+    convert it when it is complete: fetch --merge out.csv -o out.xlsx";
+
 /// Error kinds of rows the earlier run did not finish: they are done again.
 const UNFINISHED: [ErrorKind; 2] = [ErrorKind::Cancelled, ErrorKind::Deadline];
 
@@ -110,6 +115,7 @@ pub fn resume(path: &Path, layout: &Layout, recorded: Option<u64>) -> Result<Out
             ReadError::Mismatch(why) => usage(why),
         })?,
         Format::Jsonl => read_jsonl(source, recorded).map_err(fail)?,
+        Format::Xlsx => return Err(usage(XLSX_RESUME.into())),
     };
     let recorded = Recorded::new(
         kept.keys,

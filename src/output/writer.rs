@@ -7,28 +7,36 @@ use std::io::{self, Write};
 
 use super::csv::CsvSink;
 use super::jsonl::JsonlSink;
+use super::xlsx::XlsxSink;
 use super::{Format, Layout, Sink};
 use crate::row::Row;
 
-/// Writes rows in the layout's format. The CSV header (and BOM) come first, even with no rows.
-/// Call [`RowWriter::finish`]: dropping the writer loses buffered rows silently.
-pub struct RowWriter<W: Write> {
+/// Writes rows in the layout's format. The CSV header (and BOM) come first, even with no rows;
+/// a workbook is written whole by [`RowWriter::finish`] (without a summary sheet: there is no
+/// run to sum up). Call it: dropping the writer loses buffered rows silently.
+pub struct RowWriter<W: Write + Send> {
     sink: Formatted<W>,
 }
 
 /// One per writer: its size does not matter.
 #[allow(clippy::large_enum_variant)]
-enum Formatted<W: Write> {
+enum Formatted<W: Write + Send> {
     Csv(CsvSink<W>),
     Jsonl(JsonlSink<W>),
+    Xlsx(XlsxSink<W>),
 }
 
-impl<W: Write> RowWriter<W> {
+impl<W: Write + Send> RowWriter<W> {
     /// Starts writing to `writer`; with `layout.bom` the byte-order mark is written at once.
+    /// A workbook's sheets are buffered in the system's temporary directory until `finish`.
     pub fn new(writer: W, layout: Layout) -> io::Result<RowWriter<W>> {
         let sink = match layout.format {
             Format::Csv => Formatted::Csv(CsvSink::new(writer, layout)?),
             Format::Jsonl => Formatted::Jsonl(JsonlSink::new(writer, layout)),
+            Format::Xlsx => {
+                let rows = layout.sheet_rows;
+                Formatted::Xlsx(XlsxSink::new(writer, layout, rows, None)?)
+            }
         };
         Ok(RowWriter { sink })
     }
@@ -37,6 +45,7 @@ impl<W: Write> RowWriter<W> {
         match &mut self.sink {
             Formatted::Csv(sink) => sink.write_row(row),
             Formatted::Jsonl(sink) => sink.write_row(row),
+            Formatted::Xlsx(sink) => sink.write_row(row),
         }
     }
 
@@ -44,6 +53,7 @@ impl<W: Write> RowWriter<W> {
         match &mut self.sink {
             Formatted::Csv(sink) => sink.flush(),
             Formatted::Jsonl(sink) => sink.flush(),
+            Formatted::Xlsx(sink) => sink.flush(),
         }
     }
 
@@ -52,6 +62,7 @@ impl<W: Write> RowWriter<W> {
         match self.sink {
             Formatted::Csv(sink) => sink.into_inner(),
             Formatted::Jsonl(sink) => sink.into_inner(),
+            Formatted::Xlsx(sink) => sink.finish(None),
         }
     }
 }
