@@ -377,6 +377,11 @@ impl Args {
         if let Some(out) = &self.output {
             refuse_to_clobber(out, &files, false)?;
         }
+        if self.format() == Format::Xlsx && self.output.is_none() {
+            return Err(Error::Usage(
+                "a workbook is written whole at the end: give it a file with -o FILE.xlsx".into(),
+            ));
+        }
         Ok(MergePlan {
             files,
             format: self.format(),

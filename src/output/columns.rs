@@ -148,6 +148,26 @@ impl Columns {
         }
     }
 
+    /// The columns of a file with these column names (its header): built-in columns by name,
+    /// any other as a text column of its own (a `--select`, `--regex` or header column).
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Columns {
+        let mut others = 0;
+        let list = names
+            .into_iter()
+            .map(|name| {
+                let column = BUILT_IN.iter().find(|(_, n, _)| *n == name).map_or_else(
+                    || {
+                        others += 1;
+                        Column::Value(others - 1)
+                    },
+                    |(column, _, _)| *column,
+                );
+                (column, name.to_owned())
+            })
+            .collect();
+        Columns { list }
+    }
+
     /// The columns `--fields` names, in that order; with a first name starting with `+`, the
     /// default columns and then those named. An unknown name is an error that lists the valid
     /// ones.
@@ -246,7 +266,70 @@ pub enum Cell<'a> {
     Int(i64),
 }
 
+/// What a column's cells hold, whatever the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Count,
+    Int,
+    Millis,
+    Time,
+    Flag,
+    /// Text of our own making (error kinds, digests, addresses).
+    Word,
+    /// Text from outside.
+    Text,
+}
+
 impl Column {
+    /// What the column's cells hold: what [`Column::cell`] gives for it, when not empty.
+    pub(crate) fn kind(self) -> Kind {
+        use Column::*;
+        match self {
+            Line | Status | Bytes | Redirects | Attempts | WireBytes => Kind::Count,
+            CertDaysLeft => Kind::Int,
+            LatencyMs | TtfbMs | DnsMs | ConnectMs | TlsMs | QueueMs => Kind::Millis,
+            StartedAt | CertNotAfter | LastChanged => Kind::Time,
+            Reused => Kind::Flag,
+            Error | RemoteIp | BodySha256 | HttpVersion | TlsVersion | Change | ChangedFields => {
+                Kind::Word
+            }
+            Url | ContentType | FinalUrl | ErrorDetail | Title | CertSubject | CertIssuer
+            | ContentEncoding | Location | Header(_) | Value(_) => Kind::Text,
+        }
+    }
+
+    /// A cell as the CSV writer wrote it, read back typed (to convert CSV into a workbook).
+    /// Text that does not read as the column's type stays text; the `'` that neutralised a
+    /// formula is taken off again.
+    pub fn read_cell(self, text: &str) -> Cell<'_> {
+        if text.is_empty() {
+            return Cell::Empty;
+        }
+        let or_text = |cell: Option<Cell<'static>>| cell.unwrap_or(Cell::Text(text));
+        match self.kind() {
+            Kind::Count => or_text(text.parse().ok().map(Cell::Count)),
+            Kind::Int => or_text(text.parse().ok().map(Cell::Int)),
+            Kind::Millis => or_text(
+                text.parse::<f64>()
+                    .ok()
+                    .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
+                    .map(Cell::Millis),
+            ),
+            Kind::Time => or_text(humantime::parse_rfc3339_weak(text).ok().map(Cell::Time)),
+            Kind::Flag => match text {
+                "true" => Cell::Flag(true),
+                "false" => Cell::Flag(false),
+                _ => Cell::Text(text),
+            },
+            Kind::Word => Cell::Word(text),
+            Kind::Text => Cell::Text(
+                text.strip_prefix('\'')
+                    .filter(|rest| is_formula_like(rest))
+                    .unwrap_or(text),
+            ),
+        }
+    }
+
     pub fn cell<'a>(self, row: &'a Row) -> Cell<'a> {
         use Cell::*;
         let text = |v: &'a Option<String>| v.as_deref().map_or(Empty, Text);
@@ -506,5 +589,107 @@ mod tests {
         );
         let tls_off = Columns::select(&spec, &["cert_subject".into()]).unwrap_err();
         assert!(tls_off.contains("unknown field"), "{tls_off}");
+    }
+
+    /// Every column's cells are of its kind, and a cell as CSV writes it reads back as itself
+    /// (what converting CSV into a workbook relies on).
+    #[test]
+    fn cells_read_back_as_their_kind() {
+        use crate::row::{Certificate, Change, ChangeKind, TlsFacts};
+        use std::sync::Arc;
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_900_000_123);
+        let ms = |us| Some(Duration::from_micros(us));
+        let row = Row {
+            line: 7,
+            url: "=cmd".into(),
+            status: Some(200),
+            latency: ms(1_234),
+            ttfb: ms(999),
+            bytes: Some(10),
+            content_type: Some("text/html".into()),
+            final_url: Some("http://a.test/".into()),
+            redirects: Some(1),
+            attempts: 2,
+            started_at: Some(t),
+            error: Some(ErrorKind::Timeout),
+            error_detail: Some("-x".into()),
+            title: Some("T".into()),
+            dns: ms(1),
+            connect: ms(20),
+            tls: ms(300),
+            queue: ms(4_000),
+            reused: Some(true),
+            remote_ip: Some(IpAddr::from([127, 0, 0, 1])),
+            body_sha256: Some("ab".into()),
+            http_version: Some("HTTP/2"),
+            tls_info: Some(Arc::new(TlsFacts {
+                version: Some("TLSv1.3"),
+                certificate: Some(Certificate {
+                    subject: "CN=a".into(),
+                    issuer: "CN=b".into(),
+                    not_after: Some(t + Duration::from_secs(86_400 * 3)),
+                }),
+            })),
+            content_encoding: Some("gzip".into()),
+            wire_bytes: Some(5),
+            location: Some("http://b.test/".into()),
+            headers: vec![Some("nginx".into())],
+            values: vec![Some("@v".into())],
+            change: Some(Box::new(Change {
+                kind: ChangeKind::Changed,
+                fields: "title".into(),
+                last_changed: Some(t),
+            })),
+            ..Row::default()
+        };
+        let spec = ColumnSpec {
+            hash: true,
+            tls_info: true,
+            changes: true,
+            headers: vec!["server".into()],
+            values: vec!["v".into()],
+        };
+        let every = Columns::select(
+            &spec,
+            &[
+                "+content_encoding".into(),
+                "wire_bytes".into(),
+                "location".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(every.iter().count(), BUILT_IN.len() + 2);
+        for column in every.iter() {
+            let cell = column.cell(&row);
+            let kind = match cell {
+                Cell::Count(_) => Kind::Count,
+                Cell::Int(_) => Kind::Int,
+                Cell::Millis(_) => Kind::Millis,
+                Cell::Time(_) => Kind::Time,
+                Cell::Flag(_) => Kind::Flag,
+                Cell::Word(_) | Cell::Ip(_) => Kind::Word,
+                Cell::Text(_) => Kind::Text,
+                Cell::Empty => panic!("{column:?} is empty"),
+            };
+            assert_eq!(kind, column.kind(), "{column:?}");
+            let written = rendered(cell, true);
+            let read = column.read_cell(&written);
+            assert_eq!(rendered(read, true), written, "{column:?}");
+            assert!(
+                !matches!(read, Cell::Text(t) if t.starts_with('\'')),
+                "{column:?}"
+            );
+        }
+        let named = Columns::from_names(["line", "server", "title", "v"]);
+        let columns: Vec<Column> = named.iter().collect();
+        assert_eq!(
+            columns,
+            [
+                Column::Line,
+                Column::Value(0),
+                Column::Title,
+                Column::Value(1)
+            ]
+        );
     }
 }

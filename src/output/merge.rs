@@ -5,6 +5,11 @@
 //! rows sorted by line), the result is in input order, exactly as one process would have
 //! written it with `--ordered`. Unsorted shards are merged completely all the same, just not in
 //! order. Rows are copied as they are, streamed: memory does not depend on the files' size.
+//!
+//! Merging CSV into a workbook (`-o all.xlsx`) reads every cell back typed, by its column, and
+//! adds the summary sheet of the rows merged: that is also how a CSV written with `--resume`
+//! becomes a workbook. Workbooks are never read (a shard's workbook cannot be merged: write
+//! the shards as CSV).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -12,22 +17,32 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use super::{Format, Output, skip_bom};
+use std::time::Duration;
+
+use super::file::Destination;
+use super::xlsx::{SHEET_ROWS, XlsxSink};
+use super::{Columns, Format, Layout, Output, skip_bom};
 use crate::error::Error;
+use crate::report::Totals;
+use crate::row::{ChangeKind, ErrorKind};
 
 /// Merges `inputs` into `output`; returns the number of rows written.
 pub fn merge(inputs: &[PathBuf], format: Format, output: Output) -> Result<u64, Error> {
+    for path in inputs {
+        check_kind(path, format)?;
+    }
     let partial = output.destination.partial().map(|(p, _)| p.to_path_buf());
     let mut destination = output.destination;
     let written = match format {
-        Format::Csv => merge_csv(inputs, &mut destination),
-        Format::Jsonl => merge_jsonl(inputs, &mut destination),
+        Format::Csv => merge_csv(inputs, &mut destination)?,
+        Format::Jsonl => merge_jsonl(inputs, &mut destination)?,
         Format::Xlsx => {
-            return Err(Error::Usage(
-                "merging into a workbook is not supported yet".into(),
-            ));
+            let beside = partial.as_deref().and_then(Path::parent);
+            let (rows, workbook) = merge_into_workbook(inputs, destination, beside)?;
+            destination = workbook;
+            rows
         }
-    }?;
+    };
     destination.finish().map_err(|source| Error::Write {
         source,
         partial,
@@ -36,24 +51,66 @@ pub fn merge(inputs: &[PathBuf], format: Format, output: Output) -> Result<u64, 
     Ok(written)
 }
 
-fn open(path: &Path) -> Result<File, Error> {
-    File::open(path).map_err(|source| Error::Input {
-        path: path.to_path_buf(),
-        source,
-    })
+/// What a file holds, from its first bytes.
+#[derive(Debug, PartialEq)]
+enum Kind {
+    Csv,
+    Jsonl,
+    Workbook,
 }
 
-fn write_error(source: io::Error) -> Error {
-    Error::Write {
-        source,
-        partial: None,
-        rows: None,
-    }
+/// Refuses inputs the merge cannot read as `format` asks: workbooks always, JSON Lines for a
+/// CSV or workbook output, CSV for a JSON Lines one.
+fn check_kind(path: &Path, format: Format) -> Result<(), Error> {
+    let mut head = [0u8; 8];
+    let read = File::open(path)
+        .and_then(|mut file| {
+            use std::io::Read;
+            file.read(&mut head)
+        })
+        .map_err(|source| Error::Input {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let head = head.get(..read).unwrap_or_default();
+    let head = head.strip_prefix(crate::UTF8_BOM).unwrap_or(head);
+    let kind = match head.trim_ascii_start().first() {
+        _ if head.starts_with(b"PK\x03\x04") => Kind::Workbook,
+        Some(b'{') => Kind::Jsonl,
+        _ => Kind::Csv,
+    };
+    let why = match (kind, format) {
+        (Kind::Workbook, _) => {
+            "it is a workbook; --merge reads CSV or JSON Lines shards (write \
+             the shards as CSV and merge them into a workbook with -o all.xlsx)"
+        }
+        (Kind::Jsonl, Format::Csv | Format::Xlsx) => {
+            "it holds JSON Lines; merge JSON Lines \
+             shards with --format jsonl, or write the shards as CSV to merge them into CSV or a \
+             workbook"
+        }
+        (Kind::Csv, Format::Jsonl) => "it holds CSV, not JSON Lines (--format jsonl)",
+        _ => return Ok(()),
+    };
+    Err(usage(path, why))
 }
 
-fn merge_csv(inputs: &[PathBuf], out: &mut impl Write) -> Result<u64, Error> {
+/// Opens CSV inputs with the same header: their readers, past it, and the header (`None` for
+/// no inputs). Says whether the first file started with a byte-order mark.
+#[allow(clippy::type_complexity)]
+fn open_csv<'a>(
+    inputs: &'a [PathBuf],
+) -> Result<
+    (
+        Option<csv::ByteRecord>,
+        Vec<(&'a PathBuf, csv::Reader<BufReader<File>>)>,
+        bool,
+    ),
+    Error,
+> {
     let mut readers = Vec::with_capacity(inputs.len());
     let mut header: Option<csv::ByteRecord> = None;
+    let mut first_bom = false;
     for path in inputs {
         let mut file = open(path)?;
         let bom = skip_bom(&mut file).map_err(|source| Error::Read {
@@ -73,17 +130,119 @@ fn merge_csv(inputs: &[PathBuf], out: &mut impl Write) -> Result<u64, Error> {
             }
             Some(_) => {}
             None => {
-                if bom {
-                    out.write_all(crate::UTF8_BOM).map_err(write_error)?;
-                }
+                first_bom = bom;
                 header = Some(this);
             }
         }
         readers.push((path, reader));
     }
+    Ok((header, readers, first_bom))
+}
+
+/// Merges CSV inputs into a workbook written to `out`, with the summary sheet of the rows.
+fn merge_into_workbook(
+    inputs: &[PathBuf],
+    out: Destination,
+    tempdir: Option<&Path>,
+) -> Result<(u64, Destination), Error> {
+    let (header, mut readers, _) = open_csv(inputs)?;
+    let (Some(header), Some(first)) = (header, inputs.first()) else {
+        return Ok((0, out));
+    };
+    let names: Vec<String> = header
+        .iter()
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect();
+    let line_at = names
+        .iter()
+        .position(|n| n == "line")
+        .ok_or_else(|| usage(first, "it has no 'line' column to merge by"))?;
+    let columns = Columns::from_names(names.iter().map(String::as_str));
+    let at = |name: &str| names.iter().position(|n| n == name);
+    let (status, error, latency, change) =
+        (at("status"), at("error"), at("latency_ms"), at("change"));
+    let layout = Layout {
+        columns,
+        spreadsheet_safe: true,
+        format: Format::Xlsx,
+        header: true,
+        bom: false,
+        sheet_rows: SHEET_ROWS,
+    };
+    let mut sink = XlsxSink::new(out, layout, SHEET_ROWS, tempdir).map_err(write_error)?;
+    let mut totals = Totals::default();
+    let written = merge_by_line(
+        readers.len(),
+        |record| line_of(record, line_at),
+        |i| match readers.get_mut(i) {
+            Some((path, reader)) => next_csv(reader, path),
+            None => Ok(None),
+        },
+        |record| {
+            let cells: Vec<std::borrow::Cow<'_, str>> =
+                record.iter().map(String::from_utf8_lossy).collect();
+            let text = |at: Option<usize>| at.and_then(|i| cells.get(i)).map(|c| c.as_ref());
+            sink.write_cells(|i, column| column.read_cell(text(Some(i)).unwrap_or_default()))
+                .map_err(write_error)?;
+            count(
+                &mut totals,
+                text(status),
+                text(error),
+                text(latency),
+                text(change),
+            );
+            Ok(())
+        },
+    )?;
+    let summary = totals.summary(change.is_some());
+    let out = sink.finish(Some(&summary)).map_err(write_error)?;
+    Ok((written, out))
+}
+
+/// Counts a merged row for the workbook's summary sheet.
+fn count(
+    totals: &mut Totals,
+    status: Option<&str>,
+    error: Option<&str>,
+    latency: Option<&str>,
+    change: Option<&str>,
+) {
+    let millis = latency
+        .and_then(|ms| ms.parse::<f64>().ok())
+        .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok());
+    totals.record(
+        status.and_then(|s| s.parse().ok()),
+        error.and_then(ErrorKind::from_name),
+        millis,
+    );
+    if let Some(kind) = change.and_then(ChangeKind::from_name) {
+        totals.record_change(kind);
+    }
+}
+
+fn open(path: &Path) -> Result<File, Error> {
+    File::open(path).map_err(|source| Error::Input {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn write_error(source: io::Error) -> Error {
+    Error::Write {
+        source,
+        partial: None,
+        rows: None,
+    }
+}
+
+fn merge_csv(inputs: &[PathBuf], out: &mut impl Write) -> Result<u64, Error> {
+    let (header, mut readers, bom) = open_csv(inputs)?;
     let (Some(header), Some(first)) = (header, inputs.first()) else {
         return Ok(0);
     };
+    if bom {
+        out.write_all(crate::UTF8_BOM).map_err(write_error)?;
+    }
     let line_at = header
         .iter()
         .position(|h| h == b"line")

@@ -149,7 +149,15 @@ impl<W: Write + Send> XlsxSink<W> {
         Ok(())
     }
 
-    fn write(&mut self, row: &Row) -> Result<(), XlsxError> {
+    /// Writes the next row: `cell(i, column)` is its cell in the i-th column.
+    pub(crate) fn write_cells<'a>(
+        &mut self,
+        cell: impl Fn(usize, Column) -> Cell<'a>,
+    ) -> io::Result<()> {
+        self.write(cell).map_err(xlsx_error)
+    }
+
+    fn write<'a>(&mut self, cell_at: impl Fn(usize, Column) -> Cell<'a>) -> Result<(), XlsxError> {
         if self.row > self.rows_per_sheet {
             self.end_sheet()?;
             self.start_sheet()?;
@@ -166,7 +174,7 @@ impl<W: Write + Send> XlsxSink<W> {
         let sheet = book.worksheet_from_index(*sheet)?;
         for (i, column) in columns.iter().enumerate() {
             let col = col_num(i)?;
-            let cell = column.cell(row);
+            let cell = cell_at(i, *column);
             if *links_left > 0
                 && matches!(column, Column::Url | Column::FinalUrl)
                 && let Cell::Text(text) = cell
@@ -199,7 +207,7 @@ impl<W: Write + Send> XlsxSink<W> {
 
 impl<W: Write + Send> Sink for XlsxSink<W> {
     fn write_row(&mut self, row: &Row) -> io::Result<()> {
-        self.write(row).map_err(xlsx_error)
+        self.write(|_, column| column.cell(row)).map_err(xlsx_error)
     }
 
     /// Nothing to flush: the workbook is written whole by [`XlsxSink::finish`].
@@ -329,7 +337,14 @@ fn summary_sheet(book: &mut Workbook, summary: &Summary) -> Result<(), XlsxError
     sheet.write_string_with_format(1, 0, "figure", &bold)?;
     sheet.write_string_with_format(1, 1, "value", &bold)?;
     let mut figures = Vec::new();
-    let json = summary.to_json();
+    let mut json = summary.to_json();
+    if summary.wall.is_zero()
+        && let Some(object) = json.as_object_mut()
+    {
+        // Rows merged from files, not a run: no time to speak of.
+        object.remove("wall_seconds");
+        object.remove("urls_per_second");
+    }
     for key in FIGURE_ORDER {
         if let Some(value) = json.get(key) {
             flatten(key, value, &mut figures);

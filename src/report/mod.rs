@@ -118,6 +118,17 @@ impl Totals {
         self.changes
     }
 
+    /// The summary of these rows alone, outside a run (merged files): no wall time, nothing
+    /// skipped. With `changes`, it counts them by their `change`.
+    pub fn summary(&self, changes: bool) -> Summary {
+        let tally = Tally {
+            counters: Arc::default(),
+            totals: self.clone(),
+            changes,
+        };
+        tally.summary(Duration::ZERO, None, None)
+    }
+
     fn add(&mut self, other: &Totals) {
         self.rows += other.rows;
         for (mine, theirs) in self.by_class.iter_mut().zip(other.by_class) {
