@@ -95,19 +95,16 @@ fn check_kind(path: &Path, format: Format) -> Result<(), Error> {
     Err(usage(path, why))
 }
 
+/// CSV inputs opened: the header, each file's reader past it, whether the first had a BOM.
+type CsvInputs<'a> = (
+    Option<csv::ByteRecord>,
+    Vec<(&'a PathBuf, csv::Reader<BufReader<File>>)>,
+    bool,
+);
+
 /// Opens CSV inputs with the same header: their readers, past it, and the header (`None` for
 /// no inputs). Says whether the first file started with a byte-order mark.
-#[allow(clippy::type_complexity)]
-fn open_csv<'a>(
-    inputs: &'a [PathBuf],
-) -> Result<
-    (
-        Option<csv::ByteRecord>,
-        Vec<(&'a PathBuf, csv::Reader<BufReader<File>>)>,
-        bool,
-    ),
-    Error,
-> {
+fn open_csv(inputs: &[PathBuf]) -> Result<CsvInputs<'_>, Error> {
     let mut readers = Vec::with_capacity(inputs.len());
     let mut header: Option<csv::ByteRecord> = None;
     let mut first_bom = false;
