@@ -22,3 +22,4 @@ mod scraping;
 mod shaping;
 mod shards;
 mod state;
+mod workbook;
