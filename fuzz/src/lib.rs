@@ -582,6 +582,88 @@ pub mod checks {
         }
     }
 
+    /// The workbook row writer: whatever the values and the layout, the workbook opens in an
+    /// independent reader (calamine), its `rows` sheet has the header and one row per row, and
+    /// every cell reads back typed as written: numbers as numbers, times as date-times to the
+    /// millisecond, booleans, text as it was (cut at what a cell holds), empty cells empty.
+    pub mod xlsx_rows {
+        use std::time::{SystemTime, UNIX_EPOCH};
+
+        use super::super::{AnyLayout, AnyRow, cell, millis, write};
+        use calamine::{Data, Reader, Xlsx};
+        use fetch::output::{CELL_CHARS, Cell, Format};
+
+        pub fn check(input: (AnyLayout, Vec<AnyRow>)) {
+            let (layout, rows) = input;
+            let layout = layout.layout(Format::Xlsx);
+            let rows: Vec<_> = rows.into_iter().map(AnyRow::into_row).collect();
+            let bytes = write(&layout, &rows);
+            let mut book: Xlsx<_> =
+                Xlsx::new(std::io::Cursor::new(bytes)).expect("a workbook calamine opens");
+            assert_eq!(book.sheet_names(), ["rows"], "no summary outside a run");
+            let range = book.worksheet_range("rows").expect("the rows sheet");
+            let mut sheet = range.rows();
+            let header = sheet.next().expect("a header, even without rows");
+            let names: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+            assert!(names.iter().map(String::as_str).eq(layout.columns.names()));
+            // A reader's range ends at the last cell with a value: rows of empty cells at the
+            // end are rows all the same (what the next row's position says).
+            let read: Vec<&[Data]> = sheet.collect();
+            assert!(read.len() <= rows.len(), "no more rows than written");
+            for (i, row) in rows.iter().enumerate() {
+                let cells = read.get(i).copied().unwrap_or_default();
+                for (at, column) in layout.columns.iter().enumerate() {
+                    let got = cells.get(at).unwrap_or(&Data::Empty);
+                    expect(cell(column, row), got, &format!("row {i}, {column:?}"));
+                }
+            }
+        }
+
+        fn expect(want: Cell<'_>, got: &Data, what: &str) {
+            let number = |n: f64| match got {
+                Data::Float(f) => assert_eq!(*f, n, "{what}"),
+                Data::Int(i) => assert_eq!(*i as f64, n, "{what}"),
+                other => panic!("{what}: {other:?} for {n}"),
+            };
+            match want {
+                Cell::Empty => assert_eq!(got, &Data::Empty, "{what}"),
+                Cell::Text(text) | Cell::Word(text) => {
+                    let kept: String = if text.chars().count() > CELL_CHARS {
+                        text.chars().take(CELL_CHARS - 1).chain(['…']).collect()
+                    } else {
+                        text.to_owned()
+                    };
+                    let read = match got {
+                        Data::String(s) => s.as_str(),
+                        Data::Empty => "",
+                        other => panic!("{what}: {other:?} for text {text:?}"),
+                    };
+                    assert_eq!(read, kept, "{what}");
+                }
+                Cell::Count(n) => number(n as f64),
+                Cell::Int(n) => number(n as f64),
+                Cell::Millis(d) => number(millis(d)),
+                Cell::Flag(b) => assert_eq!(got, &Data::Bool(b), "{what}"),
+                Cell::Ip(ip) => assert_eq!(got, &Data::String(ip.to_string()), "{what}"),
+                Cell::Time(t) => match got {
+                    Data::DateTime(date) => {
+                        let ms = |t: SystemTime| match t.duration_since(UNIX_EPOCH) {
+                            Ok(d) => d.as_millis() as f64,
+                            Err(e) => -(e.duration().as_millis() as f64),
+                        };
+                        let read = (date.as_f64() - 25_569.0) * 86_400_000.0;
+                        assert!((read - ms(t)).abs() < 1.0, "{what}: {read} ms for {t:?}");
+                    }
+                    // Past what a spreadsheet's dates hold: the RFC 3339 text.
+                    Data::String(text) => {
+                        assert_eq!(*text, humantime::format_rfc3339_millis(t).to_string())
+                    }
+                    other => panic!("{what}: {other:?} for a time"),
+                },
+            }
+        }
+    }
+
     /// The option value parsers (`--rate`, `--timeout` and friends, `--max-body`): never a panic on
     /// any text, and whatever they accept is in range and reads back the same when written out.
     pub mod parsers {
@@ -787,6 +869,7 @@ pub fn replay(target: &str, bytes: &[u8]) -> bool {
         "lines" => run_typed::<&[u8]>(bytes, checks::lines::check),
         "csv_rows" => run_typed::<(AnyLayout, Vec<AnyRow>)>(bytes, checks::csv_rows::check),
         "jsonl_rows" => run_typed::<(AnyLayout, Vec<AnyRow>)>(bytes, checks::jsonl_rows::check),
+        "xlsx_rows" => run_typed::<(AnyLayout, Vec<AnyRow>)>(bytes, checks::xlsx_rows::check),
         "parsers" => run_typed::<&str>(bytes, checks::parsers::check),
         "title" => run_typed::<checks::title::Page<'_>>(bytes, checks::title::check),
         "retry_after" => run_typed::<(&str, u64, u32, u64)>(bytes, checks::retry_after::check),
