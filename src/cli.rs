@@ -26,7 +26,7 @@ use crate::extract::{
 };
 use crate::input::{ShardArg, Source};
 use crate::output::{self, Format};
-use crate::schedule::RetryPolicy;
+use crate::schedule::{RetryPolicy, RobotsPolicy, product_token};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -160,6 +160,16 @@ pub struct Args {
     /// Most request starts to one host, in the forms of --rate. Default: unlimited.
     #[arg(help_heading = "Limits", long, value_name = "RATE")]
     pub per_host_rate: Option<Rate>,
+
+    /// Fetch each host's robots.txt before its first request and obey it for the user agent
+    /// (-A): disallowed URLs get the error 'robots' and no request; Crawl-delay spaces the
+    /// host's requests.
+    #[arg(help_heading = "Limits", long)]
+    pub robots: bool,
+
+    /// With --robots: the longest Crawl-delay honoured (a host asking for more gets this).
+    #[arg(help_heading = "Limits", long, value_name = "DUR", default_value = "30s", value_parser = parse_duration, requires = "robots")]
+    pub max_crawl_delay: Duration,
 
     /// Limit on each whole request: connect, send, headers and body (e.g. 500ms, 10s, 1m).
     #[arg(help_heading = "Limits", short, long, value_name = "DUR", default_value = "10s", value_parser = parse_limit)]
@@ -431,6 +441,10 @@ impl Args {
                     max_retry_after: self.max_retry_after,
                 },
                 max_time: self.max_time,
+                robots: self.robots.then(|| RobotsPolicy {
+                    agent: product_token(&robots_agent(&headers, self.user_agent.as_ref())),
+                    max_crawl_delay: self.max_crawl_delay,
+                }),
             },
             fetch: FetchSettings {
                 method: self.method,
@@ -603,6 +617,19 @@ impl Args {
         }
         Ok(vec![Source::Stdin])
     }
+}
+
+/// The User-Agent requests carry (a `-H User-Agent` wins over `-A`), whose product token
+/// robots.txt groups are matched against.
+fn robots_agent(headers: &HeaderMap, user_agent: Option<&HeaderValue>) -> String {
+    headers
+        .get(http::header::USER_AGENT)
+        .or(user_agent)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(
+            || String::from_utf8_lossy(default_user_agent().as_bytes()).into_owned(),
+            String::from,
+        )
 }
 
 /// An output that would overwrite one of the inputs is a usage error.

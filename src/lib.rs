@@ -205,6 +205,9 @@ impl Pipeline {
         if memory.is_some() {
             tally = tally.with_changes();
         }
+        if config.limits.robots.is_some() {
+            tally = tally.with_robots();
+        }
         let mut skip = Skip {
             shard: config.shard,
             recorded: output.recorded.take(),
@@ -256,6 +259,7 @@ impl Pipeline {
             row_tx,
             stop.clone(),
             deadline,
+            robots_tally(Arc::clone(&counters)),
         )
         .await;
         if let Some(watch) = deadline_watch {
@@ -271,6 +275,21 @@ impl Pipeline {
         scheduled?;
         Ok(tally.summary(started.elapsed(), stop.reason(), carried.as_ref()))
     }
+}
+
+/// Where the scheduler tells what robots.txt requests did: the report's counters.
+fn robots_tally(counters: Arc<Counters>) -> schedule::RobotsTally {
+    use schedule::RobotsEvent;
+    use std::sync::atomic::Ordering::Relaxed;
+    Arc::new(move |event| {
+        let counter = match event {
+            RobotsEvent::Requested => &counters.robots_requests,
+            RobotsEvent::Found => &counters.robots_found,
+            RobotsEvent::Missing => &counters.robots_missing,
+            RobotsEvent::Unreachable => &counters.robots_unreachable,
+        };
+        counter.fetch_add(1, Relaxed);
+    })
 }
 
 /// Runs a blocking call (SQLite, here) on tokio's blocking pool, never on the event loop.

@@ -44,13 +44,16 @@ pub enum ErrorKind {
     Cancelled,
     /// `--max-time` passed while this request was in flight.
     Deadline,
+    /// `--robots`: the host's robots.txt disallows the URL (or could not be fetched, which
+    /// disallows everything for now); no request was made.
+    Robots,
     /// A bug in fetch: the task handling this line panicked.
     Internal,
 }
 
 impl ErrorKind {
     /// Every kind, in the order the summary lists them.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::InvalidUrl,
         ErrorKind::UnsupportedScheme,
         ErrorKind::InvalidInput,
@@ -65,6 +68,7 @@ impl ErrorKind {
         ErrorKind::Body,
         ErrorKind::Cancelled,
         ErrorKind::Deadline,
+        ErrorKind::Robots,
         ErrorKind::Internal,
     ];
 
@@ -92,6 +96,7 @@ impl ErrorKind {
             ErrorKind::Body => "body",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Deadline => "deadline",
+            ErrorKind::Robots => "robots",
             ErrorKind::Internal => "internal",
         }
     }

@@ -18,6 +18,7 @@ mod limits;
 mod measures;
 mod politeness;
 mod requests;
+mod robots;
 mod scraping;
 mod shaping;
 mod shards;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 pub use self::progress::{Progress, RowCount};
-pub use self::summary::{ChangeCounts, Counts, Latency, Resumed, Summary};
+pub use self::summary::{ChangeCounts, Counts, Latency, Resumed, RobotsFigures, Summary};
 use crate::row::{ChangeKind, ErrorKind, Row};
 use crate::stop::StopReason;
 
@@ -30,6 +30,11 @@ pub struct Counters {
     pub skipped_recorded: AtomicU64,
     /// `--dedupe`: repeats of a URL already seen.
     pub skipped_duplicates: AtomicU64,
+    /// `--robots`: robots.txt requests made, and what the origins' files turned out to be.
+    pub robots_requests: AtomicU64,
+    pub robots_found: AtomicU64,
+    pub robots_missing: AtomicU64,
+    pub robots_unreachable: AtomicU64,
 }
 
 /// The figures of a set of rows: this run's, or those an earlier run left in a resumed file.
@@ -125,6 +130,7 @@ impl Totals {
             counters: Arc::default(),
             totals: self.clone(),
             changes,
+            robots: false,
         };
         tally.summary(Duration::ZERO, None, None)
     }
@@ -161,6 +167,8 @@ pub struct Tally {
     totals: Totals,
     /// `--state`: the summary counts rows by how they compared with the state.
     changes: bool,
+    /// `--robots`: the summary says what robots.txt did.
+    robots: bool,
 }
 
 impl Tally {
@@ -169,7 +177,14 @@ impl Tally {
             counters,
             totals: Totals::default(),
             changes: false,
+            robots: false,
         }
+    }
+
+    /// A tally whose summary says what robots.txt did (`--robots`).
+    pub fn with_robots(mut self) -> Tally {
+        self.robots = true;
+        self
     }
 
     /// A tally whose summary counts rows by their `change` (`--state`).
@@ -227,6 +242,17 @@ impl Tally {
                 this_run: self.totals.counts(),
             }),
             changes: self.changes.then_some(whole.changes),
+            robots: self.robots.then(|| {
+                let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+                let c = &self.counters;
+                RobotsFigures {
+                    requests: count(&c.robots_requests),
+                    found: count(&c.robots_found),
+                    missing: count(&c.robots_missing),
+                    unreachable: count(&c.robots_unreachable),
+                    disallowed: whole.by_error.get(&ErrorKind::Robots).copied().unwrap_or(0),
+                }
+            }),
         }
     }
 }

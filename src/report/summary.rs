@@ -77,6 +77,33 @@ impl ChangeCounts {
     }
 }
 
+/// `--robots`: what robots.txt did in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RobotsFigures {
+    /// robots.txt requests made (retries and redirect hops included).
+    pub requests: u64,
+    /// Origins whose robots.txt was found and obeyed.
+    pub found: u64,
+    /// Origins without one (4xx, too many redirects): everything allowed.
+    pub missing: u64,
+    /// Origins whose robots.txt could not be had: everything disallowed for now.
+    pub unreachable: u64,
+    /// Rows refused (error `robots`).
+    pub disallowed: u64,
+}
+
+impl RobotsFigures {
+    fn json(&self) -> Value {
+        json!({
+            "requests": self.requests,
+            "found": self.found,
+            "missing": self.missing,
+            "unreachable": self.unreachable,
+            "disallowed_rows": self.disallowed,
+        })
+    }
+}
+
 /// A resumed run: how many rows of the file earlier runs left, and what this run added.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resumed {
@@ -105,6 +132,8 @@ pub struct Summary {
     pub resumed: Option<Resumed>,
     /// `--state`: rows by how they compared with the state (the whole file's, with `--resume`).
     pub changes: Option<ChangeCounts>,
+    /// `--robots`: what robots.txt did.
+    pub robots: Option<RobotsFigures>,
 }
 
 /// Upper bounds of the histogram's buckets: 1-2-5 steps, as on a log-scale axis.
@@ -214,6 +243,7 @@ impl Summary {
             "carried_over": self.resumed.as_ref().map(|r| r.carried_over),
             "this_run": self.resumed.as_ref().map(|r| r.this_run.json()),
             "changes": self.changes.as_ref().map(ChangeCounts::json),
+            "robots": self.robots.as_ref().map(RobotsFigures::json),
         })
     }
 }
@@ -309,6 +339,17 @@ impl fmt::Display for Summary {
                 f,
                 "  changes: {} changed · {} same · {} not modified · {} new",
                 c.changed, c.same, c.not_modified, c.new
+            )?;
+        }
+        if let Some(r) = &self.robots {
+            writeln!(
+                f,
+                "  robots:  {} · {} found · {} missing · {} unreachable · {} disallowed",
+                human::count(r.requests, "robots.txt request"),
+                r.found,
+                r.missing,
+                r.unreachable,
+                human::count(r.disallowed, "row"),
             )?;
         }
         if self.skipped_recorded > 0 || self.skipped_duplicates > 0 {

@@ -1,5 +1,6 @@
-//! Per-origin queues: where a job waits while its host is busy, paused or rate-limited, without
-//! holding a global slot and without stalling jobs for other hosts.
+//! Per-origin queues: where a job waits while its host is busy, paused or rate-limited (or its
+//! robots.txt is being fetched, or its Crawl-delay runs), without holding a global slot and
+//! without stalling jobs for other hosts.
 //!
 //! The table only ever holds hosts with queued or running jobs (or a pause still running), so
 //! its size is bounded by the scheduler's look-ahead window, not by the number of distinct hosts
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use url::Url;
 
+use super::robots::{CACHE_WEIGHT, Rules, RulesCache, robots_url};
 use crate::fetch::Attempt;
 use crate::row::Tracked;
 
@@ -58,7 +60,30 @@ pub(crate) struct Pending {
     pub hop: Option<(Url, Box<Attempt>)>,
     /// `--state`: what the state knew of the URL; goes on to the row.
     pub tracked: Option<Box<Tracked>>,
+    /// `--robots`: this job fetches its host's robots.txt; it is a request, not a line.
+    pub robots: bool,
 }
+
+impl Pending {
+    /// The URL the job's next request goes to: the redirect hop's, else its own.
+    pub(crate) fn next_url(&self) -> &Url {
+        self.hop.as_ref().map_or(&self.url, |(url, _)| url)
+    }
+}
+
+/// `--robots`: where a host's robots.txt stands.
+#[derive(Debug, Default)]
+enum Robots {
+    /// Not asked for (`--robots` is off).
+    #[default]
+    Unneeded,
+    /// Being fetched: the host's other jobs wait.
+    Fetching,
+    Known(Arc<Rules>),
+}
+
+/// A job the host's robots.txt refuses, with why: it gets a row without a request.
+pub(crate) type Refused = (Box<Pending>, String);
 
 #[derive(Debug, Default)]
 struct Host {
@@ -79,6 +104,12 @@ struct Host {
     listed: bool,
     /// The earliest timer registered for the host, if any.
     wake_at: Option<Instant>,
+    robots: Robots,
+    /// The robots.txt request, taken before anything else of the host.
+    robots_job: Option<Box<Pending>>,
+    /// Crawl-delay: the least time between two request starts, and the last start.
+    spacing: Option<std::time::Duration>,
+    last_start: Option<Instant>,
 }
 
 impl Host {
@@ -92,28 +123,47 @@ impl Host {
     fn is_idle(&self, now: Instant) -> bool {
         self.fresh.is_empty()
             && self.retries.is_empty()
+            && self.robots_job.is_none()
             && self.active == 0
             && self.paused_until.is_none_or(|until| until <= now)
     }
 
-    /// When the host's next job could start, ignoring rate limits: `None` if it has no job.
+    /// When the host's next job could start, ignoring rate limits: `None` if it has no job it
+    /// may start (none queued, or its robots.txt is in flight).
     fn next_start(&self, now: Instant) -> Option<Instant> {
-        let job_at = if self.fresh.is_empty() {
-            self.retries
-                .iter()
-                .map(|p| p.not_before.unwrap_or(now))
-                .min()?
-        } else {
-            now
+        let job_at = match (&self.robots_job, &self.robots) {
+            (Some(robots), _) => robots.not_before.unwrap_or(now),
+            (None, Robots::Fetching) => return None,
+            (None, _) => self.next_job(now)?,
+        };
+        let spaced = match (self.last_start, self.spacing) {
+            (Some(last), Some(spacing)) => job_at.max(last + spacing),
+            _ => job_at,
         };
         Some(match self.paused_until {
-            Some(until) => job_at.max(until),
-            None => job_at,
+            Some(until) => spaced.max(until),
+            None => spaced,
         })
     }
 
-    /// The job to start next: a retry that is due, else the oldest fresh job.
+    /// When the next queued job (not the robots request) is due.
+    fn next_job(&self, now: Instant) -> Option<Instant> {
+        if self.fresh.is_empty() {
+            self.retries
+                .iter()
+                .map(|p| p.not_before.unwrap_or(now))
+                .min()
+        } else {
+            Some(now)
+        }
+    }
+
+    /// The job to start next: the robots.txt request, else a retry that is due, else the oldest
+    /// fresh job.
     fn take_next(&mut self, now: Instant) -> Option<Box<Pending>> {
+        if let Some(robots) = self.robots_job.take() {
+            return Some(robots);
+        }
         let due = self
             .retries
             .iter()
@@ -137,16 +187,21 @@ pub(crate) struct Hosts {
     per_host_limit: usize,
     /// Jobs queued across all hosts (fresh and retries).
     queued: usize,
+    /// `--robots`: the rules of hosts forgotten for now.
+    robots: Option<RulesCache>,
 }
 
 impl Hosts {
-    pub(crate) fn new(per_host_limit: usize) -> Hosts {
+    /// Hosts with at most `per_host_limit` jobs running each; with `robots`, every host's
+    /// robots.txt is fetched before its first job starts.
+    pub(crate) fn new(per_host_limit: usize, robots: bool) -> Hosts {
         Hosts {
             map: HashMap::default(),
             ready: VecDeque::new(),
             timers: BinaryHeap::new(),
             per_host_limit,
             queued: 0,
+            robots: robots.then(|| RulesCache::new(CACHE_WEIGHT)),
         }
     }
 
@@ -172,15 +227,74 @@ impl Hosts {
         self.map.len()
     }
 
-    pub(crate) fn push(&mut self, job: Box<Pending>, now: Instant) {
+    /// Queues a new job under its host. Returns it back when the host's robots.txt refuses it.
+    pub(crate) fn push(&mut self, job: Box<Pending>, now: Instant) -> Option<Refused> {
         let key = Arc::clone(&job.key);
-        self.map
-            .entry(Arc::clone(&key))
-            .or_default()
-            .fresh
-            .push_back(job);
+        let host = self.host(&key, job.next_url());
+        if let Some(why) = refusal(host_rules(&host.robots), &job) {
+            return Some((job, why));
+        }
+        host.fresh.push_back(job);
         self.queued += 1;
         self.consider(&key, now);
+        None
+    }
+
+    /// The host of `key`, made when new: with `--robots`, with its rules if the cache has them,
+    /// else with the request for its robots.txt (for `url`'s origin) queued first.
+    fn host(&mut self, key: &HostKey, url: &Url) -> &mut Host {
+        let cache = &mut self.robots;
+        let queued = &mut self.queued;
+        self.map.entry(Arc::clone(key)).or_insert_with(|| {
+            let mut host = Host::default();
+            if let Some(cache) = cache {
+                match cache.get(key) {
+                    Some(rules) => {
+                        host.spacing = rules.delay();
+                        host.robots = Robots::Known(rules);
+                    }
+                    None => {
+                        host.robots = Robots::Fetching;
+                        host.robots_job = robots_job(key, url);
+                        *queued += usize::from(host.robots_job.is_some());
+                    }
+                }
+            }
+            host
+        })
+    }
+
+    /// `--robots`: the host's rules arrived (its robots.txt request has finished, see
+    /// [`Hosts::finished`]). Its queued jobs may start now, but those the rules refuse, which
+    /// are returned.
+    #[allow(clippy::vec_box)]
+    pub(crate) fn set_rules(
+        &mut self,
+        key: &HostKey,
+        rules: Arc<Rules>,
+        now: Instant,
+    ) -> Vec<Refused> {
+        let Some(host) = self.map.get_mut(key) else {
+            return Vec::new();
+        };
+        host.spacing = rules.delay();
+        host.robots = Robots::Known(Arc::clone(&rules));
+        let mut refused = Vec::new();
+        for job in std::mem::take(&mut host.fresh) {
+            match rules.refusal(job.next_url()) {
+                Some(why) => refused.push((job, why)),
+                None => host.fresh.push_back(job),
+            }
+        }
+        for job in std::mem::take(&mut host.retries) {
+            match rules.refusal(job.next_url()) {
+                Some(why) => refused.push((job, why)),
+                None => host.retries.push(job),
+            }
+        }
+        self.queued -= refused.len();
+        self.consider(key, now);
+        refused
     }
 
     /// A job of `key` finished for good; with `pause_until`, the host asked for a pause.
@@ -201,22 +315,31 @@ impl Hosts {
         job: Box<Pending>,
         pause_until: Option<Instant>,
         now: Instant,
-    ) {
+    ) -> Option<Refused> {
         if let Some(host) = self.map.get_mut(ran_on) {
             host.active = host.active.saturating_sub(1);
             host.pause(pause_until);
         }
         let key = Arc::clone(&job.key);
-        self.map
-            .entry(Arc::clone(&key))
-            .or_default()
-            .retries
-            .push(job);
-        self.queued += 1;
+        let host = self.host(&key, job.next_url());
+        let refused = if job.robots {
+            // A robots.txt retry or redirect hop stays its host's first request.
+            host.robots_job = Some(job);
+            None
+        } else if let Some(why) = refusal(host_rules(&host.robots), &job) {
+            Some((job, why))
+        } else {
+            host.retries.push(job);
+            None
+        };
+        if refused.is_none() {
+            self.queued += 1;
+        }
         self.consider(&key, now);
         if *ran_on != key {
             self.consider(ran_on, now);
         }
+        refused
     }
 
     /// The next host that may start a job now, round-robin. The caller either takes a job from
@@ -241,6 +364,7 @@ impl Hosts {
         let host = self.map.get_mut(key)?;
         let job = host.take_next(now)?;
         host.active += 1;
+        host.last_start = Some(now);
         self.queued -= 1;
         let more = !host.fresh.is_empty() || !host.retries.is_empty();
         self.consider(key, now);
@@ -282,7 +406,7 @@ impl Hosts {
             .map
             .drain()
             .flat_map(|(_, host)| host.retries.into_iter().chain(host.fresh))
-            .filter(|job| job.attempts > 0)
+            .filter(|job| job.attempts > 0 && !job.robots)
             .collect();
         self.ready.clear();
         self.timers.clear();
@@ -301,7 +425,16 @@ impl Hosts {
             host.paused_until = None;
         }
         if host.is_idle(now) {
-            self.map.remove(key);
+            if let (
+                Some(Host {
+                    robots: Robots::Known(rules),
+                    ..
+                }),
+                Some(cache),
+            ) = (self.map.remove(key), &mut self.robots)
+            {
+                cache.put(Arc::clone(key), rules);
+            }
             return;
         }
         if host.active >= self.per_host_limit {
@@ -337,6 +470,40 @@ impl Hosts {
     }
 }
 
+fn host_rules(robots: &Robots) -> Option<&Rules> {
+    match robots {
+        Robots::Known(rules) => Some(rules),
+        Robots::Unneeded | Robots::Fetching => None,
+    }
+}
+
+/// Why the host's rules refuse `job`'s next request, if they do.
+fn refusal(rules: Option<&Rules>, job: &Pending) -> Option<String> {
+    if job.robots {
+        return None;
+    }
+    rules?.refusal(job.next_url())
+}
+
+/// The request for the robots.txt of `key`'s origin (that of `url`).
+fn robots_job(key: &HostKey, url: &Url) -> Option<Box<Pending>> {
+    let robots = robots_url(url)?;
+    Some(Box::new(Pending {
+        line: 0,
+        seq: u64::MAX,
+        text: robots.to_string(),
+        url: robots,
+        key: Arc::clone(key),
+        attempts: 0,
+        not_before: None,
+        queued_at: Instant::now(),
+        last: None,
+        hop: None,
+        tracked: None,
+        robots: true,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +523,7 @@ mod tests {
             last: None,
             hop: None,
             tracked: None,
+            robots: false,
         })
     }
 
@@ -372,7 +540,7 @@ mod tests {
     #[test]
     fn busy_host_does_not_block_others() {
         let now = Instant::now();
-        let mut hosts = Hosts::new(1);
+        let mut hosts = Hosts::new(1, false);
         for i in 0..3 {
             hosts.push(job("http://slow.test/", i), now);
         }
@@ -399,7 +567,7 @@ mod tests {
     #[test]
     fn idle_hosts_are_evicted() {
         let now = Instant::now();
-        let mut hosts = Hosts::new(usize::MAX);
+        let mut hosts = Hosts::new(usize::MAX, false);
         for i in 0..100 {
             hosts.push(job(&format!("http://h{i}.test/"), i), now);
         }
@@ -415,7 +583,7 @@ mod tests {
     #[test]
     fn a_pause_holds_the_host_until_it_ends() {
         let now = Instant::now();
-        let mut hosts = Hosts::new(usize::MAX);
+        let mut hosts = Hosts::new(usize::MAX, false);
         hosts.push(job("http://a.test/1", 1), now);
         hosts.push(job("http://a.test/2", 2), now);
         let key = hosts.next_ready(now).unwrap();
@@ -437,7 +605,7 @@ mod tests {
         // The job that got the 429 was retried; it is in flight, nothing else is queued, and
         // the pause it caused has ended. Timers must not fire forever.
         let now = Instant::now();
-        let mut hosts = Hosts::new(usize::MAX);
+        let mut hosts = Hosts::new(usize::MAX, false);
         hosts.push(job("http://a.test/1", 1), now);
         let key = hosts.next_ready(now).unwrap();
         let (mut first, _) = hosts.take(&key, now).unwrap();
@@ -458,7 +626,7 @@ mod tests {
     #[test]
     fn drain_keeps_only_attempted_jobs() {
         let now = Instant::now();
-        let mut hosts = Hosts::new(usize::MAX);
+        let mut hosts = Hosts::new(usize::MAX, false);
         hosts.push(job("http://a.test/1", 1), now);
         hosts.push(job("http://a.test/2", 2), now);
         let key = hosts.next_ready(now).unwrap();

@@ -27,10 +27,12 @@ mod hosts;
 mod pace;
 mod rate;
 mod retry;
+mod robots;
 mod task;
 
 pub use self::rate::Rate;
 pub use self::retry::{BACKOFF_CAP, RetryPolicy, Verdict};
+pub use self::robots::{MAX_ROBOTS_BYTES, MAX_ROBOTS_REDIRECTS, RobotsPolicy, product_token};
 
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
@@ -118,7 +120,25 @@ pub struct Limits {
     pub retry: RetryPolicy,
     /// Deadline for the whole run.
     pub max_time: Option<Duration>,
+    /// `--robots`: fetch each origin's robots.txt first, and obey it.
+    pub robots: Option<RobotsPolicy>,
 }
+
+/// What became of the robots.txt requests, as they happen (for the summary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RobotsEvent {
+    /// A robots.txt request was made (each retry and redirect hop counts).
+    Requested,
+    /// An origin's robots.txt was found and parsed.
+    Found,
+    /// An origin has none (4xx, too many redirects): everything allowed.
+    Missing,
+    /// An origin's could not be had (5xx, no connection): everything disallowed for now.
+    Unreachable,
+}
+
+/// Where robots.txt events are told; see [`RobotsEvent`].
+pub type RobotsTally = Arc<dyn Fn(RobotsEvent) + Send + Sync>;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -129,6 +149,7 @@ impl Default for Limits {
             per_host_rate: None,
             retry: RetryPolicy::default(),
             max_time: None,
+            robots: None,
         }
     }
 }
@@ -160,6 +181,8 @@ struct Shared {
     rows: mpsc::Sender<Row>,
     done: mpsc::Sender<Report>,
     stop: Stop,
+    /// `--robots`: whose robots.txt is fetched, and where its events are told.
+    robots: Option<(RobotsPolicy, RobotsTally)>,
 }
 
 impl Shared {
@@ -187,6 +210,12 @@ enum Done {
         job: Box<Pending>,
         pause_until: Option<Instant>,
     },
+    /// A host's robots.txt request ended: its rules (`None` when the run stopped first).
+    Rules {
+        key: HostKey,
+        rules: Option<Arc<robots::Rules>>,
+        pause_until: Option<Instant>,
+    },
 }
 
 /// Runs every job to a row. Returns when the input is exhausted (or the run stopped) and every
@@ -195,6 +224,7 @@ enum Done {
 /// The dispatcher runs as a task of its own on the runtime's workers, not on the caller's
 /// thread: every finished request reports to it, and waking a worker that is already running is
 /// far cheaper than waking a parked `block_on` thread tens of thousands of times a second.
+#[allow(clippy::too_many_arguments)] // The stages it drives, each wired in by lib.rs.
 pub(crate) async fn run(
     limits: &Limits,
     work: Work,
@@ -203,6 +233,7 @@ pub(crate) async fn run(
     rows: mpsc::Sender<Row>,
     stop: Stop,
     deadline: Option<Instant>,
+    robots_tally: RobotsTally,
 ) -> Result<(), Error> {
     let concurrency = limits.concurrency.get();
     // Every task in flight sends exactly one report, so this never fills.
@@ -215,6 +246,7 @@ pub(crate) async fn run(
         rows,
         done: done_tx,
         stop,
+        robots: limits.robots.clone().map(|policy| (policy, robots_tally)),
     });
     let per_host = limits.per_host_concurrency.map_or(usize::MAX, |n| n.get());
     let mut dispatcher = Dispatcher {
@@ -222,7 +254,8 @@ pub(crate) async fn run(
         limiters: Limiters::new(limits),
         order,
         next_seq: 0,
-        hosts: Hosts::new(per_host),
+        hosts: Hosts::new(per_host, limits.robots.is_some()),
+        refused: Vec::new(),
         key_scratch: String::new(),
         staged: None,
         in_flight: 0,
@@ -244,6 +277,8 @@ struct Dispatcher {
     /// Sequence number of the next line to be read.
     next_seq: u64,
     hosts: Hosts,
+    /// `--robots`: rows of jobs the rules refused, to be sent.
+    refused: Vec<Row>,
     /// Where a line's host key is spelled out to be looked up.
     key_scratch: String,
     /// A job that passed its host's limits but is waiting for the global rate, and when the
@@ -284,6 +319,10 @@ impl Dispatcher {
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
         loop {
+            for row in std::mem::take(&mut self.refused) {
+                // A closed channel means the writer failed, and it has stopped the run.
+                let _ = self.shared.rows.send(row).await;
+            }
             let now = Instant::now();
             self.hosts.fire_timers(now);
             self.start_what_may_start(now);
@@ -401,8 +440,11 @@ impl Dispatcher {
                     last: None,
                     hop: None,
                     tracked,
+                    robots: false,
                 });
-                self.hosts.push(pending, Instant::now());
+                if let Some(refused) = self.hosts.push(pending, Instant::now()) {
+                    self.refuse(refused);
+                }
             }
         }
     }
@@ -466,8 +508,29 @@ impl Dispatcher {
                 ran_on,
                 job,
                 pause_until,
-            } => self.hosts.requeue(&ran_on, job, pause_until, now),
+            } => {
+                if let Some(refused) = self.hosts.requeue(&ran_on, job, pause_until, now) {
+                    self.refuse(refused);
+                }
+            }
+            Done::Rules {
+                key,
+                rules,
+                pause_until,
+            } => {
+                self.hosts.finished(&key, pause_until, now);
+                if let Some(rules) = rules {
+                    for refused in self.hosts.set_rules(&key, rules, now) {
+                        self.refuse(refused);
+                    }
+                }
+            }
         }
+    }
+
+    /// A job its host's robots.txt refuses: its row, without a request.
+    fn refuse(&mut self, (mut job, why): hosts::Refused) {
+        self.refused.push(task::refused_row(&mut job, why));
     }
 
     /// Forgets per-host rate state of hosts not seen for a while, so a list of millions of hosts

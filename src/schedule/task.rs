@@ -1,5 +1,6 @@
 //! One request in flight: fetch, then either write the job's row, or hand the job back to the
-//! dispatcher (a redirect to follow, a retry). Also the rules for turning attempts into rows.
+//! dispatcher (a redirect to follow, a retry). Also the rules for turning attempts into rows,
+//! and the request for a host's robots.txt (`--robots`), whose outcome is its host's rules.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -9,9 +10,10 @@ use tokio::time::Instant;
 
 use super::hosts::{HostKey, Pending, host_key};
 use super::retry::Verdict;
-use super::{Done, Report, Shared};
+use super::robots::{MAX_ROBOTS_BYTES, MAX_ROBOTS_REDIRECTS, Rules};
+use super::{Done, Report, RobotsEvent, Shared};
 use crate::extract::Extracted;
-use crate::fetch::{Attempt, Hop, version_name};
+use crate::fetch::{Attempt, BodySink, Hop, version_name};
 use crate::redact::{into_shown, redact_url};
 use crate::row::{ErrorKind, Failure, Row};
 use crate::stop::{Listener, StopReason};
@@ -28,7 +30,11 @@ pub(super) async fn attempt(
     job: Box<Pending>,
     keep_alive: bool,
 ) {
-    let done = Box::pin(run(&shared, &stop, job, keep_alive)).await;
+    let done = if job.robots {
+        Box::pin(fetch_rules(&shared, &stop, job, keep_alive)).await
+    } else {
+        Box::pin(run(&shared, &stop, job, keep_alive)).await
+    };
     // Every task in flight sends exactly one report, so this never waits for room.
     let _ = shared.done.send(Report { stop, done }).await;
 }
@@ -122,6 +128,158 @@ async fn run(shared: &Shared, stop: &Listener, mut job: Box<Pending>, keep_alive
     Done::Finished(ran_on, pause_until)
 }
 
+/// `--robots`: one request for a host's robots.txt (RFC 9309). A 2xx is parsed (off the event
+/// loop); a 4xx, or more than five redirects, means no rules; a 5xx or a failure is tried
+/// again as `--retries` allows, and then means everything is disallowed for now. Redirect hops
+/// and retries come back through the dispatcher under the same host, ahead of its other jobs.
+async fn fetch_rules(
+    shared: &Shared,
+    stop: &Listener,
+    mut job: Box<Pending>,
+    keep_alive: bool,
+) -> Done {
+    let key = Arc::clone(&job.key);
+    let Some((policy, tally)) = &shared.robots else {
+        return Done::Finished(key, None);
+    };
+    let (url, mut attempt) = match job.hop.take() {
+        Some((url, attempt)) => (url, *attempt),
+        None => (job.url.clone(), Attempt::default()),
+    };
+    let mut body = RobotsBody::default();
+    let fetch = shared
+        .fetcher
+        .fetch(url, keep_alive, &mut body, &mut attempt);
+    let hop = tokio::select! {
+        biased;
+        () = stop.stopped() => None,
+        hop = AssertUnwindSafe(fetch).catch_unwind() => hop.ok(),
+    };
+    if attempt.started_at.is_some() {
+        tally(RobotsEvent::Requested);
+    }
+    let source = job.url.clone();
+    let rules = match hop {
+        None => None,
+        Some(Hop::Redirect(next)) if attempt.redirects <= MAX_ROBOTS_REDIRECTS => {
+            job.hop = Some((next, Box::new(attempt)));
+            job.queued_at = Instant::now();
+            return again(key, job, None);
+        }
+        Some(Hop::Redirect(_)) => Some(Rules::allow_all(&source)),
+        Some(Hop::Done) => {
+            job.attempts += 1;
+            let pause = shared
+                .retry
+                .host_pause(&attempt)
+                .map(|d| Instant::now() + d);
+            let found = attempt.failure.is_none()
+                && attempt.status.is_some_and(|s| (200..300).contains(&s));
+            let missing = attempt.status.is_some_and(|s| (300..500).contains(&s))
+                || attempt
+                    .failure
+                    .as_ref()
+                    .is_some_and(|f| f.kind == ErrorKind::TooManyRedirects);
+            if found {
+                // Named by where the rules came from, after any redirect.
+                let source = attempt.final_url.clone().unwrap_or(source);
+                let policy = policy.clone();
+                let parsed = tokio::task::spawn_blocking(move || {
+                    Rules::parse(&source, &body.bytes, &policy)
+                })
+                .await;
+                tally(RobotsEvent::Found);
+                let rules = parsed.unwrap_or_else(|_| Rules::allow_all(&job.url));
+                return rules_done(key, rules, pause);
+            }
+            if missing {
+                tally(RobotsEvent::Missing);
+                return rules_done(key, Rules::allow_all(&source), pause);
+            }
+            let time_left = shared.time_left();
+            if let Verdict::Retry { delay, .. } =
+                shared.retry.verdict(&attempt, job.attempts, time_left)
+            {
+                let until = Instant::now() + delay;
+                job.not_before = Some(until);
+                job.queued_at = until;
+                return again(key, job, pause);
+            }
+            tally(RobotsEvent::Unreachable);
+            return rules_done(
+                key,
+                Rules::disallow_all(&source, unreachable(&attempt)),
+                pause,
+            );
+        }
+    };
+    Done::Rules {
+        key,
+        rules: rules.map(Arc::new),
+        pause_until: None,
+    }
+}
+
+fn rules_done(key: HostKey, rules: Rules, pause_until: Option<Instant>) -> Done {
+    Done::Rules {
+        key,
+        rules: Some(Arc::new(rules)),
+        pause_until,
+    }
+}
+
+/// Why a robots.txt could not be had: its status, or the failure.
+fn unreachable(attempt: &Attempt) -> String {
+    match (&attempt.failure, attempt.status) {
+        (Some(failure), _) => format!("{}: {}", failure.kind, failure.detail),
+        (None, Some(status)) => format!(
+            "status {status}{}",
+            http::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .map(|reason| format!(" {reason}"))
+                .unwrap_or_default()
+        ),
+        (None, None) => "no answer".to_owned(),
+    }
+}
+
+/// The start of a robots.txt body: what RFC 9309 asks to be parsed, at most.
+#[derive(Default)]
+struct RobotsBody {
+    bytes: Vec<u8>,
+}
+
+impl BodySink for RobotsBody {
+    fn begin(&mut self, _: Option<&str>) {}
+
+    fn feed(&mut self, bytes: &[u8]) {
+        let room = MAX_ROBOTS_BYTES.saturating_sub(self.bytes.len());
+        self.bytes
+            .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
+    }
+}
+
+/// The row of a job its host's robots.txt refuses: no request was made for it (or, for a
+/// redirect hop, none to where the redirect pointed: the row shows the redirect).
+pub(super) fn refused_row(job: &mut Pending, why: String) -> Row {
+    if let Some((_, attempt)) = job.hop.take() {
+        let mut row = finished_row(job, *attempt, Extracted::default());
+        row.error = Some(ErrorKind::Robots);
+        row.error_detail = Some(why);
+        return row;
+    }
+    Row {
+        seq: job.seq,
+        attempts: job.attempts,
+        ..Row::unrequested(
+            job.line,
+            std::mem::take(&mut job.text),
+            Failure::new(ErrorKind::Robots, why),
+        )
+    }
+}
+
 /// A new attempt at `job`'s URL: with `--state`, it records the validators of the final
 /// response, and sends the state's own, if any, as a conditional request.
 fn fresh_attempt(job: &Pending) -> Attempt {
@@ -201,6 +359,9 @@ fn stopped_row(job: &mut Pending, mut attempt: Attempt, reason: StopReason) -> R
 /// retry not yet made. It shows the last response, with a note. `None` when the job was never
 /// attempted (it gets no row, like an unread line).
 pub(super) fn unfinished_row(job: &mut Pending) -> Option<Row> {
+    if job.robots {
+        return None; // A request of the host's, not a line.
+    }
     if let Some((next, attempt)) = job.hop.take() {
         let mut row = finished_row(job, *attempt, Extracted::default());
         add_note(

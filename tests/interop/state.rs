@@ -84,7 +84,7 @@ fn nginx_answers_the_stored_validators_with_304_and_edits_show() {
     let state = env.path().join("state.db");
     let night = || {
         let mut cmd = fetch();
-        cmd.arg("--state")
+        cmd.args(["--ordered", "--state"])
             .arg(&state)
             .env("SSL_CERT_FILE", &env.pki.ca);
         run(&mut cmd, &list).table

@@ -30,6 +30,8 @@ pub struct Page {
     pub delay: Option<Duration>,
     /// Honour If-None-Match / If-Modified-Since.
     pub conditional: bool,
+    /// Serve this as the whole body (`text/plain`) instead of the HTML page.
+    pub raw: Option<String>,
 }
 
 impl Page {
@@ -44,6 +46,26 @@ impl Page {
             redirect: None,
             delay: None,
             conditional: true,
+            raw: None,
+        }
+    }
+
+    /// A plain-text file (a robots.txt, say), served as it is.
+    pub fn text(body: &str) -> Page {
+        Page {
+            etag: None,
+            raw: Some(body.to_owned()),
+            ..Page::new("", "")
+        }
+    }
+
+    /// A response with this status and nothing else to it.
+    pub fn status(status: u16) -> Page {
+        Page {
+            status,
+            etag: None,
+            raw: Some(String::new()),
+            ..Page::new("", "")
         }
     }
 
@@ -75,9 +97,13 @@ fn fnv(text: &str) -> u64 {
 /// What the site saw of one request.
 #[derive(Debug, Clone)]
 pub struct Visit {
+    /// The host name the request was for (its `Host`, without the port).
+    pub host: String,
     pub path: String,
     pub headers: HeaderMap,
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -129,7 +155,8 @@ impl Site {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Sets (or replaces) the page at `path`.
+    /// Sets (or replaces) the page at `path`, for every host name; `name/path` (e.g.
+    /// `a.test/robots.txt`) sets it for one host name, ahead of the page for all.
     pub fn put(&self, path: &str, page: Page) {
         self.shared
             .pages
@@ -158,8 +185,25 @@ impl Drop for Site {
 }
 
 async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let at = std::time::Instant::now();
     let path = request.uri().path().to_owned();
-    let page = shared.pages.lock().unwrap().get(&path).cloned();
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().host())
+        .unwrap_or_default();
+    let host = host
+        .rsplit_once(':')
+        .map_or(host, |(name, _)| name)
+        .to_owned();
+    let page = {
+        let pages = shared.pages.lock().unwrap();
+        pages
+            .get(&format!("{host}{path}"))
+            .or_else(|| pages.get(&path))
+            .cloned()
+    };
     let response = match &page {
         None => (StatusCode::NOT_FOUND, "no such page").into_response(),
         Some(page) => {
@@ -170,9 +214,11 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         }
     };
     shared.visits.lock().unwrap().push(Visit {
+        host,
         path,
         headers: request.headers().clone(),
         status: response.status().as_u16(),
+        at,
     });
     response
 }
@@ -194,6 +240,10 @@ fn answer(page: &Page, request: &HeaderMap) -> Response {
         headers.insert(header::LAST_MODIFIED, date.parse().unwrap());
     }
     let status = StatusCode::from_u16(page.status).unwrap();
+    if let Some(raw) = &page.raw {
+        headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        return (status, headers, raw.clone()).into_response();
+    }
     if page.conditional && status == StatusCode::OK && not_modified(page, request) {
         headers.remove(header::CONTENT_TYPE);
         return (StatusCode::NOT_MODIFIED, headers).into_response();
