@@ -13,6 +13,8 @@
 //!   /bomb/MIB/...        a gzip body that inflates to MIB MiB of zeros (made once per size)
 //!   /endless/...         a body with no length that streams 64 KiB chunks for 2 GiB
 //!   /stamp/...           the small page, noting when the request arrived
+//!   /robots.txt          rules for every crawler (`/private/` disallowed), counted: the
+//!                        count is at /robots-count (what bench/robots.sh reads)
 //!   /stamps              the arrival times noted so far, in microseconds since the server
 //!                        started, one per line (and forgets them): what bench/compare.sh
 //!                        uses to check `--rate` where it matters, at the server
@@ -105,6 +107,8 @@ fn app() -> Router {
         .route("/endless/{*rest}", get(endless))
         .route("/stamp/{*rest}", get(stamp))
         .route("/stamps", get(stamps))
+        .route("/robots.txt", get(robots))
+        .route("/robots-count", get(robots_count))
 }
 
 /// The page's validators: it never changes.
@@ -179,6 +183,21 @@ async fn html(Path((bytes, _)): Path<(usize, String)>) -> impl IntoResponse {
     }
     page.push_str("</body></html>");
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page)
+}
+
+/// robots.txt requests served.
+static ROBOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+async fn robots() -> impl IntoResponse {
+    ROBOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (
+        [(header::CONTENT_TYPE, "text/plain")],
+        "User-agent: *\nDisallow: /private/\nDisallow: /*.pdf$\n\nUser-agent: badbot\nDisallow: /\n",
+    )
+}
+
+async fn robots_count() -> String {
+    format!("{}\n", ROBOTS.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// Arrival times of `/stamp/` requests, in microseconds since the server started.

@@ -355,3 +355,29 @@ fn one_hosts_crawl_delay_does_not_slow_the_others() {
         last_fast - started
     );
 }
+
+#[test]
+fn robots_txt_requests_count_as_request_starts_for_the_rate() {
+    let site = Site::start();
+    site.put("/robots.txt", Page::text("User-agent: *\nAllow: /\n"));
+    for i in 0..3 {
+        site.put(&format!("/p{i}"), Page::new("p", "p"));
+    }
+    let (out, _) = crawl(
+        &site,
+        &["/p0", "/p1", "/p2"],
+        &["-c", "10", "--rate", "5/s"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let visits = site.take_visits();
+    assert_eq!(visits.len(), 4);
+    assert_eq!(visits[0].path, "/robots.txt");
+    let gaps: Vec<f64> = visits
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).as_secs_f64())
+        .collect();
+    assert!(
+        gaps.iter().all(|gap| *gap >= 0.15),
+        "every start, robots.txt's included, spaced by the rate: {gaps:?}"
+    );
+}

@@ -1,5 +1,6 @@
 //! The extraction pool: one thread per core that parses and searches what captures kept, so
 //! CPU work never runs on the async workers and never takes more cores than the machine has.
+//! Other parsing of the run's (robots.txt, with `--robots`) runs on it too.
 //!
 //! Dedicated threads rather than tokio's blocking pool: under load they stay busy and take the
 //! next job without being woken, where `spawn_blocking` wakes a parked pool thread per job
@@ -12,7 +13,11 @@ use tokio::sync::oneshot;
 
 use super::{Captured, Extracted, Extractor};
 
-type Job = (Captured, oneshot::Sender<Extracted>);
+enum Job {
+    Extract(Captured, oneshot::Sender<Extracted>),
+    /// Other CPU work; it sends its own result.
+    Run(Box<dyn FnOnce() + Send>),
+}
 
 pub struct ExtractPool {
     extractor: Arc<Extractor>,
@@ -32,8 +37,13 @@ impl ExtractPool {
                 std::thread::Builder::new()
                     .name(format!("fetch-extract-{i}"))
                     .spawn(move || {
-                        for (captured, reply) in rx {
-                            let _ = reply.send(extractor.extract(captured));
+                        for job in rx {
+                            match job {
+                                Job::Extract(captured, reply) => {
+                                    let _ = reply.send(extractor.extract(captured));
+                                }
+                                Job::Run(work) => work(),
+                            }
                         }
                     })
             })
@@ -58,11 +68,25 @@ impl ExtractPool {
         let Some(jobs) = &self.jobs else {
             return Extracted::default();
         };
-        if jobs.send((captured, reply)).is_err() {
+        if jobs.send(Job::Extract(captured, reply)).is_err() {
             return Extracted::default();
         }
         // A worker that panicked drops the reply: the row just has no extracted values.
         result.await.unwrap_or_default()
+    }
+
+    /// Runs other CPU work on a worker; `None` if it could not run (the pool is closing, or
+    /// the work panicked).
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (reply, result) = oneshot::channel();
+        let job = Job::Run(Box::new(move || {
+            let _ = reply.send(work());
+        }));
+        self.jobs.as_ref()?.send(job).ok()?;
+        result.await.ok()
     }
 
     pub fn extractor(&self) -> &Extractor {

@@ -639,4 +639,96 @@ mod tests {
         assert_eq!(drained[0].line, 1);
         assert_eq!(hosts.len(), 0);
     }
+
+    fn rules(text: &str) -> Arc<Rules> {
+        let policy = super::super::robots::RobotsPolicy {
+            agent: "fetch".into(),
+            max_crawl_delay: Duration::from_secs(30),
+        };
+        let source = Url::parse("http://a.test/robots.txt").unwrap();
+        Arc::new(Rules::parse(&source, text.as_bytes(), &policy))
+    }
+
+    /// With `--robots`, a new host's robots.txt goes first and its URLs wait for the rules,
+    /// which then refuse some of them; other hosts go on meanwhile.
+    #[test]
+    fn a_hosts_urls_wait_for_its_robots_txt() {
+        let now = Instant::now();
+        let mut hosts = Hosts::new(usize::MAX, true);
+        assert!(hosts.push(job("http://a.test/private/1", 1), now).is_none());
+        assert!(hosts.push(job("http://a.test/open", 2), now).is_none());
+        let key = hosts.next_ready(now).unwrap();
+        let (robots, _) = hosts.take(&key, now).unwrap();
+        assert!(robots.robots);
+        assert_eq!(robots.url.as_str(), "http://a.test/robots.txt");
+        assert!(hosts.next_ready(now).is_none(), "held while it is fetched");
+        hosts.push(job("http://b.test/x", 3), now);
+        let other = hosts.next_ready(now).unwrap();
+        assert_eq!(&*other, "http://b.test:80", "other hosts go on");
+        hosts.finished(&key, None, now);
+        let refused = hosts.set_rules(&key, rules("Disallow: /private"), now);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].0.line, 1);
+        assert!(refused[0].1.ends_with("Disallow: /private"));
+        let key = hosts.next_ready(now).unwrap();
+        let (job, more) = hosts.take(&key, now).unwrap();
+        assert_eq!(job.line, 2);
+        assert!(!more);
+        // Known rules refuse a new URL as it comes.
+        assert!(
+            hosts
+                .push(super::tests::job("http://a.test/private/2", 4), now)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn crawl_delay_spaces_request_starts() {
+        let now = Instant::now();
+        let mut hosts = Hosts::new(usize::MAX, true);
+        for i in 0..3 {
+            hosts.push(job(&format!("http://a.test/{i}"), i), now);
+        }
+        let key = hosts.next_ready(now).unwrap();
+        hosts.take(&key, now).unwrap();
+        hosts.finished(&key, None, now);
+        hosts.set_rules(&key, rules("Crawl-delay: 2"), now);
+        assert!(
+            hosts.next_ready(now).is_none(),
+            "2 s after the robots.txt request"
+        );
+        let due = now + Duration::from_secs(2);
+        assert_eq!(hosts.next_timer(), Some(due));
+        hosts.fire_timers(due);
+        let key = hosts.next_ready(due).unwrap();
+        hosts.take(&key, due).unwrap();
+        hosts.finished(&key, None, due);
+        assert!(hosts.next_ready(due).is_none());
+        assert_eq!(hosts.next_timer(), Some(due + Duration::from_secs(2)));
+    }
+
+    /// A host forgotten (nothing queued) keeps its rules in the cache: when its URLs come back,
+    /// no second robots.txt request.
+    #[test]
+    fn forgotten_hosts_keep_their_rules_for_a_while() {
+        let now = Instant::now();
+        let mut hosts = Hosts::new(usize::MAX, true);
+        hosts.push(job("http://a.test/1", 1), now);
+        let key = hosts.next_ready(now).unwrap();
+        hosts.take(&key, now).unwrap();
+        hosts.finished(&key, None, now);
+        hosts.set_rules(&key, rules("Disallow: /no"), now);
+        let key = hosts.next_ready(now).unwrap();
+        hosts.take(&key, now).unwrap();
+        hosts.finished(&key, None, now);
+        assert_eq!(hosts.len(), 0, "forgotten");
+        assert!(
+            hosts.push(job("http://a.test/no", 2), now).is_some(),
+            "refused at once"
+        );
+        hosts.push(job("http://a.test/yes", 3), now);
+        let key = hosts.next_ready(now).unwrap();
+        let (job, _) = hosts.take(&key, now).unwrap();
+        assert!(!job.robots && job.line == 3, "no second robots.txt request");
+    }
 }

@@ -184,12 +184,12 @@ async fn fetch_rules(
                 // Named by where the rules came from, after any redirect.
                 let source = attempt.final_url.clone().unwrap_or(source);
                 let policy = policy.clone();
-                let parsed = tokio::task::spawn_blocking(move || {
-                    Rules::parse(&source, &body.bytes, &policy)
-                })
-                .await;
+                let parsed = shared
+                    .extract
+                    .run(move || Rules::parse(&source, &body.bytes, &policy))
+                    .await;
                 tally(RobotsEvent::Found);
-                let rules = parsed.unwrap_or_else(|_| Rules::allow_all(&job.url));
+                let rules = parsed.unwrap_or_else(|| Rules::allow_all(&job.url));
                 return rules_done(key, rules, pause);
             }
             if missing {
