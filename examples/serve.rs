@@ -13,8 +13,9 @@
 //!   /bomb/MIB/...        a gzip body that inflates to MIB MiB of zeros (made once per size)
 //!   /endless/...         a body with no length that streams 64 KiB chunks for 2 GiB
 //!   /stamp/...           the small page, noting when the request arrived
-//!   /robots.txt          rules for every crawler (`/private/` disallowed), counted: the
-//!                        count is at /robots-count (what bench/robots.sh reads)
+//!   /robots.txt          rules for every crawler (`/private/` and `*.pdf$` disallowed), a file
+//!                        of its own for each host name (it says which), counted at
+//!                        /robots-count
 //!   /stamps              the arrival times noted so far, in microseconds since the server
 //!                        started, one per line (and forgets them): what bench/compare.sh
 //!                        uses to check `--rate` where it matters, at the server
@@ -188,11 +189,18 @@ async fn html(Path((bytes, _)): Path<(usize, String)>) -> impl IntoResponse {
 /// robots.txt requests served.
 static ROBOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-async fn robots() -> impl IntoResponse {
+async fn robots(request: HeaderMap) -> impl IntoResponse {
     ROBOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let host = request
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
     (
         [(header::CONTENT_TYPE, "text/plain")],
-        "User-agent: *\nDisallow: /private/\nDisallow: /*.pdf$\n\nUser-agent: badbot\nDisallow: /\n",
+        format!(
+            "# robots.txt of {host}\nUser-agent: *\nDisallow: /private/\nDisallow: /*.pdf$\n\n\
+             User-agent: badbot\nDisallow: /\n"
+        ),
     )
 }
 

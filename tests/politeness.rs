@@ -357,3 +357,36 @@ async fn waiting_between_hops_is_not_request_time_and_holds_no_slot() {
         .filter(|s| s.uri.starts_with("/ok/") && s.uri != "/ok/end");
     assert!(others.clone().count() == 3 && others.into_iter().all(|s| s.at < hop_at));
 }
+
+/// A list of many hosts, each done within two requests: connections left parked (a host's
+/// first request finishing after its second had opened a connection of its own) are bounded
+/// across hosts by `-c`, the least recently parked closed first, instead of one per host
+/// staying open until its idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_connections_are_bounded_across_hosts() {
+    let server = TestServer::start();
+    let names: Vec<String> = (0..60).map(|i| format!("many{i}.test")).collect();
+    let mut config = config();
+    config.limits.concurrency = NonZeroUsize::new(8).unwrap();
+    pinned(
+        &mut config,
+        &names.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let port = server.addr.port();
+    // A host's first request is slow: its second often starts, on a connection of its own,
+    // before the first is done, and the first's connection is parked with nothing to come.
+    let list: String = names
+        .iter()
+        .map(|name| format!("http://{name}:{port}/slow/100/a\nhttp://{name}:{port}/ok/b\n"))
+        .collect();
+    let (_, table) = run_list(config, list).await;
+    assert_eq!(table.len(), 120);
+    assert!(table.column("status").iter().all(|s| *s == "200"));
+    // At most 8 in flight and 8 parked, and a few being closed.
+    assert!(
+        server.stats.max_open() <= 20,
+        "{} connections open at once ({} made)",
+        server.stats.max_open(),
+        server.stats.connections()
+    );
+}

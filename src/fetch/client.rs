@@ -27,6 +27,11 @@ pub(super) fn build(
         settings.tls_info,
     );
     // Enough idle connections to keep one busy host at full concurrency without reconnecting,
-    // and no more.
-    Ok(Pool::new(connector, capacity.per_origin, POOL_IDLE_TIMEOUT))
+    // and no more; across hosts, as many as requests may be in flight.
+    Ok(Pool::new(
+        connector,
+        capacity.per_origin,
+        capacity.requests,
+        POOL_IDLE_TIMEOUT,
+    ))
 }

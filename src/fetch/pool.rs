@@ -10,8 +10,13 @@
 //! HTTP/1 connections are lent to one request at a time (most recently parked first, so the
 //! warm ones are used and the rest time out). An HTTP/2 connection (negotiated by ALPN) is
 //! shared: it stays parked and every request to its origin clones its sender.
+//!
+//! Parked connections are bounded across all origins as well as per origin: past the global
+//! bound the least recently parked one is closed. A list of many hosts, each done within a few
+//! requests, would otherwise keep a connection (socket, buffers, task) per host until its idle
+//! timeout: 20,000 hosts held 217 MB.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -90,19 +95,75 @@ struct Parked {
     info: Arc<ConnInfo>,
     proxied: bool,
     since: Instant,
+    /// When it was parked, in parking order: its place in [`Idle::order`].
+    stamp: u64,
 }
 
 #[derive(Default)]
 struct Idle {
-    by_origin: HashMap<Box<str>, Vec<Parked>, foldhash::fast::RandomState>,
+    by_origin: HashMap<Arc<str>, Vec<Parked>, foldhash::fast::RandomState>,
+    /// Parked connections by origin and stamp, least recently parked first; an entry whose
+    /// connection is no longer parked is stale and skipped.
+    order: VecDeque<(Arc<str>, u64)>,
+    /// Connections parked, across origins.
+    parked: usize,
+    stamps: u64,
     /// When expired connections were last dropped from every origin.
     swept: Option<Instant>,
+}
+
+impl Idle {
+    /// Parks `parked` under `origin`, unless the origin has its fill; then closes the least
+    /// recently parked connections beyond `most`.
+    fn park(&mut self, origin: &str, mut parked: Parked, per_origin: usize, most: usize) {
+        let list = match self.by_origin.get_mut(origin) {
+            Some(list) if list.len() >= per_origin => return,
+            Some(list) => list,
+            None => self.by_origin.entry(Arc::from(origin)).or_default(),
+        };
+        self.stamps += 1;
+        parked.stamp = self.stamps;
+        list.push(parked);
+        self.parked += 1;
+        if let Some((key, _)) = self.by_origin.get_key_value(origin) {
+            self.order.push_back((Arc::clone(key), self.stamps));
+        }
+        while self.parked > most {
+            let Some((origin, stamp)) = self.order.pop_front() else {
+                break;
+            };
+            self.remove(&origin, |p| p.stamp == stamp);
+        }
+        if self.order.len() > 2 * self.parked + 64 {
+            let by_origin = &self.by_origin;
+            self.order.retain(|(origin, stamp)| {
+                by_origin
+                    .get(origin)
+                    .is_some_and(|list| list.iter().any(|p| p.stamp == *stamp))
+            });
+        }
+    }
+
+    /// Takes out (and closes, when dropped) the origin's parked connections that `which` picks.
+    fn remove(&mut self, origin: &str, which: impl Fn(&Parked) -> bool) {
+        let Some(list) = self.by_origin.get_mut(origin) else {
+            return;
+        };
+        let before = list.len();
+        list.retain(|p| !which(p));
+        self.parked -= before - list.len();
+        if list.is_empty() {
+            self.by_origin.remove(origin);
+        }
+    }
 }
 
 pub(super) struct Pool {
     connector: Connector,
     idle: Mutex<Idle>,
     max_idle_per_origin: usize,
+    /// Most connections parked across all origins.
+    max_idle: usize,
     idle_timeout: Duration,
 }
 
@@ -110,12 +171,14 @@ impl Pool {
     pub(super) fn new(
         connector: Connector,
         max_idle_per_origin: usize,
+        max_idle: usize,
         idle_timeout: Duration,
     ) -> Self {
         Pool {
             connector,
             idle: Mutex::default(),
             max_idle_per_origin,
+            max_idle: max_idle.max(max_idle_per_origin),
             idle_timeout,
         }
     }
@@ -240,14 +303,9 @@ impl Pool {
             info: lease.info,
             proxied: lease.proxied,
             since: now,
+            stamp: 0,
         };
-        match idle.by_origin.get_mut(origin) {
-            Some(list) if list.len() >= self.max_idle_per_origin => {}
-            Some(list) => list.push(parked),
-            None => {
-                idle.by_origin.insert(origin.into(), vec![parked]);
-            }
-        }
+        idle.park(origin, parked, self.max_idle_per_origin, self.max_idle);
     }
 
     /// The most recently parked live connection of `origin`, if any: taken for HTTP/1, shared
@@ -257,14 +315,22 @@ impl Pool {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         self.sweep(&mut idle, now);
         let list = idle.by_origin.get_mut(origin)?;
+        let mut taken = 0;
         let lease = loop {
-            let parked = list.pop()?;
+            let Some(parked) = list.pop() else {
+                break None;
+            };
             if parked.sender.is_closed() || now.duration_since(parked.since) >= self.idle_timeout {
+                taken += 1;
                 continue;
             }
             let (info, proxied) = (Arc::clone(&parked.info), parked.proxied);
             let sender = match &parked.sender {
-                Sender::Http1(_) => parked.sender,
+                Sender::Http1(_) => {
+                    taken += 1;
+                    parked.sender
+                }
+                // Shared: it stays parked, in its place.
                 Sender::Http2(shared) => {
                     let sender = Sender::Http2(shared.clone());
                     list.push(Parked {
@@ -274,25 +340,43 @@ impl Pool {
                     sender
                 }
             };
-            break Lease {
+            break Some(Lease {
                 sender,
                 info,
                 proxied,
                 pooled: true,
-            };
+            });
         };
         if list.is_empty() {
             idle.by_origin.remove(origin);
         }
-        Some(lease)
+        idle.parked -= taken;
+        // A shared connection just used is the most recently used: last to be closed.
+        if let Some(Lease {
+            sender: Sender::Http2(_),
+            ..
+        }) = &lease
+        {
+            let idle = &mut *idle;
+            if let Some((key, list)) = idle.by_origin.get_key_value(origin)
+                && list.last().is_some()
+            {
+                let key = Arc::clone(key);
+                idle.stamps += 1;
+                let stamp = idle.stamps;
+                if let Some(last) = idle.by_origin.get_mut(origin).and_then(|l| l.last_mut()) {
+                    last.stamp = stamp;
+                }
+                idle.order.push_back((key, stamp));
+            }
+        }
+        lease
     }
 
     /// Forgets the connection of `lease` if it is parked (a shared HTTP/2 one that failed).
     fn discard(&self, origin: &str, lease: &Lease) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(list) = idle.by_origin.get_mut(origin) {
-            list.retain(|p| !Arc::ptr_eq(&p.info, &lease.info));
-        }
+        idle.remove(origin, |p| Arc::ptr_eq(&p.info, &lease.info));
     }
 
     /// Drops every origin's expired connections, at most once a second: a list of a million
@@ -306,10 +390,14 @@ impl Pool {
         }
         idle.swept = Some(now);
         let timeout = self.idle_timeout;
+        let mut dropped = 0;
         idle.by_origin.retain(|_, list| {
+            let before = list.len();
             list.retain(|p| !p.sender.is_closed() && now.duration_since(p.since) < timeout);
+            dropped += before - list.len();
             !list.is_empty()
         });
+        idle.parked -= dropped;
     }
 
     /// Opens a connection to `origin` and starts the task that drives it. The task ends by
@@ -356,11 +444,9 @@ impl Pool {
                 info: Arc::clone(&lease.info),
                 proxied,
                 since: Instant::now(),
+                stamp: 0,
             };
-            idle.by_origin
-                .entry(origin.into())
-                .or_default()
-                .push(shared);
+            idle.park(origin, shared, usize::MAX, self.max_idle);
         }
         Ok(lease)
     }
@@ -388,5 +474,79 @@ impl Lease {
             Sender::Http1(s) => s.ready().await.is_ok(),
             Sender::Http2(s) => s.ready().await.is_ok(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch::resolve::BoundedResolver;
+    use http_body_util::BodyExt;
+
+    /// A local server answering every request with a small body, and the port it is on.
+    async fn server() -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|_| async {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(Bytes::from_static(b"ok")),
+                        ))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        port
+    }
+
+    /// Connections parked across origins stay within the pool's bound: past it, the least
+    /// recently parked one is closed, whatever its origin.
+    #[tokio::test]
+    async fn parked_connections_are_bounded_across_origins() {
+        let port = server().await;
+        let names: Vec<(String, Vec<std::net::IpAddr>)> = (0..10)
+            .map(|i| (format!("h{i}.test"), vec!["127.0.0.1".parse().unwrap()]))
+            .collect();
+        let connector = Connector::new(
+            BoundedResolver::new(4, &names),
+            super::super::tls::client_config(false, None).unwrap(),
+            None,
+            None,
+            false,
+        );
+        let pool = Pool::new(connector, 2, 3, Duration::from_secs(10));
+        for (name, _) in &names {
+            let origin = format!("http://{name}:{port}");
+            let mut reached = Reached::default();
+            let (response, lease) = pool
+                .send(&origin, true, &mut reached, |_| {
+                    let mut request = Request::new(Empty::new());
+                    *request.uri_mut() = "/".parse().unwrap();
+                    request
+                        .headers_mut()
+                        .insert(http::header::HOST, name.parse().unwrap());
+                    request
+                })
+                .await
+                .unwrap();
+            response.into_body().collect().await.unwrap();
+            pool.put_back(&origin, lease);
+        }
+        let idle = pool.idle.lock().unwrap();
+        assert_eq!(idle.parked, 3);
+        let mut kept: Vec<&str> = idle.by_origin.keys().map(|k| &**k).collect();
+        kept.sort_unstable();
+        let last: Vec<String> = (7..10)
+            .map(|i| format!("http://h{i}.test:{port}"))
+            .collect();
+        assert_eq!(kept, last, "the most recently parked stay");
     }
 }

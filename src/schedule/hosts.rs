@@ -646,7 +646,8 @@ mod tests {
             max_crawl_delay: Duration::from_secs(30),
         };
         let source = Url::parse("http://a.test/robots.txt").unwrap();
-        Arc::new(Rules::parse(&source, text.as_bytes(), &policy))
+        let interned = super::super::robots::Interned::default();
+        Arc::new(Rules::parse(&source, text.as_bytes(), &policy, &interned))
     }
 
     /// With `--robots`, a new host's robots.txt goes first and its URLs wait for the rules,

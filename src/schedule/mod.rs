@@ -181,8 +181,9 @@ struct Shared {
     rows: mpsc::Sender<Row>,
     done: mpsc::Sender<Report>,
     stop: Stop,
-    /// `--robots`: whose robots.txt is fetched, and where its events are told.
-    robots: Option<(RobotsPolicy, RobotsTally)>,
+    /// `--robots`: whose robots.txt is fetched, where its events are told, and the files
+    /// parsed so far.
+    robots: Option<(RobotsPolicy, RobotsTally, Arc<robots::Interned>)>,
 }
 
 impl Shared {
@@ -246,7 +247,10 @@ pub(crate) async fn run(
         rows,
         done: done_tx,
         stop,
-        robots: limits.robots.clone().map(|policy| (policy, robots_tally)),
+        robots: limits
+            .robots
+            .clone()
+            .map(|policy| (policy, robots_tally, Arc::default())),
     });
     let per_host = limits.per_host_concurrency.map_or(usize::MAX, |n| n.get());
     let mut dispatcher = Dispatcher {

@@ -12,7 +12,7 @@
 //! redirects are followed, five at most, and more mean there are no rules.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use texting_robots::Robot;
@@ -75,55 +75,107 @@ pub struct Rules {
 #[derive(Debug)]
 enum Kind {
     /// Parsed: each URL is matched against it.
-    Parsed {
-        robot: Robot,
-        /// The Disallow rules of the groups that apply, to name the rule that refused a URL;
-        /// each is made a robot of its own only when a refused URL needs it.
-        explain: Vec<String>,
-        alone: Mutex<Vec<Option<Robot>>>,
-        weight: usize,
-    },
+    Parsed(Arc<Parsed>),
     /// No rules: everything allowed (a 4xx, too many redirects).
     AllowAll,
     /// Unreachable: everything disallowed for now (a 5xx, no connection), and why.
     DisallowAll(String),
 }
 
-impl Rules {
-    /// Rules from a robots.txt body (its first [`MAX_ROBOTS_BYTES`]), for `policy`'s agent.
-    /// CPU work (a regex per rule): run it off the event loop.
-    pub fn parse(source: &Url, body: &[u8], policy: &RobotsPolicy) -> Rules {
-        let body = body.get(..MAX_ROBOTS_BYTES).unwrap_or(body);
-        let source = source.to_string();
-        let Ok(robot) = Robot::new(&policy.agent, body) else {
-            // The parser is forgiving; what it cannot read at all says nothing we could obey.
-            return Rules {
-                source,
-                kind: Kind::AllowAll,
-                delay: None,
-            };
+/// A robots.txt parsed for the run's agent. Origins serving the same file (the default of a
+/// popular CMS, a hosting company's) share one.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The file, as read: what origins sharing this one must serve.
+    text: Box<[u8]>,
+    robot: Robot,
+    /// The Disallow rules of the groups that apply, to name the rule that refused a URL;
+    /// each is made a robot of its own only when a refused URL needs it.
+    explain: Vec<String>,
+    alone: Mutex<Vec<Option<Robot>>>,
+    /// Crawl-delay, already capped by `--max-crawl-delay`.
+    delay: Option<Duration>,
+    weight: usize,
+}
+
+/// The robots.txt files parsed so far, by content, while some origin still uses them.
+#[derive(Debug, Default)]
+pub struct Interned {
+    map: Mutex<HashMap<u64, Vec<Weak<Parsed>>, foldhash::fast::RandomState>>,
+}
+
+impl Interned {
+    /// The parsed `body`: one already made for the same file, else parsed now (CPU work: a
+    /// regex per rule with `$`; run it off the event loop).
+    fn get(&self, body: &[u8], policy: &RobotsPolicy) -> Option<Arc<Parsed>> {
+        let key = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut hasher = foldhash::fast::FixedState::default().build_hasher();
+            hasher.write(body);
+            hasher.finish()
         };
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = map.get(&key).and_then(|same| {
+            same.iter()
+                .filter_map(Weak::upgrade)
+                .find(|p| *p.text == *body)
+        }) {
+            return Some(found);
+        }
+        let parsed = Arc::new(Parsed::new(body, policy)?);
+        let live = map.entry(key).or_default();
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(&parsed));
+        if map.len() > 1024 && map.len().is_power_of_two() {
+            map.retain(|_, same| same.iter().any(|w| w.strong_count() > 0));
+        }
+        Some(parsed)
+    }
+}
+
+impl Parsed {
+    fn new(body: &[u8], policy: &RobotsPolicy) -> Option<Parsed> {
+        // The parser is forgiving; what it cannot read at all says nothing we could obey.
+        let robot = Robot::new(&policy.agent, body).ok()?;
         let delay = robot
             .delay
             .filter(|d| d.is_finite() && *d > 0.0)
             .map(|d| Duration::from_secs_f64(f64::from(d)).min(policy.max_crawl_delay));
         let group = group_rules(body, &policy.agent);
         let weight = 512
-            + group.bytes
+            + body.len()
             + group.regexes * REGEX_WEIGHT
             + group.disallow.len().min(MAX_EXPLAINED_RULES) * 64;
         let mut explain = group.disallow;
         explain.truncate(MAX_EXPLAINED_RULES);
-        let alone = Mutex::new(Vec::new());
-        Rules {
-            source,
-            kind: Kind::Parsed {
-                robot,
-                explain,
-                alone,
-                weight,
-            },
+        Some(Parsed {
+            text: body.into(),
+            robot,
+            explain,
+            alone: Mutex::new(Vec::new()),
             delay,
+            weight,
+        })
+    }
+}
+
+impl Rules {
+    /// Rules from a robots.txt body (its first [`MAX_ROBOTS_BYTES`]), for `policy`'s agent,
+    /// shared with every origin serving the same file. CPU work: run it off the event loop.
+    pub fn parse(source: &Url, body: &[u8], policy: &RobotsPolicy, interned: &Interned) -> Rules {
+        let body = body.get(..MAX_ROBOTS_BYTES).unwrap_or(body);
+        let source = source.to_string();
+        match interned.get(body, policy) {
+            Some(parsed) => Rules {
+                source,
+                delay: parsed.delay,
+                kind: Kind::Parsed(parsed),
+            },
+            None => Rules {
+                source,
+                kind: Kind::AllowAll,
+                delay: None,
+            },
         }
     }
 
@@ -154,16 +206,11 @@ impl Rules {
                  can be (RFC 9309)",
                 self.source
             )),
-            Kind::Parsed {
-                robot,
-                explain,
-                alone,
-                ..
-            } => {
-                if robot.allowed(url.as_str()) {
+            Kind::Parsed(parsed) => {
+                if parsed.robot.allowed(url.as_str()) {
                     return None;
                 }
-                Some(match deciding_rule(url, explain, alone) {
+                Some(match deciding_rule(url, &parsed.explain, &parsed.alone) {
                     Some(rule) => format!("disallowed by {}: Disallow: {rule}", self.source),
                     None => format!("disallowed by {}", self.source),
                 })
@@ -179,7 +226,9 @@ impl Rules {
     /// A rough size in memory, for the cache's bound.
     fn weight(&self) -> usize {
         match &self.kind {
-            Kind::Parsed { weight, .. } => *weight,
+            // Shared with other origins maybe, but counted for each: the bound errs on the
+            // safe side.
+            Kind::Parsed(parsed) => parsed.weight + self.source.len(),
             Kind::AllowAll => 128,
             Kind::DisallowAll(why) => 128 + why.len(),
         }
@@ -371,7 +420,39 @@ mod tests {
 
     fn rules(text: &str, agent: &str) -> Rules {
         let source = Url::parse("http://a.test/robots.txt").unwrap();
-        Rules::parse(&source, text.as_bytes(), &policy(agent))
+        Rules::parse(
+            &source,
+            text.as_bytes(),
+            &policy(agent),
+            &Interned::default(),
+        )
+    }
+
+    #[test]
+    fn origins_serving_the_same_file_share_its_rules() {
+        let interned = Interned::default();
+        let parse = |host: &str, text: &str| {
+            let source = Url::parse(&format!("http://{host}/robots.txt")).unwrap();
+            Rules::parse(&source, text.as_bytes(), &policy("fetch"), &interned)
+        };
+        let (a, b) = (
+            parse("a.test", "Disallow: /x$"),
+            parse("b.test", "Disallow: /x$"),
+        );
+        let (Kind::Parsed(pa), Kind::Parsed(pb)) = (&a.kind, &b.kind) else {
+            panic!("parsed");
+        };
+        assert!(Arc::ptr_eq(pa, pb));
+        assert!(
+            refused(&b, "/x")
+                .unwrap()
+                .contains("http://b.test/robots.txt")
+        );
+        let c = parse("c.test", "Disallow: /y$");
+        let Kind::Parsed(pc) = &c.kind else {
+            panic!("parsed")
+        };
+        assert!(!Arc::ptr_eq(pa, pc));
     }
 
     fn refused(rules: &Rules, path: &str) -> Option<String> {

@@ -139,7 +139,7 @@ async fn fetch_rules(
     keep_alive: bool,
 ) -> Done {
     let key = Arc::clone(&job.key);
-    let Some((policy, tally)) = &shared.robots else {
+    let Some((policy, tally, interned)) = &shared.robots else {
         return Done::Finished(key, None);
     };
     let (url, mut attempt) = match job.hop.take() {
@@ -183,10 +183,10 @@ async fn fetch_rules(
             if found {
                 // Named by where the rules came from, after any redirect.
                 let source = attempt.final_url.clone().unwrap_or(source);
-                let policy = policy.clone();
+                let (policy, interned) = (policy.clone(), Arc::clone(interned));
                 let parsed = shared
                     .extract
-                    .run(move || Rules::parse(&source, &body.bytes, &policy))
+                    .run(move || Rules::parse(&source, &body.bytes, &policy, &interned))
                     .await;
                 tally(RobotsEvent::Found);
                 let rules = parsed.unwrap_or_else(|| Rules::allow_all(&job.url));

@@ -36,6 +36,9 @@ pub struct Stats {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     connections: AtomicUsize,
+    /// Connections open now, and the most open at once.
+    open: Arc<AtomicUsize>,
+    max_open: Arc<AtomicUsize>,
     seen: Mutex<Vec<Seen>>,
     /// Per-key counters for endpoints that change behaviour over repeated requests.
     counters: Mutex<HashMap<String, usize>>,
@@ -52,6 +55,10 @@ impl Stats {
         self.max_in_flight.load(Ordering::SeqCst)
     }
     /// TCP connections accepted.
+    /// The most connections open at once.
+    pub fn max_open(&self) -> usize {
+        self.max_open.load(Ordering::SeqCst)
+    }
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
@@ -156,6 +163,50 @@ impl Drop for TestServer {
     }
 }
 
+/// An accepted connection, counted as open until it is dropped (closed).
+pub struct Open {
+    stream: TcpStream,
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl tokio::io::AsyncRead for Open {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Open {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
 /// A listener that counts the connections it accepts.
 struct Counting {
     inner: TcpListener,
@@ -163,13 +214,23 @@ struct Counting {
 }
 
 impl axum::serve::Listener for Counting {
-    type Io = TcpStream;
+    type Io = Open;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             if let Ok(accepted) = self.inner.accept().await {
                 self.stats.connections.fetch_add(1, Ordering::SeqCst);
+                let now = self.stats.open.fetch_add(1, Ordering::SeqCst) + 1;
+                self.stats.max_open.fetch_max(now, Ordering::SeqCst);
+                let (stream, addr) = accepted;
+                let accepted = (
+                    Open {
+                        stream,
+                        open: Arc::clone(&self.stats.open),
+                    },
+                    addr,
+                );
                 return accepted;
             }
         }
