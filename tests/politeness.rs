@@ -365,7 +365,7 @@ async fn waiting_between_hops_is_not_request_time_and_holds_no_slot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parked_connections_are_bounded_across_hosts() {
     let server = TestServer::start();
-    let names: Vec<String> = (0..60).map(|i| format!("many{i}.test")).collect();
+    let names: Vec<String> = (0..120).map(|i| format!("many{i}.test")).collect();
     let mut config = config();
     config.limits.concurrency = NonZeroUsize::new(8).unwrap();
     pinned(
@@ -380,11 +380,12 @@ async fn parked_connections_are_bounded_across_hosts() {
         .map(|name| format!("http://{name}:{port}/slow/100/a\nhttp://{name}:{port}/ok/b\n"))
         .collect();
     let (_, table) = run_list(config, list).await;
-    assert_eq!(table.len(), 120);
+    assert_eq!(table.len(), 240);
     assert!(table.column("status").iter().all(|s| *s == "200"));
-    // At most 8 in flight and 8 parked, and a few being closed.
+    // At most 8 in flight and 8 parked, and some being closed (more on a loaded machine);
+    // without the bound, most hosts leave one open (about 90 here).
     assert!(
-        server.stats.max_open() <= 20,
+        server.stats.max_open() <= 40,
         "{} connections open at once ({} made)",
         server.stats.max_open(),
         server.stats.connections()
