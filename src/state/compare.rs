@@ -1,8 +1,8 @@
 //! The rules of change detection: how a row compares with its URL's record, and what the record
 //! becomes. Pure functions of the row and the record, run on the writer's thread.
 //!
-//! - A row that is not an observation of its URL (bad input, a request cut off by a stop) is
-//!   neither compared nor recorded.
+//! - A row that is not an observation of its URL (bad input, a request cut off by a stop, a URL
+//!   robots.txt disallows) is neither compared nor recorded.
 //! - `status` and `final_url` are compared when a response came and one was stored before;
 //!   `error` always (a page that started timing out has changed, and so has one that stopped).
 //! - The page's content (`title`, `body`, the `--select`/`--regex` values) is compared and
@@ -126,7 +126,11 @@ pub(crate) struct Update {
 /// observation of its URL.
 pub(crate) fn judge(row: &mut Row, tracking: &Tracking) -> Option<Verdict> {
     let tracked = row.tracked.as_deref()?;
-    if matches!(row.error, Some(ErrorKind::Cancelled | ErrorKind::Deadline)) {
+    // Cut off by a stop, or never requested because robots.txt said no: not an observation.
+    if matches!(
+        row.error,
+        Some(ErrorKind::Cancelled | ErrorKind::Deadline | ErrorKind::Robots)
+    ) {
         return None;
     }
     let known = tracked.known.clone();
