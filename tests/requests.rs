@@ -116,6 +116,32 @@ async fn silent_server_times_out_near_the_limit() {
     }
 }
 
+/// Requests to an `https` origin wait for the handshake already under way to it (it may turn
+/// out HTTP/2); when that one fails, they do not then take turns, each waiting out a connect
+/// timeout after the last: they make their own at once. Taking turns, the last of ten would
+/// start its connection after 2 s, past the request timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_handshake_is_not_waited_for_one_after_another() {
+    let silent = RawServer::start(silent);
+    let mut config = config();
+    config.fetch.connect_timeout = Some(Duration::from_millis(400));
+    config.fetch.timeout = Duration::from_secs(2);
+    let base = format!("https://{}/x", silent.addr);
+    let (_, table) = run_list(config, urls(&base, 10)).await;
+    assert_eq!(table.len(), 10);
+    for line in 1..=10 {
+        let row = table.line(line);
+        // The connect timeout, not the request's: each made (or waited for) at most two.
+        assert_eq!(row.get("error"), "timeout", "line {line}");
+        assert!(
+            row.get("error_detail")
+                .contains("no connection within 400 ms"),
+            "{}",
+            row.get("error_detail")
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickling_body_times_out_with_what_it_read() {
     let server = TestServer::start();

@@ -373,7 +373,7 @@ impl Fetcher {
         let host = host_header(url)?;
         let sent = self
             .pool
-            .send(origin(url), keep_alive, &mut attempt.reached, |lease| {
+            .send(origin(url), &mut attempt.reached, |lease| {
                 let mut request = self.request(&uri, &host, keep_alive, left_origin, lease);
                 if let Some(credentials) = &credentials
                     && !self.has_authorization

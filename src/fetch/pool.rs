@@ -9,14 +9,21 @@
 //!
 //! HTTP/1 connections are lent to one request at a time (most recently parked first, so the
 //! warm ones are used and the rest time out). An HTTP/2 connection (negotiated by ALPN) is
-//! shared: it stays parked and every request to its origin clones its sender.
+//! shared: it stays parked and every request to its origin clones its sender, up to
+//! [`MAX_STREAMS`] at once; past that, the origin gets another connection.
+//!
+//! A request to an `https` origin that finds a connection to it being made waits for that one
+//! rather than making its own, when the origin may turn out to speak HTTP/2 (as curl's
+//! PIPEWAIT does): fifty requests starting at once to a new HTTP/2 origin make one TLS
+//! handshake, not fifty. An origin known to speak HTTP/1.1 is not waited for.
 //!
 //! Parked connections are bounded across all origins as well as per origin: past the global
 //! bound the least recently parked one is closed. A list of many hosts, each done within a few
 //! requests, would otherwise keep a connection (socket, buffers, task) per host until its idle
 //! timeout: 20,000 hosts held 217 MB.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -25,6 +32,7 @@ use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::classify::{SendError, Unprocessed, connection_lost, unprocessed};
@@ -57,6 +65,14 @@ impl Sender {
     }
 }
 
+/// Streams one HTTP/2 connection carries at once before its origin gets another: RFC 9113
+/// §6.5.2 asks servers to allow at least 100 (nginx allows 128).
+const MAX_STREAMS: usize = 100;
+
+/// Origins remembered to speak HTTP/1.1 (not worth waiting for), at most; forgotten all at once
+/// past it.
+const MAX_KNOWN_HTTP1: usize = 4096;
+
 /// A connection lent to one request.
 pub(super) struct Lease {
     sender: Sender,
@@ -66,6 +82,24 @@ pub(super) struct Lease {
     pub proxied: bool,
     /// It served requests before this one (a failure to send on it may be retried).
     pooled: bool,
+    /// HTTP/2: the stream this lease holds on its connection, given back when it is dropped.
+    _stream: Option<Stream>,
+}
+
+/// One stream of an HTTP/2 connection in use, counted while it lives.
+struct Stream(Arc<AtomicUsize>);
+
+impl Stream {
+    fn open(streams: &Arc<AtomicUsize>) -> Stream {
+        streams.fetch_add(1, Ordering::Relaxed);
+        Stream(Arc::clone(streams))
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Lease {
@@ -97,6 +131,8 @@ struct Parked {
     since: Instant,
     /// When it was parked, in parking order: its place in [`Idle::order`].
     stamp: u64,
+    /// HTTP/2: streams open on it now.
+    streams: Arc<AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -110,6 +146,10 @@ struct Idle {
     stamps: u64,
     /// When expired connections were last dropped from every origin.
     swept: Option<Instant>,
+    /// Origins with a connection being made that may turn out HTTP/2: requests wait for it.
+    dialing: HashMap<Arc<str>, watch::Receiver<bool>, foldhash::fast::RandomState>,
+    /// Origins whose last connection made turned out HTTP/1.1.
+    http1: HashSet<Arc<str>, foldhash::fast::RandomState>,
 }
 
 impl Idle {
@@ -204,11 +244,12 @@ impl Pool {
     pub(super) async fn send(
         &self,
         origin: &str,
-        keep_alive: bool,
         reached: &mut Reached,
         request: impl Fn(&Lease) -> Request<Body>,
     ) -> Result<(http::Response<Incoming>, Lease), SendError> {
         let (mut shared_failures, mut fruitless) = (0, 0);
+        // The connection this request waited for failed: it makes its own.
+        let mut dial_alone = false;
         // A connection that refused a stream, to send it on again: what `reached` says of it
         // stays as it is.
         let mut same: Option<Lease> = None;
@@ -216,7 +257,7 @@ impl Pool {
             let mut lease = match same.take() {
                 Some(lease) => lease,
                 None => match self
-                    .next_lease(origin, keep_alive, shared_failures, reached)
+                    .next_lease(origin, shared_failures, &mut dial_alone, reached)
                     .await?
                 {
                     Some(lease) => lease,
@@ -257,8 +298,8 @@ impl Pool {
     async fn next_lease(
         &self,
         origin: &str,
-        keep_alive: bool,
         shared_failures: u32,
+        dial_alone: &mut bool,
         reached: &mut Reached,
     ) -> Result<Option<Lease>, SendError> {
         let parked = (shared_failures < SHARED_FAILURES_BEFORE_OWN)
@@ -278,6 +319,18 @@ impl Pool {
             };
             return Ok(Some(lease));
         }
+        let dialing = match self.dial(origin, shared_failures, *dial_alone) {
+            Dial::Wait(mut done) => {
+                // Woken when that connection is made or failed: the caller looks again. After
+                // a failure each waiter makes its own connection, at once, rather than one
+                // after another (a host that never answers would take each a connect timeout).
+                let _ = done.changed().await;
+                *dial_alone = *done.borrow();
+                return Ok(None);
+            }
+            Dial::Mine(ticket) => Some(ticket),
+            Dial::Alone => None,
+        };
         *reached = Reached {
             reused: Some(false),
             ..Reached::default()
@@ -285,9 +338,38 @@ impl Pool {
         // Boxed: connecting (DNS, TCP, TLS, HTTP/2 handshake) is most of this future's state,
         // and every request's future would otherwise carry (and be copied with) room for it,
         // though most requests go out on a parked connection.
-        Box::pin(self.connect(origin, keep_alive, reached))
-            .await
-            .map(Some)
+        let lease = Box::pin(self.connect(origin, reached)).await;
+        // Dropped once an HTTP/2 connection is parked (or the connecting failed): whoever
+        // waited for it looks again.
+        if let Some(ticket) = dialing {
+            ticket.done(lease.is_ok());
+        }
+        lease.map(Some)
+    }
+
+    /// Whether this request makes a new connection to `origin` itself, and whether others
+    /// should wait for it: an `https` origin may speak HTTP/2, and one connection being made
+    /// to it is waited for by the requests that come meanwhile (but for a request that failed
+    /// on shared connections, which wants one of its own).
+    fn dial(&self, origin: &str, shared_failures: u32, alone: bool) -> Dial<'_> {
+        if alone || !origin.starts_with("https:") || shared_failures >= SHARED_FAILURES_BEFORE_OWN {
+            return Dial::Alone;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.http1.contains(origin) {
+            return Dial::Alone;
+        }
+        if let Some(done) = idle.dialing.get(origin) {
+            return Dial::Wait(done.clone());
+        }
+        let (sender, done) = watch::channel(false);
+        let origin: Arc<str> = Arc::from(origin);
+        idle.dialing.insert(Arc::clone(&origin), done);
+        Dial::Mine(Ticket {
+            pool: self,
+            origin,
+            done: sender,
+        })
     }
 
     /// Parks an HTTP/1 connection whose response was read to its end, for the origin's next
@@ -304,71 +386,75 @@ impl Pool {
             proxied: lease.proxied,
             since: now,
             stamp: 0,
+            streams: Arc::default(),
         };
         idle.park(origin, parked, self.max_idle_per_origin, self.max_idle);
     }
 
     /// The most recently parked live connection of `origin`, if any: taken for HTTP/1, shared
-    /// for HTTP/2.
+    /// for HTTP/2 (one with a stream to spare).
     fn take_parked(&self, origin: &str) -> Option<Lease> {
         let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        self.sweep(&mut idle, now);
+        let mut guard = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sweep(&mut guard, now);
+        let idle = &mut *guard;
         let list = idle.by_origin.get_mut(origin)?;
-        let mut taken = 0;
-        let lease = loop {
-            let Some(parked) = list.pop() else {
-                break None;
+        let mut at = list.len();
+        let mut dropped = 0;
+        let mut lease = None;
+        while at > 0 {
+            at -= 1;
+            let Some(parked) = list.get(at) else {
+                break;
             };
             if parked.sender.is_closed() || now.duration_since(parked.since) >= self.idle_timeout {
-                taken += 1;
+                list.remove(at);
+                dropped += 1;
                 continue;
             }
-            let (info, proxied) = (Arc::clone(&parked.info), parked.proxied);
-            let sender = match &parked.sender {
+            match &parked.sender {
                 Sender::Http1(_) => {
-                    taken += 1;
-                    parked.sender
+                    let parked = list.remove(at);
+                    dropped += 1;
+                    lease = Some(Lease {
+                        sender: parked.sender,
+                        info: parked.info,
+                        proxied: parked.proxied,
+                        pooled: true,
+                        _stream: None,
+                    });
                 }
-                // Shared: it stays parked, in its place.
+                Sender::Http2(_) if parked.streams.load(Ordering::Relaxed) >= MAX_STREAMS => {
+                    continue;
+                }
+                // Shared: it stays parked, and is now the most recently used.
                 Sender::Http2(shared) => {
-                    let sender = Sender::Http2(shared.clone());
+                    let shared = Sender::Http2(shared.clone());
+                    idle.stamps += 1;
+                    let stamp = idle.stamps;
+                    let parked = list.remove(at);
+                    lease = Some(Lease {
+                        sender: shared,
+                        info: Arc::clone(&parked.info),
+                        proxied: parked.proxied,
+                        pooled: true,
+                        _stream: Some(Stream::open(&parked.streams)),
+                    });
                     list.push(Parked {
                         since: now,
+                        stamp,
                         ..parked
                     });
-                    sender
+                    if let Some((key, _)) = idle.by_origin.get_key_value(origin) {
+                        idle.order.push_back((Arc::clone(key), stamp));
+                    }
                 }
-            };
-            break Some(Lease {
-                sender,
-                info,
-                proxied,
-                pooled: true,
-            });
-        };
-        if list.is_empty() {
-            idle.by_origin.remove(origin);
-        }
-        idle.parked -= taken;
-        // A shared connection just used is the most recently used: last to be closed.
-        if let Some(Lease {
-            sender: Sender::Http2(_),
-            ..
-        }) = &lease
-        {
-            let idle = &mut *idle;
-            if let Some((key, list)) = idle.by_origin.get_key_value(origin)
-                && list.last().is_some()
-            {
-                let key = Arc::clone(key);
-                idle.stamps += 1;
-                let stamp = idle.stamps;
-                if let Some(last) = idle.by_origin.get_mut(origin).and_then(|l| l.last_mut()) {
-                    last.stamp = stamp;
-                }
-                idle.order.push_back((key, stamp));
             }
+            break;
+        }
+        idle.parked -= dropped;
+        if idle.by_origin.get(origin).is_some_and(Vec::is_empty) {
+            idle.by_origin.remove(origin);
         }
         lease
     }
@@ -403,13 +489,8 @@ impl Pool {
     /// Opens a connection to `origin` and starts the task that drives it. The task ends by
     /// itself when the connection closes or its last sender is dropped (the request's, or the
     /// pool's when it expires), so nothing needs to wait for it. An HTTP/2 connection is parked
-    /// for sharing at once, unless no other request to its origin is coming (`keep_alive`).
-    async fn connect(
-        &self,
-        origin: &str,
-        keep_alive: bool,
-        reached: &mut Reached,
-    ) -> Result<Lease, SendError> {
+    /// for sharing at once; an HTTP/1 origin is remembered as such.
+    async fn connect(&self, origin: &str, reached: &mut Reached) -> Result<Lease, SendError> {
         let Conn {
             io,
             info,
@@ -429,26 +510,72 @@ impl Pool {
             tokio::spawn(connection);
             Sender::Http1(sender)
         };
-        let lease = Lease {
+        let mut lease = Lease {
             sender,
             info,
             proxied,
             pooled: false,
+            _stream: None,
         };
-        if let Sender::Http2(sender) = &lease.sender
-            && keep_alive
-        {
-            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            let shared = Parked {
-                sender: Sender::Http2(sender.clone()),
-                info: Arc::clone(&lease.info),
-                proxied,
-                since: Instant::now(),
-                stamp: 0,
-            };
-            idle.park(origin, shared, usize::MAX, self.max_idle);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        match &lease.sender {
+            // Shared at once, also with the requests waiting for it.
+            Sender::Http2(sender) => {
+                idle.http1.remove(origin);
+                let streams = Arc::default();
+                lease._stream = Some(Stream::open(&streams));
+                let shared = Parked {
+                    sender: Sender::Http2(sender.clone()),
+                    info: Arc::clone(&lease.info),
+                    proxied,
+                    since: Instant::now(),
+                    stamp: 0,
+                    streams,
+                };
+                idle.park(origin, shared, usize::MAX, self.max_idle);
+            }
+            Sender::Http1(_) => {
+                if idle.http1.len() >= MAX_KNOWN_HTTP1 {
+                    idle.http1.clear();
+                }
+                idle.http1.insert(Arc::from(origin));
+            }
         }
         Ok(lease)
+    }
+}
+
+/// What a request needing a new connection does: makes it (telling others, or not), or waits
+/// for the one being made.
+enum Dial<'a> {
+    Mine(Ticket<'a>),
+    Alone,
+    Wait(watch::Receiver<bool>),
+}
+
+/// A connection being made that others wait for; dropping it wakes them.
+struct Ticket<'a> {
+    pool: &'a Pool,
+    origin: Arc<str>,
+    /// Sends `true` when the connecting failed.
+    done: watch::Sender<bool>,
+}
+
+impl Ticket<'_> {
+    /// Tells the waiters how the connecting went, and wakes them.
+    fn done(self, connected: bool) {
+        self.done.send_replace(!connected);
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        let mut idle = self
+            .pool
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        idle.dialing.remove(&self.origin);
     }
 }
 
@@ -527,7 +654,7 @@ mod tests {
             let origin = format!("http://{name}:{port}");
             let mut reached = Reached::default();
             let (response, lease) = pool
-                .send(&origin, true, &mut reached, |_| {
+                .send(&origin, &mut reached, |_| {
                     let mut request = Request::new(Empty::new());
                     *request.uri_mut() = "/".parse().unwrap();
                     request

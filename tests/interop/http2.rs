@@ -3,7 +3,10 @@
 //! is sent again on a connection that can take it, and the row never shows it.
 
 use super::not_ok;
+use std::collections::HashSet;
+
 use super::servers::{Env, Nginx, fetch, run};
+use crate::support::Table;
 
 /// nginx serving `ok` over TLS with HTTP/2 on one port, with `settings` in its server block.
 fn nginx_h2(env: &Env, settings: &str) -> Option<Nginx> {
@@ -28,8 +31,9 @@ fn urls(nginx: &Nginx, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// Every row a 200 in one attempt, and nginx saw each URL exactly once over HTTP/2.
-fn every_row_ok(env: &Env, nginx: &Nginx, n: usize, concurrency: &str) {
+/// Every row a 200 in one attempt, and nginx saw each URL exactly once over HTTP/2: the rows,
+/// and the number of connections the requests came on.
+fn every_row_ok(env: &Env, nginx: &Nginx, n: usize, concurrency: &str) -> (Table, usize) {
     let list = env.list("urls.txt", &urls(nginx, n));
     let run = run(
         fetch()
@@ -47,6 +51,44 @@ fn every_row_ok(env: &Env, nginx: &Nginx, n: usize, concurrency: &str) {
     assert!(
         log.iter()
             .all(|l| l.protocol == "HTTP/2.0" && l.status == 200)
+    );
+    let connections: HashSet<u64> = log.iter().map(|l| l.connection).collect();
+    (run.table, connections.len())
+}
+
+/// Fifty requests starting at once to a new HTTP/2 origin wait for the one handshake under way
+/// (as curl's PIPEWAIT) instead of making fifty, and one connection carries them all: nginx
+/// allows 128 streams at once.
+#[test]
+fn one_connection_carries_fifty_requests_at_once() {
+    let env = Env::new();
+    let Some(nginx) = nginx_h2(&env, "") else {
+        return;
+    };
+    let (table, connections) = every_row_ok(&env, &nginx, 500, "50");
+    assert_eq!(connections, 1, "connections nginx accepted");
+    let handshakes = table
+        .column("tls_ms")
+        .iter()
+        .filter(|t| !t.is_empty())
+        .count();
+    assert_eq!(handshakes, 1, "rows that made a TLS handshake");
+}
+
+/// A connection retired by GOAWAY every 100 streams is replaced by one connection, not by one
+/// per request that was waiting.
+#[test]
+fn a_retired_connection_is_replaced_once() {
+    let env = Env::new();
+    let Some(nginx) = nginx_h2(&env, "keepalive_requests 100;") else {
+        return;
+    };
+    let (_, connections) = every_row_ok(&env, &nginx, 1000, "50");
+    // Ten are needed; a request refused by the GOAWAY of one connection while the next is
+    // being made may make one of its own.
+    assert!(
+        (10..=20).contains(&connections),
+        "{connections} connections"
     );
 }
 

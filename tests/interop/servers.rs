@@ -200,7 +200,7 @@ pub struct Nginx {
 }
 
 /// What nginx logs per request: enough to tell what reached it and how.
-const LOG_FORMAT: &str = r#"log_format interop '$msec $server_port $status $server_protocol ssl=$ssl_protocol user=$remote_user "$request" via="$http_via" auth="$http_authorization"';"#;
+const LOG_FORMAT: &str = r#"log_format interop '$msec $connection $status $server_protocol ssl=$ssl_protocol user=$remote_user "$request" via="$http_via" auth="$http_authorization"';"#;
 
 impl Nginx {
     /// Starts nginx with `ports` listening ports; `servers(ports)` writes the `server { }`
@@ -269,6 +269,8 @@ fn listen_addrs(conf: &str) -> Vec<SocketAddr> {
 pub struct LogLine {
     /// Seconds since the epoch, with milliseconds.
     pub at: f64,
+    /// nginx's serial number of the connection the request came on.
+    pub connection: u64,
     pub status: u16,
     /// `HTTP/1.1`, `HTTP/2.0`.
     pub protocol: String,
@@ -293,6 +295,7 @@ impl LogLine {
             .unwrap_or_else(|| panic!("unexpected log line: {line}"));
         LogLine {
             at: caps[1].parse().unwrap(),
+            connection: caps[2].parse().unwrap(),
             status: caps[3].parse().unwrap(),
             protocol: caps[4].to_owned(),
             tls: logged(&caps[5]),
