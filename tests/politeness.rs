@@ -289,6 +289,61 @@ async fn connections_are_reused_for_a_busy_host_and_closed_for_a_lone_one() {
     );
 }
 
+/// The `Connection` header of each request the server saw, in arrival order.
+fn connection_headers(server: &TestServer) -> Vec<String> {
+    server
+        .stats
+        .seen()
+        .iter()
+        .map(|seen| {
+            seen.headers
+                .get("connection")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// A list of one-URL hosts leaves no connection open to wait for another request: each asks
+/// the server to close, from the first (the first requests wait a moment for the input, so
+/// they see that their hosts have nothing more queued).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_to_a_one_url_host_asks_to_close() {
+    let server = TestServer::start();
+    let names: Vec<String> = (0..40).map(|i| format!("h{i}.test")).collect();
+    let mut config = config();
+    config.limits.concurrency = NonZeroUsize::new(10).unwrap();
+    pinned(
+        &mut config,
+        &names.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let list: String = names
+        .iter()
+        .map(|name| format!("http://{name}:{}/ok/x\n", server.addr.port()))
+        .collect();
+    let (_, table) = run_list(config, list).await;
+    assert_eq!(table.len(), 40);
+    assert_eq!(connection_headers(&server), vec!["close"; 40]);
+}
+
+/// A host's requests keep their connections while more of its URLs are queued; the last one
+/// started asks to close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hosts_last_request_asks_to_close() {
+    let server = TestServer::start();
+    let mut config = config();
+    config.limits.concurrency = NonZeroUsize::new(10).unwrap();
+    let (_, table) = run_list(config, urls(&server.url("/ok"), 40)).await;
+    assert_eq!(table.len(), 40);
+    let closing = connection_headers(&server)
+        .iter()
+        .filter(|c| *c == "close")
+        .count();
+    assert_eq!(closing, 1, "requests that asked to close");
+    assert!(server.stats.connections() <= 10);
+}
+
 /// `names` pinned to 127.0.0.1, so one test server stands for several hosts.
 fn pinned(config: &mut fetch::Config, names: &[&str]) {
     config.fetch.resolve = names

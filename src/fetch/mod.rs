@@ -414,9 +414,8 @@ impl Fetcher {
             let whole = self.read_body(response, sink, attempt).await?;
             if let Some(url) = &attempt.final_url
                 && whole
-                && keep_alive
             {
-                self.pool.put_back(origin(url), lease);
+                self.pool.put_back(origin(url), lease, keep_alive);
             }
             return Ok(None);
         };

@@ -373,9 +373,16 @@ impl Pool {
     }
 
     /// Parks an HTTP/1 connection whose response was read to its end, for the origin's next
-    /// request. (An HTTP/2 connection stays parked from the start.)
-    pub(super) fn put_back(&self, origin: &str, lease: Lease) {
-        if !lease.is_http1() || lease.sender.is_closed() {
+    /// request, if it is to be kept (`keep`). An HTTP/2 connection stays parked from the start;
+    /// one not to be kept is closed when this was its last stream in flight.
+    pub(super) fn put_back(&self, origin: &str, lease: Lease, keep: bool) {
+        if !lease.is_http1() {
+            if !keep {
+                self.retire(origin, &lease);
+            }
+            return;
+        }
+        if !keep || lease.sender.is_closed() {
             return;
         }
         let now = Instant::now();
@@ -457,6 +464,15 @@ impl Pool {
             idle.by_origin.remove(origin);
         }
         lease
+    }
+
+    /// Closes the shared HTTP/2 connection of `lease` (no other request of its origin is
+    /// coming) unless other streams are open on it.
+    fn retire(&self, origin: &str, lease: &Lease) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.remove(origin, |p| {
+            Arc::ptr_eq(&p.info, &lease.info) && p.streams.load(Ordering::Relaxed) <= 1
+        });
     }
 
     /// Forgets the connection of `lease` if it is parked (a shared HTTP/2 one that failed).
@@ -665,7 +681,7 @@ mod tests {
                 .await
                 .unwrap();
             response.into_body().collect().await.unwrap();
-            pool.put_back(&origin, lease);
+            pool.put_back(&origin, lease, true);
         }
         let idle = pool.idle.lock().unwrap();
         assert_eq!(idle.parked, 3);

@@ -85,6 +85,19 @@ enum Robots {
 /// A job the host's robots.txt refuses, with why: it gets a row without a request.
 pub(crate) type Refused = (Box<Pending>, String);
 
+/// The ready lists: hosts with nothing in flight come first, as a request to a host that
+/// has one in flight needs a connection of its own (HTTP/1.1) where the host's one in use
+/// would serve it a moment later.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Listed {
+    #[default]
+    No,
+    /// Nothing in flight: `Hosts::ready`.
+    Idle,
+    /// Requests in flight, room for more: `Hosts::busy`.
+    Busy,
+}
+
 #[derive(Debug, Default)]
 struct Host {
     /// New jobs, in input order. Boxed: most hosts in a long list have one job, and a queue of
@@ -100,8 +113,8 @@ struct Host {
     active: usize,
     /// No job starts before this (the server sent `Retry-After` on a 429/503).
     paused_until: Option<Instant>,
-    /// Whether the host is in the ready list.
-    listed: bool,
+    /// Which ready list the host is in, if any.
+    listed: Listed,
     /// The earliest timer registered for the host, if any.
     wake_at: Option<Instant>,
     robots: Robots,
@@ -182,7 +195,12 @@ pub(crate) struct Hosts {
     /// foldhash rather than SipHash: looked up several times per request, and the keys are the
     /// user's own list, not an attacker's.
     map: HashMap<HostKey, Host, foldhash::fast::RandomState>,
+    /// Hosts that may start a job now and have none in flight: those that just finished one
+    /// first (their connection is open), then new ones in input order. An entry whose host's
+    /// `listed` says otherwise is stale and skipped.
     ready: VecDeque<HostKey>,
+    /// Hosts that may start a job now beside those in flight, round-robin.
+    busy: VecDeque<HostKey>,
     timers: BinaryHeap<Reverse<(Instant, HostKey)>>,
     per_host_limit: usize,
     /// Jobs queued across all hosts (fresh and retries).
@@ -198,6 +216,7 @@ impl Hosts {
         Hosts {
             map: HashMap::default(),
             ready: VecDeque::new(),
+            busy: VecDeque::new(),
             timers: BinaryHeap::new(),
             per_host_limit,
             queued: 0,
@@ -342,20 +361,29 @@ impl Hosts {
         refused
     }
 
-    /// The next host that may start a job now, round-robin. The caller either takes a job from
-    /// it ([`Hosts::take`]) or defers it ([`Hosts::defer`]).
-    pub(crate) fn next_ready(&mut self, now: Instant) -> Option<HostKey> {
-        while let Some(key) = self.ready.pop_front() {
+    /// The next host that may start a job now: one with nothing in flight if any (warm ones
+    /// first), else, when `share` allows, one with room beside its requests in flight,
+    /// round-robin. The caller either takes a job from it ([`Hosts::take`]) or defers it
+    /// ([`Hosts::defer`]).
+    pub(crate) fn next_ready(&mut self, now: Instant, share: bool) -> Option<HostKey> {
+        loop {
+            let (key, from) = match self.ready.pop_front() {
+                Some(key) => (key, Listed::Idle),
+                None if share => (self.busy.pop_front()?, Listed::Busy),
+                None => return None,
+            };
             let Some(host) = self.map.get_mut(&key) else {
                 continue;
             };
-            host.listed = false;
+            if host.listed != from {
+                continue;
+            }
+            host.listed = Listed::No;
             if host.active < self.per_host_limit && host.next_start(now).is_some_and(|t| t <= now) {
                 return Some(key);
             }
             self.consider(&key, now);
         }
-        None
     }
 
     /// Takes the next job of a host returned by [`Hosts::next_ready`] and counts it as active.
@@ -409,6 +437,7 @@ impl Hosts {
             .filter(|job| job.attempts > 0 && !job.robots)
             .collect();
         self.ready.clear();
+        self.busy.clear();
         self.timers.clear();
         self.queued = 0;
         attempted
@@ -449,9 +478,21 @@ impl Hosts {
                 }
             }
             Some(at) if at <= now => {
-                if !host.listed {
-                    host.listed = true;
-                    self.ready.push_back(Arc::clone(key));
+                let list = if host.active == 0 {
+                    Listed::Idle
+                } else {
+                    Listed::Busy
+                };
+                if host.listed != list {
+                    host.listed = list;
+                    let key = Arc::clone(key);
+                    match list {
+                        // A host coming back from a request has its connection open: it goes
+                        // on with it before new hosts open theirs.
+                        Listed::Idle if host.last_start.is_some() => self.ready.push_front(key),
+                        Listed::Idle => self.ready.push_back(key),
+                        _ => self.busy.push_back(key),
+                    }
                 }
             }
             Some(at) => self.set_timer(key, at),
@@ -545,22 +586,52 @@ mod tests {
             hosts.push(job("http://slow.test/", i), now);
         }
         hosts.push(job("http://fast.test/", 3), now);
-        let slow = hosts.next_ready(now).unwrap();
+        let slow = hosts.next_ready(now, true).unwrap();
         assert_eq!(&*slow, "http://slow.test:80");
         let (first, more) = hosts.take(&slow, now).unwrap();
         assert_eq!(first.line, 0);
         assert!(more);
         // slow.test is at its limit: the next ready host is fast.test.
-        let fast = hosts.next_ready(now).unwrap();
+        let fast = hosts.next_ready(now, true).unwrap();
         assert_eq!(&*fast, "http://fast.test:80");
         let (job, more) = hosts.take(&fast, now).unwrap();
         assert_eq!(job.line, 3);
         assert!(!more);
-        assert!(hosts.next_ready(now).is_none());
+        assert!(hosts.next_ready(now, true).is_none());
         hosts.finished(&slow, None, now);
         assert_eq!(
-            hosts.next_ready(now).as_deref(),
+            hosts.next_ready(now, true).as_deref(),
             Some("http://slow.test:80")
+        );
+    }
+
+    /// A second request to a host with one in flight would need a connection of its own:
+    /// hosts with nothing in flight go first, and a busy host shares only when allowed; a host
+    /// whose request finished goes on (with its open connection) ahead of new hosts.
+    #[test]
+    fn hosts_with_nothing_in_flight_go_first() {
+        let now = Instant::now();
+        let mut hosts = Hosts::new(usize::MAX, false);
+        for i in 0..3 {
+            hosts.push(job("http://a.test/", i), now);
+        }
+        hosts.push(job("http://b.test/", 3), now);
+        let a = hosts.next_ready(now, true).unwrap();
+        assert_eq!(&*a, "http://a.test:80");
+        hosts.take(&a, now).unwrap();
+        let b = hosts.next_ready(now, true).unwrap();
+        assert_eq!(&*b, "http://b.test:80", "ahead of a's second URL");
+        hosts.take(&b, now).unwrap();
+        assert!(hosts.next_ready(now, false).is_none(), "a is busy");
+        assert_eq!(hosts.next_ready(now, true), Some(Arc::clone(&a)));
+        hosts.take(&a, now).unwrap();
+        hosts.push(job("http://c.test/", 4), now);
+        hosts.finished(&a, None, now);
+        hosts.finished(&a, None, now);
+        assert_eq!(
+            hosts.next_ready(now, false),
+            Some(a),
+            "a went on ahead of the new c"
         );
     }
 
@@ -572,7 +643,7 @@ mod tests {
             hosts.push(job(&format!("http://h{i}.test/"), i), now);
         }
         assert_eq!(hosts.len(), 100);
-        while let Some(key) = hosts.next_ready(now) {
+        while let Some(key) = hosts.next_ready(now, true) {
             hosts.take(&key, now).unwrap();
             hosts.finished(&key, None, now);
         }
@@ -586,16 +657,16 @@ mod tests {
         let mut hosts = Hosts::new(usize::MAX, false);
         hosts.push(job("http://a.test/1", 1), now);
         hosts.push(job("http://a.test/2", 2), now);
-        let key = hosts.next_ready(now).unwrap();
+        let key = hosts.next_ready(now, true).unwrap();
         let (mut first, _) = hosts.take(&key, now).unwrap();
         first.attempts = 1;
         let later = now + Duration::from_secs(5);
         first.not_before = Some(later);
         hosts.requeue(&key, first, Some(later), now);
-        assert!(hosts.next_ready(now).is_none(), "paused");
+        assert!(hosts.next_ready(now, true).is_none(), "paused");
         assert_eq!(hosts.next_timer(), Some(later));
         hosts.fire_timers(later);
-        let key = hosts.next_ready(later).unwrap();
+        let key = hosts.next_ready(later, true).unwrap();
         let (job, _) = hosts.take(&key, later).unwrap();
         assert_eq!(job.line, 1, "the due retry goes first");
     }
@@ -607,14 +678,14 @@ mod tests {
         let now = Instant::now();
         let mut hosts = Hosts::new(usize::MAX, false);
         hosts.push(job("http://a.test/1", 1), now);
-        let key = hosts.next_ready(now).unwrap();
+        let key = hosts.next_ready(now, true).unwrap();
         let (mut first, _) = hosts.take(&key, now).unwrap();
         first.attempts = 1;
         let until = now + Duration::from_millis(10);
         first.not_before = Some(until);
         hosts.requeue(&key, first, Some(until), now);
         hosts.fire_timers(until);
-        let key = hosts.next_ready(until).unwrap();
+        let key = hosts.next_ready(until, true).unwrap();
         hosts.take(&key, until).unwrap();
         let later = until + Duration::from_millis(1);
         hosts.fire_timers(later);
@@ -629,7 +700,7 @@ mod tests {
         let mut hosts = Hosts::new(usize::MAX, false);
         hosts.push(job("http://a.test/1", 1), now);
         hosts.push(job("http://a.test/2", 2), now);
-        let key = hosts.next_ready(now).unwrap();
+        let key = hosts.next_ready(now, true).unwrap();
         let (mut first, _) = hosts.take(&key, now).unwrap();
         first.attempts = 1;
         first.not_before = Some(now + Duration::from_secs(1));
@@ -658,20 +729,23 @@ mod tests {
         let mut hosts = Hosts::new(usize::MAX, true);
         assert!(hosts.push(job("http://a.test/private/1", 1), now).is_none());
         assert!(hosts.push(job("http://a.test/open", 2), now).is_none());
-        let key = hosts.next_ready(now).unwrap();
+        let key = hosts.next_ready(now, true).unwrap();
         let (robots, _) = hosts.take(&key, now).unwrap();
         assert!(robots.robots);
         assert_eq!(robots.url.as_str(), "http://a.test/robots.txt");
-        assert!(hosts.next_ready(now).is_none(), "held while it is fetched");
+        assert!(
+            hosts.next_ready(now, true).is_none(),
+            "held while it is fetched"
+        );
         hosts.push(job("http://b.test/x", 3), now);
-        let other = hosts.next_ready(now).unwrap();
+        let other = hosts.next_ready(now, true).unwrap();
         assert_eq!(&*other, "http://b.test:80", "other hosts go on");
         hosts.finished(&key, None, now);
         let refused = hosts.set_rules(&key, rules("Disallow: /private"), now);
         assert_eq!(refused.len(), 1);
         assert_eq!(refused[0].0.line, 1);
         assert!(refused[0].1.ends_with("Disallow: /private"));
-        let key = hosts.next_ready(now).unwrap();
+        let key = hosts.next_ready(now, true).unwrap();
         let (job, more) = hosts.take(&key, now).unwrap();
         assert_eq!(job.line, 2);
         assert!(!more);
@@ -690,21 +764,21 @@ mod tests {
         for i in 0..3 {
             hosts.push(job(&format!("http://a.test/{i}"), i), now);
         }
-        let key = hosts.next_ready(now).unwrap();
+        let key = hosts.next_ready(now, true).unwrap();
         hosts.take(&key, now).unwrap();
         hosts.finished(&key, None, now);
         hosts.set_rules(&key, rules("Crawl-delay: 2"), now);
         assert!(
-            hosts.next_ready(now).is_none(),
+            hosts.next_ready(now, true).is_none(),
             "2 s after the robots.txt request"
         );
         let due = now + Duration::from_secs(2);
         assert_eq!(hosts.next_timer(), Some(due));
         hosts.fire_timers(due);
-        let key = hosts.next_ready(due).unwrap();
+        let key = hosts.next_ready(due, true).unwrap();
         hosts.take(&key, due).unwrap();
         hosts.finished(&key, None, due);
-        assert!(hosts.next_ready(due).is_none());
+        assert!(hosts.next_ready(due, true).is_none());
         assert_eq!(hosts.next_timer(), Some(due + Duration::from_secs(2)));
     }
 
@@ -715,11 +789,11 @@ mod tests {
         let now = Instant::now();
         let mut hosts = Hosts::new(usize::MAX, true);
         hosts.push(job("http://a.test/1", 1), now);
-        let key = hosts.next_ready(now).unwrap();
+        let key = hosts.next_ready(now, true).unwrap();
         hosts.take(&key, now).unwrap();
         hosts.finished(&key, None, now);
         hosts.set_rules(&key, rules("Disallow: /no"), now);
-        let key = hosts.next_ready(now).unwrap();
+        let key = hosts.next_ready(now, true).unwrap();
         hosts.take(&key, now).unwrap();
         hosts.finished(&key, None, now);
         assert_eq!(hosts.len(), 0, "forgotten");
@@ -728,7 +802,7 @@ mod tests {
             "refused at once"
         );
         hosts.push(job("http://a.test/yes", 3), now);
-        let key = hosts.next_ready(now).unwrap();
+        let key = hosts.next_ready(now, true).unwrap();
         let (job, _) = hosts.take(&key, now).unwrap();
         assert!(!job.robots && job.line == 3, "no second robots.txt request");
     }

@@ -63,6 +63,12 @@ pub const LOOKAHEAD: usize = 10_000;
 /// Jobs kept queued while every slot is busy, so a freed slot never waits for the input thread.
 const BUFFER_PER_SLOT: usize = 2;
 
+/// Longest the first requests wait for the input to fill the look-ahead (or end). Started on
+/// the first line read, they would decide with one line in view: a list's first host would
+/// take every slot, a connection each, and the first requests of one-URL hosts would keep
+/// their connections open for lines that never come.
+const WARM_UP: Duration = Duration::from_millis(20);
+
 /// How often keys whose rate limit has run out are dropped from the per-host rate limiter. Often
 /// enough that a list of millions of distinct hosts keeps only the last second or so of them.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -262,6 +268,9 @@ pub(crate) async fn run(
         refused: Vec::new(),
         key_scratch: String::new(),
         staged: None,
+        input_open: true,
+        input_waiting: false,
+        warm_up: Some(Instant::now() + WARM_UP),
         in_flight: 0,
         listeners: Vec::new(),
         concurrency,
@@ -288,6 +297,13 @@ struct Dispatcher {
     /// A job that passed its host's limits but is waiting for the global rate, and when the
     /// global rate allows the next start.
     staged: Option<(Box<Pending>, bool, Instant)>,
+    /// The input may bring more lines.
+    input_open: bool,
+    /// Lines are waiting in the input channel now.
+    input_waiting: bool,
+    /// Until when the first requests wait for the input to fill the look-ahead (see
+    /// [`WARM_UP`]); `None` once they have started.
+    warm_up: Option<Instant>,
     in_flight: usize,
     /// Stop listeners not lent to a request task. A task per request with a listener of its
     /// own would register one per request; lending them out keeps it to one per slot.
@@ -319,7 +335,6 @@ impl Dispatcher {
         done: &mut mpsc::Receiver<Report>,
     ) -> Result<(), Error> {
         let stop = self.shared.stop.listener();
-        let mut input_open = true;
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
         loop {
@@ -329,9 +344,10 @@ impl Dispatcher {
             }
             let now = Instant::now();
             self.hosts.fire_timers(now);
+            self.input_waiting = self.input_open && !jobs.is_empty();
             self.start_what_may_start(now);
             self.housekeeping(now);
-            if !input_open && self.is_idle() {
+            if !self.input_open && self.is_idle() {
                 return Ok(());
             }
             let wake = self.next_wake();
@@ -341,8 +357,8 @@ impl Dispatcher {
             // The writer thread moves the order gate at any time: read it once, so that reading
             // on and waiting for the gate are never both off (which waited forever).
             let admitted = self.order_admits();
-            let accepting = input_open && admitted && self.wants_input();
-            let held_by_order = input_open && !admitted;
+            let accepting = self.input_open && admitted && self.wants_input();
+            let held_by_order = self.input_open && !admitted;
             let order = self.order.clone();
             tokio::select! {
                 biased;
@@ -356,7 +372,7 @@ impl Dispatcher {
                 }
                 () = &mut timer, if wake.is_some() => {}
                 job = jobs.recv(), if accepting => match job {
-                    None => input_open = false,
+                    None => self.input_open = false,
                     Some(job) => {
                         self.accept(job?).await;
                         // Take what else is ready, so decisions below see a full look-ahead.
@@ -365,7 +381,7 @@ impl Dispatcher {
                                 Ok(job) => self.accept(job?).await,
                                 Err(mpsc::error::TryRecvError::Empty) => break,
                                 Err(mpsc::error::TryRecvError::Disconnected) => {
-                                    input_open = false;
+                                    self.input_open = false;
                                     break;
                                 }
                             }
@@ -392,11 +408,31 @@ impl Dispatcher {
             .is_none_or(|gate| gate.admits(self.next_seq))
     }
 
-    /// Whether the queues hold a full look-ahead of the input, so a host with nothing queued
-    /// really has nothing coming soon (and its connection can be closed). Early in a run, or
-    /// with few slots, the look-ahead is short and says nothing: connections are kept then.
-    fn lookahead_is_full(&self) -> bool {
-        self.hosts.queued() >= (self.concurrency * BUFFER_PER_SLOT / 2).max(1)
+    /// Whether a host with nothing queued may still have lines coming soon, so its connection
+    /// is worth keeping: not once the input has ended, nor while the queues hold a full
+    /// look-ahead of it.
+    fn more_may_come(&self) -> bool {
+        self.input_open && self.hosts.queued() < (self.concurrency * BUFFER_PER_SLOT / 2).max(1)
+    }
+
+    /// Whether the first requests still wait for the input (see [`WARM_UP`]).
+    fn warming_up(&mut self, now: Instant) -> bool {
+        let Some(until) = self.warm_up else {
+            return false;
+        };
+        let filled = self.hosts.queued() >= self.concurrency * BUFFER_PER_SLOT;
+        if now < until && self.input_open && !filled {
+            return true;
+        }
+        self.warm_up = None;
+        false
+    }
+
+    /// Whether a host with requests in flight may start another beside them: not while
+    /// reading on could bring a host with none (whose request does not cost a connection that
+    /// waiting would have saved).
+    fn may_share(&self) -> bool {
+        !(self.input_waiting && self.wants_input())
     }
 
     fn is_idle(&self) -> bool {
@@ -405,10 +441,10 @@ impl Dispatcher {
 
     fn next_wake(&self) -> Option<Instant> {
         let global = self.staged.as_ref().map(|(_, _, at)| *at);
-        match (self.hosts.next_timer(), global) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.hosts.next_timer(), global, self.warm_up]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// A line from the input: bad ones go straight to the writer, good ones to their host.
@@ -460,6 +496,9 @@ impl Dispatcher {
             self.shared.stop.trigger(StopReason::Deadline);
             return;
         }
+        if self.warming_up(now) {
+            return;
+        }
         while self.in_flight < self.concurrency {
             let (job, keep_alive) = match self.staged.take() {
                 Some((job, keep_alive, _)) => (job, keep_alive),
@@ -488,7 +527,7 @@ impl Dispatcher {
     /// The next job whose host allows a start now (concurrency, pause, per-host rate).
     fn next_for_a_host(&mut self, now: Instant) -> Option<(Box<Pending>, bool)> {
         loop {
-            let key = self.hosts.next_ready(now)?;
+            let key = self.hosts.next_ready(now, self.may_share())?;
             if let Some(per_host) = &self.limiters.per_host
                 && let Err(not_until) = per_host.check_key(&key)
             {
@@ -497,7 +536,7 @@ impl Dispatcher {
                 continue;
             }
             if let Some((job, more)) = self.hosts.take(&key, now) {
-                return Some((job, more || !self.lookahead_is_full()));
+                return Some((job, more || self.more_may_come()));
             }
         }
     }
