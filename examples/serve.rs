@@ -11,6 +11,8 @@
 //!   /html/BYTES/...      an HTML page of BYTES bytes with a title at the top
 //!   /status/CODE/...     an empty response with that status
 //!   /bomb/MIB/...        a gzip body that inflates to MIB MiB of zeros (made once per size)
+//!   /gzpage/MIB/...      a gzip HTML page of MIB MiB of numbered paragraphs, about 6:1 on the
+//!                        wire, costly to inflate as real pages are (made once per size)
 //!   /endless/...         a body with no length that streams 64 KiB chunks for 2 GiB
 //!   /stamp/...           the small page, noting when the request arrived
 //!   /robots.txt          rules for every crawler (`/private/` and `*.pdf$` disallowed), a file
@@ -105,6 +107,7 @@ fn app() -> Router {
         .route("/html/{bytes}/{*rest}", get(html))
         .route("/status/{code}/{*rest}", get(status))
         .route("/bomb/{mib}/{*rest}", get(bomb))
+        .route("/gzpage/{mib}/{*rest}", get(gzpage))
         .route("/endless/{*rest}", get(endless))
         .route("/stamp/{*rest}", get(stamp))
         .route("/stamps", get(stamps))
@@ -236,22 +239,60 @@ async fn status(Path((code, _)): Path<(u16, String)>) -> impl IntoResponse {
 
 async fn bomb(Path((mib, _)): Path<(usize, String)>) -> impl IntoResponse {
     static MADE: OnceLock<Mutex<HashMap<usize, Bytes>>> = OnceLock::new();
-    let mib = mib.min(16 * 1024);
-    let made = MADE.get_or_init(Mutex::default);
-    let cached = made.lock().ok().and_then(|m| m.get(&mib).cloned());
-    let body = match cached {
-        Some(body) => body,
-        None => {
-            let body = tokio::task::spawn_blocking(move || gzip_zeros(mib))
-                .await
-                .unwrap_or_default();
-            if let Ok(mut m) = made.lock() {
-                m.insert(mib, body.clone());
-            }
-            body
-        }
-    };
+    let body = made_once(&MADE, mib.min(16 * 1024), gzip_zeros).await;
     ([(header::CONTENT_ENCODING, "gzip")], body)
+}
+
+async fn gzpage(Path((mib, _)): Path<(usize, String)>) -> impl IntoResponse {
+    static MADE: OnceLock<Mutex<HashMap<usize, Bytes>>> = OnceLock::new();
+    let body = made_once(&MADE, mib.min(1024), gzip_page).await;
+    (
+        [
+            (header::CONTENT_ENCODING, "gzip"),
+            (header::CONTENT_TYPE, "text/html"),
+        ],
+        body,
+    )
+}
+
+/// The body `make(mib)` makes, made once per size (off the server's event loop).
+async fn made_once(
+    made: &'static OnceLock<Mutex<HashMap<usize, Bytes>>>,
+    mib: usize,
+    make: fn(usize) -> Bytes,
+) -> Bytes {
+    let made = made.get_or_init(Mutex::default);
+    if let Some(body) = made.lock().ok().and_then(|m| m.get(&mib).cloned()) {
+        return body;
+    }
+    let body = tokio::task::spawn_blocking(move || make(mib))
+        .await
+        .unwrap_or_default();
+    if let Ok(mut m) = made.lock() {
+        m.insert(mib, body.clone());
+    }
+    body
+}
+
+fn gzip_page(mib: usize) -> Bytes {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut page =
+        String::from("<!doctype html><html><head><title>A long page</title></head><body>\n");
+    let mut i = 0u64;
+    while page.len() < mib << 20 {
+        // Varied enough that it compresses like text, not like a run of zeros.
+        let x = i.wrapping_mul(2_654_435_761) % 1_000_003;
+        page.push_str(&format!(
+            "<p id=\"p{i}\">Paragraph {i} of the page, item {x}, total {}.</p>\n",
+            x * 7 + i
+        ));
+        i += 1;
+    }
+    page.truncate(mib << 20);
+    if encoder.write_all(page.as_bytes()).is_err() {
+        return Bytes::new();
+    }
+    Bytes::from(encoder.finish().unwrap_or_default())
 }
 
 fn gzip_zeros(mib: usize) -> Bytes {

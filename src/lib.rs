@@ -62,6 +62,7 @@ pub mod schedule;
 mod skip;
 pub mod state;
 pub mod stop;
+pub mod workers;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -249,7 +250,7 @@ impl Pipeline {
 
         let work = Work {
             fetcher,
-            extract: ExtractPool::start(extractor, cores()).map_err(Error::Thread)?,
+            extract: ExtractPool::start(extractor, workers::cores()).map_err(Error::Thread)?,
         };
         let scheduled = schedule::run(
             &config.limits,
@@ -390,10 +391,6 @@ fn layout(config: &Config) -> Result<Layout, Error> {
 }
 
 /// Threads for HTML parsing: one per core.
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
-}
-
 /// Builds a [`Pipeline`] from `config` and runs it; see [`Pipeline::run`].
 pub async fn run(
     config: Config,

@@ -6,7 +6,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::support::server::{
-    BOMB_INFLATED, ENCODED_REPEAT, ENCODED_TEXT, RawServer, TestServer, read_head, reset,
+    BOMB_INFLATED, ENCODED_REPEAT, ENCODED_TEXT, RawServer, TestServer, numbered_text, read_head,
+    reset,
 };
 use crate::support::{config, run_list};
 
@@ -159,6 +160,51 @@ async fn every_content_coding_is_decoded() {
         assert_eq!(row.get("error"), "", "{}", row.get("error_detail"));
         assert_eq!(row.get("bytes"), decoded, "line {line}");
     }
+}
+
+/// Bodies that decode to megabytes are decoded on worker threads past their first 256 KiB,
+/// a batch at a time while frames keep coming: every coding comes out whole (the digest of the
+/// decoded bytes), and a cap that falls inside a batch cuts at its byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_decode_whole_off_the_event_loop() {
+    use sha2::Digest;
+    let server = TestServer::start();
+    let lines = 100_000;
+    let plain = numbered_text(lines);
+    let codings = ["gzip", "deflate", "br", "zstd", "raw-deflate"];
+    let list: String = codings
+        .iter()
+        .map(|c| server.url(&format!("/encoded/{c}/{lines}")) + "\n")
+        .collect();
+    let mut config = config();
+    config.extract.hash = true;
+    config.output.fields = Some(vec!["+wire_bytes".into()]);
+    let (_, table) = run_list(config.clone(), list.clone()).await;
+    let digest = hex(&sha2::Sha256::digest(plain.as_bytes()));
+    for line in 1..=5 {
+        let row = table.line(line);
+        assert_eq!(row.get("error"), "", "{}", row.get("error_detail"));
+        assert_eq!(row.get("bytes"), plain.len().to_string(), "line {line}");
+        assert_eq!(row.get("body_sha256"), digest, "line {line}");
+        let wire: usize = row.get("wire_bytes").parse().unwrap();
+        assert!(
+            wire > 16 * 1024 && wire < plain.len(),
+            "line {line}: {wire}"
+        );
+    }
+    config.fetch.max_body = 1_000_003;
+    let (_, table) = run_list(config, list).await;
+    let digest = hex(&sha2::Sha256::digest(&plain.as_bytes()[..1_000_003]));
+    for line in 1..=5 {
+        let row = table.line(line);
+        assert_eq!(row.get("bytes"), "1000003", "line {line}");
+        assert!(row.get("error_detail").contains("truncated"));
+        assert_eq!(row.get("body_sha256"), digest, "line {line}");
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,7 +46,7 @@ use crate::row::{Conditions, ErrorKind, Failure, TlsFacts, Validators};
 
 use self::classify::{classify_body, classify_request, is_transient};
 use self::connect::Reached;
-use self::decode::DecodedBody;
+use self::decode::{DecodedBody, Decoders};
 use self::pool::{Lease, Pool};
 pub use self::proxy::{NoProxy, Proxies, Proxy, ProxySettings};
 pub use self::resolve::{BoundedResolver, lookup_slots};
@@ -276,6 +276,8 @@ pub struct Fetcher {
     max_body: u64,
     follow_redirects: bool,
     max_redirects: u32,
+    /// Where large compressed bodies are decoded, off the event loop.
+    decoders: Decoders,
 }
 
 impl Fetcher {
@@ -307,6 +309,7 @@ impl Fetcher {
             max_body: config.max_body,
             follow_redirects: config.follow_redirects,
             max_redirects: config.max_redirects,
+            decoders: Decoders::default(),
         })
     }
 
@@ -552,7 +555,7 @@ impl Fetcher {
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
         sink.begin(attempt.content_type.as_deref());
         // `record_headers` has read the coding already: one lookup per response is enough.
-        let mut body = DecodedBody::new(body, attempt.content_encoding.as_deref());
+        let mut body = DecodedBody::new(body, attempt.content_encoding.as_deref(), &self.decoders);
         // Header values are slices of the connection's read buffer: held while the body is read,
         // they would keep hyper from reusing that buffer for the next response.
         drop(parts);
@@ -564,7 +567,7 @@ impl Fetcher {
     /// Feeds the decoded body to the sink up to `--max-body`; true when it was read to its end.
     async fn stream_body(
         &self,
-        body: &mut DecodedBody,
+        body: &mut DecodedBody<'_>,
         sink: &mut dyn BodySink,
         attempt: &mut Attempt,
     ) -> Result<bool, Failure> {

@@ -259,6 +259,7 @@ pub fn routes(stats: Arc<Stats>) -> Router {
         .route("/flaky/{failures}/{id}", get(flaky))
         .route("/limited/{secs}/{*rest}", get(limited))
         .route("/encoded/{coding}", get(encoded))
+        .route("/encoded/{coding}/{lines}", get(encoded_lines))
         .route("/bomb", get(bomb))
         .route("/html/{name}", get(html))
         .route("/tagged", get(tagged))
@@ -399,7 +400,24 @@ pub const ENCODED_REPEAT: usize = 1000;
 
 /// `ENCODED_TEXT` × `ENCODED_REPEAT`, compressed with the named coding.
 async fn encoded(Path(coding): Path<String>) -> Response {
-    let plain = ENCODED_TEXT.repeat(ENCODED_REPEAT).into_bytes();
+    encode(&coding, ENCODED_TEXT.repeat(ENCODED_REPEAT).into_bytes())
+}
+
+/// [`numbered_text`] of `lines` lines, compressed with the named coding: a body that does not
+/// shrink to nothing, so it comes in many frames.
+async fn encoded_lines(Path((coding, lines)): Path<(String, usize)>) -> Response {
+    encode(&coding, numbered_text(lines).into_bytes())
+}
+
+/// Lines that differ: `line 0: hello, compressed world`, …
+pub fn numbered_text(lines: usize) -> String {
+    (0..lines)
+        .map(|i| format!("line {i}: {ENCODED_TEXT}"))
+        .collect()
+}
+
+fn encode(coding: &str, plain: Vec<u8>) -> Response {
+    let coding = coding.to_owned();
     let body = match coding.as_str() {
         "gzip" => {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
