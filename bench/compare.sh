@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
 # fetch side by side with the tools people use instead, on the same lists, on this machine.
 #
-#     bench/compare.sh            # the full run (about 20 minutes on 2 cores)
-#     bench/compare.sh --quick    # smaller lists, one round (about 2 minutes)
+#     bench/compare.sh            # the full run (about 25 minutes on 2 cores)
+#     bench/compare.sh --quick    # smaller lists, one round (about 3 minutes)
 #
-# Starts the project's own server (examples/serve) on 127.0.0.1 and never talks to anything
-# else. Peers, installed here from the package registries when missing, or skipped with a
-# message:
+# Starts its own servers on loopback and never talks to anything else: the project's server
+# (examples/serve) on 127.0.0.1, nginx over TLS (bench/nginx.sh: a certificate made at run time),
+# and for W5 a DNS server on 127.0.0.53 (bench/dns_server.py). Peers, installed here from the
+# package registries when missing, or skipped with a message:
 #   curl --parallel --parallel-max 50, a -K config and -w 'url,status,time_total' per URL (apt)
 #   Python asyncio + aiohttp with asyncio.Semaphore(50), rows to CSV (pip, in a venv)
 #   oha, or else wrk: the raw request-rate ceiling; they write no per-URL rows (cargo, apt)
-# Workloads: W1 throughput (200,000 small pages), W2 latency-bound (2,000 pages delayed 100 ms:
-# ideal 4.0 s at c=50), W3 memory (10,000 vs 1,000,000 URLs), and fetch's --rate 1000/s measured
-# at the server. Tools run interleaved, in a rotating order, for ROUNDS rounds; the report takes
-# medians. Results: target/bench/report.md (and results.jsonl, every run's raw figures).
+# Workloads:
+#   W1  throughput: 200,000 small pages from examples/serve
+#   W2  latency-bound: 2,000 pages delayed 100 ms (ideal 4.0 s at c=50)
+#   W3  memory: 10,000 vs 1,000,000 URLs
+#   W4a 50,000 URLs to one HTTPS host, nginx offering HTTP/2; W4b the same over HTTP/1.1
+#   W5  2,000 HTTPS hosts x 5 URLs (names *.dnsbench.test resolved by the local DNS server, in a
+#       private mount namespace whose /etc/resolv.conf points at it: needs root and unshare);
+#       W5-big, 50,000 hosts x 5, fetch alone, for memory
+#   mixed: 400 small pages alone, then with twenty 8 MiB gzip bodies among them (5 %): the
+#       small pages' latency p50/p90 in each (MIX_ROUNDS interleaved runs, fetch alone)
+# and fetch's --rate 1000/s measured at the server. Every row-writing tool's rows are counted and
+# checked for status 200; nginx counts the connections it accepts (one TLS handshake each).
+# Tools run interleaved, in a rotating order, for ROUNDS rounds; the report takes medians.
+# Results: target/bench/report.md (and results.jsonl, every run's raw figures).
 #
 # Environment: ROUNDS (3), CONCURRENCY (50), W1_URLS (200000), W2_URLS (2000), W2_DELAY_MS (100),
-# W3_SMALL (10000), W3_BIG (1000000), PEERS ("curl python ceiling"), BENCH_DIR (target/bench).
+# W3_SMALL (10000), W3_BIG (1000000), W4_URLS (50000), W5_HOSTS (2000), W5_BIG_HOSTS (50000),
+# W5_PER_HOST (5), MIX_ROUNDS (11), PEERS ("curl python ceiling"), WORKLOADS ("W1 W2 W3 W4 W5
+# mixed rate"), BENCH_DIR (target/bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -25,6 +38,7 @@ unset http_proxy https_proxy all_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY
 
 if [[ "${1:-}" == "--quick" ]]; then
     : "${ROUNDS:=1}" "${W1_URLS:=20000}" "${W3_SMALL:=10000}" "${W3_BIG:=100000}"
+    : "${W4_URLS:=10000}" "${W5_HOSTS:=500}" "${W5_BIG_HOSTS:=5000}" "${MIX_ROUNDS:=3}"
 fi
 ROUNDS=${ROUNDS:-3}
 C=${CONCURRENCY:-50}
@@ -33,7 +47,13 @@ W2_URLS=${W2_URLS:-2000}
 W2_DELAY_MS=${W2_DELAY_MS:-100}
 W3_SMALL=${W3_SMALL:-10000}
 W3_BIG=${W3_BIG:-1000000}
+W4_URLS=${W4_URLS:-50000}
+W5_HOSTS=${W5_HOSTS:-2000}
+W5_BIG_HOSTS=${W5_BIG_HOSTS:-50000}
+W5_PER_HOST=${W5_PER_HOST:-5}
+MIX_ROUNDS=${MIX_ROUNDS:-11}
 PEERS=${PEERS:-curl python ceiling}
+WORKLOADS=${WORKLOADS:-W1 W2 W3 W4 W5 mixed rate}
 out=${BENCH_DIR:-$root/target/bench}
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 mkdir -p "$out"
@@ -98,10 +118,15 @@ if [[ " $PEERS " == *" ceiling "* ]]; then
     fi
 fi
 
-# --- server and lists -----------------------------------------------------------------------
+# --- servers and lists ----------------------------------------------------------------------
+pids=()
+cleanup() {
+    kill "${pids[@]}" 2>/dev/null || true
+    nginx_stop 2>/dev/null || true
+}
+trap cleanup EXIT
 "$serve_bin" 0 >"$out/serve.log" 2>&1 &
-serve_pid=$!
-trap 'kill $serve_pid 2>/dev/null || true' EXIT
+pids+=($!)
 for _ in $(seq 50); do
     grep -q 'serving on' "$out/serve.log" 2>/dev/null && break
     sleep 0.1
@@ -109,6 +134,39 @@ done
 base=$(sed -n 's/^serving on //p' "$out/serve.log")
 [[ $base == http://127.0.0.1:* ]] || { say "the test server did not start"; exit 1; }
 say "--- server at $base"
+
+wants() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+
+# nginx over TLS for W4 and W5.
+# shellcheck source=bench/nginx.sh
+source "$root/bench/nginx.sh"
+have_nginx=""
+if wants W4 || wants W5; then
+    command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || apt_install nginx-light || true
+    if nginx_start "$out/nginx"; then
+        have_nginx=1
+        say "--- nginx at https://127.0.0.1:$NGINX_H2 (HTTP/2) and :$NGINX_H1 (HTTP/1.1)"
+    else
+        say "skipping W4 and W5: nginx could not be started (apt-get install nginx-light)"
+    fi
+fi
+
+# W5's names resolve through a local DNS server that a private mount namespace's resolv.conf
+# points at: root is needed for port 53 and for unshare.
+have_dns=""
+if wants W5 && [[ -n $have_nginx ]]; then
+    if [[ $(id -u) -eq 0 ]] && command -v unshare >/dev/null; then
+        python3 "$root/bench/dns_server.py" --delay-ms 0 >"$out/dns.log" 2>&1 &
+        pids+=($!)
+        for _ in $(seq 50); do
+            grep -q 'dns server' "$out/dns.log" 2>/dev/null && break
+            sleep 0.1
+        done
+        printf 'nameserver 127.0.0.53\noptions timeout:5 attempts:2\n' >"$out/resolv.conf"
+        grep -q 'dns server' "$out/dns.log" && have_dns=1
+    fi
+    [[ -n $have_dns ]] || say "skipping W5: it needs root and unshare (for a DNS server on port 53)"
+fi
 
 make_list() { # NAME COUNT PATH-PREFIX
     local file=$out/$1.txt
@@ -119,6 +177,18 @@ make_list() { # NAME COUNT PATH-PREFIX
     printf '%s' "$file"
 }
 
+make_nginx_list() { # NAME COUNT PORT
+    seq 1 "$2" | sed "s|^|https://127.0.0.1:$3/w4/|" >"$out/$1.txt"
+    printf '%s' "$out/$1.txt"
+}
+
+make_hosts_list() { # NAME HOSTS PER-HOST: each host's URLs together, as most lists are
+    seq 0 $(($2 - 1)) | awk -v port="$NGINX_H1" -v n="$3" '{
+        for (i = 0; i < n; i++) printf "https://h%d.dnsbench.test:%s/w5/%d\n", $1, port, i }' \
+        >"$out/$1.txt"
+    printf '%s' "$out/$1.txt"
+}
+
 curl_config() { # LIST -> a curl -K config next to it
     local config=${1%.txt}.curl
     awk '{ printf "url = \"%s\"\noutput = \"/dev/null\"\n", $0 }' "$1" >"$config"
@@ -126,75 +196,101 @@ curl_config() { # LIST -> a curl -K config next to it
 }
 
 # --- measuring --------------------------------------------------------------------------------
-count_csv_rows() { # FILE: records after the header
-    python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline=""))) - 1)' "$1"
+count_rows() { # FILE STATUS-COLUMN: CSV records after the header, and those with status 200
+    python3 -c '
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline="")))
+print(len(rows), sum(1 for r in rows if r[sys.argv[2]] == "200"))' "$1" "$2"
 }
 
-record() { # TOOL WORKLOAD URLS ROUND ROWS MEASURE-JSON [EXTRA-JSON]
+record() { # TOOL WORKLOAD URLS ROUND MEASURE-JSON [EXTRA-JSON]
     python3 -c '
 import json, sys
-tool, workload, urls, rnd, rows, measured = sys.argv[1:7]
-extra = json.loads(sys.argv[7]) if len(sys.argv) > 7 else {}
-row = {"tool": tool, "workload": workload, "urls": int(urls), "round": int(rnd),
-       "rows": int(rows) if rows else None, **json.loads(measured), **extra}
-print(json.dumps(row))' "$@" >>"$results"
+tool, workload, urls, rnd, measured = sys.argv[1:6]
+extra = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}
+print(json.dumps({"tool": tool, "workload": workload, "urls": int(urls), "round": int(rnd),
+                  "rows": None, "ok": None, **json.loads(measured), **extra}))' "$@" >>"$results"
 }
 
 measure() { # STDOUT-FILE COMMAND... -> JSON on stdout
     MEASURE_STDOUT=$1 python3 "$root/bench/measure.py" -- "${@:2}"
 }
 
+# Per workload: what the tools need beyond the list. `wrap` runs a command in W5's namespace;
+# `tls` names the CA file; `oha_target` is the URL oha hammers, `oha_extra` its options;
+# `count_accepts` asks nginx how many connections each run opened.
+wrap=()
+tls=""
+oha_target=$base/page/ceiling
+oha_extra=()
+count_accepts=""
+
 run_tool() { # TOOL WORKLOAD LIST ROUND
-    local tool=$1 workload=$2 list=$3 round=$4 urls rows="" measured rowfile=$out/rows.out
+    local tool=$1 workload=$2 list=$3 round=$4 urls rows ok measured extra accepts_before=0
+    local rowfile=$out/rows.out ca_fetch=() ca_curl=() ca_oha=()
     urls=$(wc -l <"$list")
     rm -f "$rowfile"
+    if [[ -n $tls ]]; then
+        ca_fetch=(--cacert "$tls")
+        ca_curl=(--cacert "$tls")
+        ca_oha=(--cacert "$tls")
+    fi
+    [[ -z $count_accepts ]] || accepts_before=$(nginx_accepts)
     case $tool in
     fetch)
-        measured=$(measure /dev/null "$fetch_bin" -q -c "$C" "$list" -o "$rowfile")
-        rows=$(count_csv_rows "$rowfile")
+        measured=$(measure /dev/null "${wrap[@]}" "$fetch_bin" -q -c "$C" "${ca_fetch[@]}" "$list" \
+            -o "$rowfile")
+        read -r rows ok < <(count_rows "$rowfile" status)
         ;;
     curl)
         local config
         config=${list%.txt}.curl
         # The list is rewritten each run (the port changes): so is its config.
         [[ $config -nt $list ]] || config=$(curl_config "$list")
-        measured=$(measure "$rowfile" curl --parallel --parallel-max "$C" -s --no-progress-meter -K "$config" \
-            -w '%{url},%{http_code},%{time_total}\n')
-        rows=$(wc -l <"$rowfile")
+        measured=$(measure "$rowfile" "${wrap[@]}" curl --parallel --parallel-max "$C" -s \
+            --no-progress-meter "${ca_curl[@]}" -K "$config" -w '%{url},%{http_code},%{time_total}\n')
+        sed -i '1i url,status,time_total' "$rowfile"
+        read -r rows ok < <(count_rows "$rowfile" status)
         ;;
     python)
         measured=$(measure /dev/null "$python_bin" "$root/bench/aiohttp_fetch.py" "$list" "$rowfile" "$C")
-        rows=$(count_csv_rows "$rowfile")
+        read -r rows ok < <(count_rows "$rowfile" status)
         ;;
     oha)
         measured=$(measure "$rowfile" "$oha_bin" -n "$urls" -c "$C" --no-tui --output-format json \
-            "$base/page/ceiling")
-        record "$tool" "$workload" "$urls" "$round" "" "$measured" \
-            "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(json.dumps({"rate": d["summary"]["requestsPerSec"]}))' "$rowfile")"
-        return
+            "${ca_oha[@]}" "${oha_extra[@]}" "$oha_target")
+        extra=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
+print(json.dumps({"rate": d["summary"]["requestsPerSec"], "ok": d["statusCodeDistribution"].get("200", 0)}))' "$rowfile")
         ;;
     wrk)
-        measured=$(measure "$rowfile" wrk -t 2 -c "$C" -d 5s "$base/page/ceiling")
-        record "$tool" "$workload" "$urls" "$round" "" "$measured" \
-            "$(awk '/Requests\/sec/ { printf "{\"rate\": %s}", $2 }' "$rowfile")"
-        return
+        measured=$(measure "$rowfile" wrk -t 2 -c "$C" -d 5s "$oha_target")
+        extra=$(awk '/Requests\/sec/ { printf "{\"rate\": %s}", $2 }' "$rowfile")
         ;;
     esac
-    record "$tool" "$workload" "$urls" "$round" "$rows" "$measured"
+    [[ $tool == oha || $tool == wrk ]] || extra="{\"rows\": $rows, \"ok\": $ok}"
+    if [[ -n $count_accepts ]]; then
+        # Less one: the stub_status request that reads the count is a connection too.
+        extra=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["accepts"]=int(sys.argv[2]); print(json.dumps(d))' \
+            "$extra" $(($(nginx_accepts) - accepts_before - 1)))
+    fi
+    record "$tool" "$workload" "$urls" "$round" "$measured" "$extra"
     say "    $tool: $(python3 -c '
 import json, sys
-d = json.loads(sys.argv[1])
-print("%.2f s wall, %.2f s CPU, %.1f MB" % (d["wall"], d["user"] + d["sys"], d["rss_kib"] / 1024))' "$measured"), $rows rows"
+d, e = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+line = "%.2f s wall, %.2f s CPU, %.1f MB" % (d["wall"], d["user"] + d["sys"], d["rss_kib"] / 1024)
+if "rows" in e: line += ", %d rows (%d with 200)" % (e["rows"], e["ok"])
+if "rate" in e: line += ", %.0f requests/s" % e["rate"]
+if "accepts" in e: line += ", %d connections accepted" % e["accepts"]
+print(line)' "$measured" "$extra")"
 }
 
 tools=(fetch)
 [[ -n $have_curl ]] && tools+=(curl)
 [[ -n $python_bin ]] && tools+=(python)
 
-rounds() { # WORKLOAD LIST [with-ceiling]
-    local workload=$1 list=$2 ceiling_too=${3:-}
-    local order=("${tools[@]}")
-    [[ -n $ceiling_too && -n $ceiling ]] && order+=("$ceiling")
+rounds() { # WORKLOAD LIST TOOL...
+    local workload=$1 list=$2
+    local order=("${@:3}")
     for round in $(seq 1 "$ROUNDS"); do
         say "  round $round"
         for tool in "${order[@]}"; do
@@ -204,27 +300,104 @@ rounds() { # WORKLOAD LIST [with-ceiling]
     done
 }
 
+with_ceiling=("${tools[@]}")
+[[ -n $ceiling ]] && with_ceiling+=("$ceiling")
+fetch_and_curl=(fetch)
+[[ -n $have_curl ]] && fetch_and_curl+=(curl)
+fetch_curl_oha=("${fetch_and_curl[@]}")
+[[ $ceiling == oha ]] && fetch_curl_oha+=(oha)
+
 # --- workloads --------------------------------------------------------------------------------
-say "--- W1: $W1_URLS small pages, c=$C, $ROUNDS rounds"
-rounds W1 "$(make_list w1 "$W1_URLS" page/w1-)" ceiling
+if wants W1; then
+    say "--- W1: $W1_URLS small pages, c=$C, $ROUNDS rounds"
+    rounds W1 "$(make_list w1 "$W1_URLS" page/w1-)" "${with_ceiling[@]}"
+fi
 
-say "--- W2: $W2_URLS pages delayed ${W2_DELAY_MS} ms, c=$C, $ROUNDS rounds"
-rounds W2 "$(make_list w2 "$W2_URLS" "delay/$W2_DELAY_MS/w2-")"
+if wants W2; then
+    say "--- W2: $W2_URLS pages delayed ${W2_DELAY_MS} ms, c=$C, $ROUNDS rounds"
+    rounds W2 "$(make_list w2 "$W2_URLS" "delay/$W2_DELAY_MS/w2-")" "${tools[@]}"
+fi
 
-say "--- W3: memory, $W3_SMALL vs $W3_BIG URLs, one round each"
-w3_small=$(make_list w3-small "$W3_SMALL" page/w3-)
-w3_big=$(make_list w3-big "$W3_BIG" page/w3-)
-for tool in "${tools[@]}"; do
-    run_tool "$tool" W3-small "$w3_small" 1
-    run_tool "$tool" W3-big "$w3_big" 1
-done
+if wants W3; then
+    say "--- W3: memory, $W3_SMALL vs $W3_BIG URLs, one round each"
+    w3_small=$(make_list w3-small "$W3_SMALL" page/w3-)
+    w3_big=$(make_list w3-big "$W3_BIG" page/w3-)
+    for tool in "${tools[@]}"; do
+        run_tool "$tool" W3-small "$w3_small" 1
+        run_tool "$tool" W3-big "$w3_big" 1
+    done
+fi
 
-say "--- rate: fetch --rate 1000/s over 10,000 URLs, arrivals timed at the server"
-get() { python3 -c 'import sys, urllib.request as u; sys.stdout.write(u.urlopen(sys.argv[1]).read().decode())' "$1"; }
-get "$base/stamps" >/dev/null
-stamp_list=$(make_list stamp 10000 stamp/)
-"$fetch_bin" -q -c "$C" --rate 1000/s "$stamp_list" -o "$out/rate.csv"
-get "$base/stamps" >"$out/arrivals.txt"
+if wants W4 && [[ -n $have_nginx ]]; then
+    # oha has no per-URL list: it requests one URL -n times, which nginx answers alike.
+    tls=$NGINX_CA
+    count_accepts=1
+    say "--- W4a: $W4_URLS URLs, one HTTPS host, nginx with HTTP/2, c=$C, $ROUNDS rounds"
+    oha_target=https://127.0.0.1:$NGINX_H2/ceiling
+    oha_extra=(--http2)
+    rounds W4a "$(make_nginx_list w4a "$W4_URLS" "$NGINX_H2")" "${fetch_curl_oha[@]}"
+    say "--- W4b: $W4_URLS URLs, one HTTPS host, nginx with HTTP/1.1 only, c=$C, $ROUNDS rounds"
+    oha_target=https://127.0.0.1:$NGINX_H1/ceiling
+    oha_extra=()
+    rounds W4b "$(make_nginx_list w4b "$W4_URLS" "$NGINX_H1")" "${fetch_curl_oha[@]}"
+    tls=""
+    count_accepts=""
+    oha_target=$base/page/ceiling
+fi
 
-python3 "$root/bench/report.py" "$results" "$out/arrivals.txt" "$W2_URLS" "$W2_DELAY_MS" "$C" \
-    | tee "$out/report.md"
+if wants W5 && [[ -n $have_dns ]]; then
+    # One host per name, each over HTTP/1.1: no tool can share a connection between hosts.
+    tls=$NGINX_CA
+    count_accepts=1
+    # Each tool runs with /etc/resolv.conf pointing at the local DNS server (its own mount).
+    wrap=(unshare --mount sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$out/resolv.conf")
+    say "--- W5: $W5_HOSTS HTTPS hosts x $W5_PER_HOST URLs, c=$C, $ROUNDS rounds"
+    rounds W5 "$(make_hosts_list w5 "$W5_HOSTS" "$W5_PER_HOST")" "${fetch_and_curl[@]}"
+    say "--- W5-big: $W5_BIG_HOSTS HTTPS hosts x $W5_PER_HOST URLs, fetch, one round"
+    run_tool fetch W5-big "$(make_hosts_list w5-big "$W5_BIG_HOSTS" "$W5_PER_HOST")" 1
+    tls=""
+    count_accepts=""
+    wrap=()
+fi
+
+# mixed: the small pages' latency, alone and with large compressed bodies among them. Each
+# variant is a list of 400 small pages with one large body after every 20 (5 %).
+mixed_run() { # NAME LIST ROUND: fetch once; record the small pages' p50 and p90 latency
+    "$fetch_bin" -q -c "$C" "$2" -o "$out/mixed.csv"
+    record fetch "$1" "$(wc -l <"$2")" "$3" '{"wall": 0, "user": 0, "sys": 0, "rss_kib": 0}' \
+        "$(python3 -c '
+import csv, json, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline="")))
+small = [float(r["latency_ms"]) for r in rows if "/page/" in r["url"]]
+print(json.dumps({"rows": len(rows), "ok": sum(r["status"] == "200" for r in rows),
+                  "p50": statistics.median(small), "p90": statistics.quantiles(small, n=10)[8]}))' \
+        "$out/mixed.csv")"
+}
+if wants mixed; then
+    say "--- mixed: 400 small pages, alone and with 20 large compressed bodies, $MIX_ROUNDS rounds"
+    seq 0 399 | sed "s|^|$base/page/m|" >"$out/mixed-small.txt"
+    for variant in "bomb/8:mixed-bomb" "gzpage/8:mixed-gzpage" "size/1700000:mixed-plain"; do
+        awk -v base="$base" -v path="${variant%%:*}" \
+            '{ print } NR % 20 == 10 { printf "%s/%s/b%d\n", base, path, NR }' \
+            "$out/mixed-small.txt" >"$out/${variant#*:}.txt"
+    done
+    for round in $(seq 1 "$MIX_ROUNDS"); do
+        for name in mixed-small mixed-bomb mixed-gzpage mixed-plain; do
+            mixed_run "$name" "$out/$name.txt" "$round"
+        done
+    done
+fi
+
+arrivals=$out/arrivals.txt
+: >"$arrivals"
+if wants rate; then
+    say "--- rate: fetch --rate 1000/s over 10,000 URLs, arrivals timed at the server"
+    get() { python3 -c 'import sys, urllib.request as u; sys.stdout.write(u.urlopen(sys.argv[1]).read().decode())' "$1"; }
+    get "$base/stamps" >/dev/null
+    stamp_list=$(make_list stamp 10000 stamp/)
+    "$fetch_bin" -q -c "$C" --rate 1000/s "$stamp_list" -o "$out/rate.csv"
+    get "$base/stamps" >"$arrivals"
+fi
+
+python3 "$root/bench/report.py" "$results" "$arrivals" "$W2_URLS" "$W2_DELAY_MS" "$C" \
+    "$W5_HOSTS" "$W5_BIG_HOSTS" | tee "$out/report.md"
