@@ -113,8 +113,10 @@ struct Host {
     active: usize,
     /// No job starts before this (the server sent `Retry-After` on a 429/503).
     paused_until: Option<Instant>,
-    /// Which ready list the host is in, if any.
+    /// Which ready list the host is in, if any, and under which listing number: an entry of a
+    /// list that does not carry both is stale.
     listed: Listed,
+    listing: u64,
     /// The earliest timer registered for the host, if any.
     wake_at: Option<Instant>,
     robots: Robots,
@@ -197,10 +199,14 @@ pub(crate) struct Hosts {
     map: HashMap<HostKey, Host, foldhash::fast::RandomState>,
     /// Hosts that may start a job now and have none in flight: those that just finished one
     /// first (their connection is open), then new ones in input order. An entry whose host's
-    /// `listed` says otherwise is stale and skipped.
-    ready: VecDeque<HostKey>,
-    /// Hosts that may start a job now beside those in flight, round-robin.
-    busy: VecDeque<HostKey>,
+    /// `listed` and `listing` say otherwise is stale and skipped.
+    ready: VecDeque<(HostKey, u64)>,
+    /// Hosts that may start a job now beside those in flight, round-robin. Taken from only
+    /// when sharing is allowed, so stale entries pile up in between: they are swept out when
+    /// they outnumber the hosts (50,000 hosts left 260,000 behind before).
+    busy: VecDeque<(HostKey, u64)>,
+    /// Listings made so far: the next entry's number.
+    listings: u64,
     timers: BinaryHeap<Reverse<(Instant, HostKey)>>,
     per_host_limit: usize,
     /// Jobs queued across all hosts (fresh and retries).
@@ -217,6 +223,7 @@ impl Hosts {
             map: HashMap::default(),
             ready: VecDeque::new(),
             busy: VecDeque::new(),
+            listings: 0,
             timers: BinaryHeap::new(),
             per_host_limit,
             queued: 0,
@@ -367,15 +374,15 @@ impl Hosts {
     /// ([`Hosts::defer`]).
     pub(crate) fn next_ready(&mut self, now: Instant, share: bool) -> Option<HostKey> {
         loop {
-            let (key, from) = match self.ready.pop_front() {
-                Some(key) => (key, Listed::Idle),
+            let ((key, listing), from) = match self.ready.pop_front() {
+                Some(entry) => (entry, Listed::Idle),
                 None if share => (self.busy.pop_front()?, Listed::Busy),
                 None => return None,
             };
             let Some(host) = self.map.get_mut(&key) else {
                 continue;
             };
-            if host.listed != from {
+            if host.listed != from || host.listing != listing {
                 continue;
             }
             host.listed = Listed::No;
@@ -484,18 +491,39 @@ impl Hosts {
                     Listed::Busy
                 };
                 if host.listed != list {
+                    self.listings += 1;
                     host.listed = list;
-                    let key = Arc::clone(key);
+                    host.listing = self.listings;
+                    let entry = (Arc::clone(key), self.listings);
                     match list {
                         // A host coming back from a request has its connection open: it goes
                         // on with it before new hosts open theirs.
-                        Listed::Idle if host.last_start.is_some() => self.ready.push_front(key),
-                        Listed::Idle => self.ready.push_back(key),
-                        _ => self.busy.push_back(key),
+                        Listed::Idle if host.last_start.is_some() => self.ready.push_front(entry),
+                        Listed::Idle => self.ready.push_back(entry),
+                        _ => self.busy.push_back(entry),
                     }
+                    self.sweep_if_stale();
                 }
             }
             Some(at) => self.set_timer(key, at),
+        }
+    }
+
+    /// Drops the ready lists' stale entries once they outnumber the hosts (amortised: a sweep
+    /// at least halves a list), so the lists stay as small as the table.
+    fn sweep_if_stale(&mut self) {
+        let most = 2 * self.map.len() + 64;
+        for (list, listed) in [
+            (&mut self.ready, Listed::Idle),
+            (&mut self.busy, Listed::Busy),
+        ] {
+            if list.len() > most {
+                let map = &self.map;
+                list.retain(|(key, listing)| {
+                    map.get(key)
+                        .is_some_and(|host| host.listed == listed && host.listing == *listing)
+                });
+            }
         }
     }
 
@@ -633,6 +661,33 @@ mod tests {
             Some(a),
             "a went on ahead of the new c"
         );
+    }
+
+    /// Over a long list of hosts, never sharing (as when reading on brings new hosts), each
+    /// host is listed busy while its first request runs and never taken from there: the busy
+    /// list must not keep an entry per host that ever passed through.
+    #[test]
+    fn stale_ready_entries_do_not_pile_up() {
+        let now = Instant::now();
+        let mut hosts = Hosts::new(usize::MAX, false);
+        for i in 0..10_000 {
+            for j in 0..3 {
+                hosts.push(job(&format!("http://h{i}.test/{j}"), i * 3 + j), now);
+            }
+            while let Some(key) = hosts.next_ready(now, false) {
+                hosts.take(&key, now).unwrap();
+                hosts.finished(&key, None, now);
+            }
+            assert!(hosts.len() <= 1, "{} hosts in the table", hosts.len());
+            // Swept past twice the table (one host) and 64 entries, the one just listed aside.
+            assert!(hosts.busy.len() <= 67, "{} busy entries", hosts.busy.len());
+            assert!(
+                hosts.ready.len() <= 67,
+                "{} ready entries",
+                hosts.ready.len()
+            );
+        }
+        assert_eq!(hosts.queued(), 0);
     }
 
     #[test]
