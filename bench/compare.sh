@@ -18,7 +18,8 @@
 #   W4a 50,000 URLs to one HTTPS host, nginx offering HTTP/2; W4b the same over HTTP/1.1
 #   W5  2,000 HTTPS hosts x 5 URLs (names *.dnsbench.test resolved by the local DNS server, in a
 #       private mount namespace whose /etc/resolv.conf points at it: needs root and unshare);
-#       W5-big, 50,000 hosts x 5, fetch alone, for memory
+#       for memory, fetch alone: W5-big, 50,000 hosts x 5, against W5-deep, 2,000 hosts x 125
+#       (the same number of URLs over 25 times fewer hosts)
 #   mixed: 400 small pages alone, then with twenty 8 MiB gzip bodies among them (5 %): the
 #       small pages' latency p50/p90 in each (MIX_ROUNDS interleaved runs, fetch alone)
 # and fetch's --rate 1000/s measured at the server. Every row-writing tool's rows are counted and
@@ -163,9 +164,15 @@ if wants W5 && [[ -n $have_nginx ]]; then
             sleep 0.1
         done
         printf 'nameserver 127.0.0.53\noptions timeout:5 attempts:2\n' >"$out/resolv.conf"
-        grep -q 'dns server' "$out/dns.log" && have_dns=1
+        if grep -q 'dns server' "$out/dns.log"; then
+            have_dns=1
+        else
+            say "skipping W5: the DNS server did not start on 127.0.0.53:53 (is another one there?):"
+            tail -n 1 "$out/dns.log" >&2
+        fi
+    else
+        say "skipping W5: it needs root and unshare (for a DNS server on port 53)"
     fi
-    [[ -n $have_dns ]] || say "skipping W5: it needs root and unshare (for a DNS server on port 53)"
 fi
 
 make_list() { # NAME COUNT PATH-PREFIX
@@ -353,8 +360,14 @@ if wants W5 && [[ -n $have_dns ]]; then
     wrap=(unshare --mount sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$out/resolv.conf")
     say "--- W5: $W5_HOSTS HTTPS hosts x $W5_PER_HOST URLs, c=$C, $ROUNDS rounds"
     rounds W5 "$(make_hosts_list w5 "$W5_HOSTS" "$W5_PER_HOST")" "${fetch_and_curl[@]}"
+    # Memory as the hosts grow, the URLs held equal: W5-big's hosts, and W5's hosts with as
+    # many URLs each as make the same total (a longer run holds a little more whatever the
+    # hosts, as W3 shows).
     say "--- W5-big: $W5_BIG_HOSTS HTTPS hosts x $W5_PER_HOST URLs, fetch, one round"
     run_tool fetch W5-big "$(make_hosts_list w5-big "$W5_BIG_HOSTS" "$W5_PER_HOST")" 1
+    deep=$((W5_BIG_HOSTS * W5_PER_HOST / W5_HOSTS))
+    say "--- W5-deep: $W5_HOSTS HTTPS hosts x $deep URLs (as many URLs as W5-big), fetch, one round"
+    run_tool fetch W5-deep "$(make_hosts_list w5-deep "$W5_HOSTS" "$deep")" 1
     tls=""
     count_accepts=""
     wrap=()
