@@ -73,6 +73,10 @@ const MAX_STREAMS: usize = 100;
 /// past it.
 const MAX_KNOWN_HTTP1: usize = 4096;
 
+/// How often parked connections are checked for their idle timeout (or the timeout itself, when
+/// shorter): a connection lives at most this much past it.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// A connection lent to one request.
 pub(super) struct Lease {
     sender: Sender,
@@ -144,8 +148,8 @@ struct Idle {
     /// Connections parked, across origins.
     parked: usize,
     stamps: u64,
-    /// When expired connections were last dropped from every origin.
-    swept: Option<Instant>,
+    /// A task closes expired connections while any are parked (see [`Pool::keep_swept`]).
+    sweeping: bool,
     /// Origins with a connection being made that may turn out HTTP/2: requests wait for it.
     dialing: HashMap<Arc<str>, watch::Receiver<bool>, foldhash::fast::RandomState>,
     /// Origins whose last connection made turned out HTTP/1.1.
@@ -184,6 +188,18 @@ impl Idle {
         }
     }
 
+    /// Closes every origin's connections parked for `timeout` or more, and those closed by now.
+    fn drop_expired(&mut self, now: Instant, timeout: Duration) {
+        let mut dropped = 0;
+        self.by_origin.retain(|_, list| {
+            let before = list.len();
+            list.retain(|p| !p.sender.is_closed() && now.duration_since(p.since) < timeout);
+            dropped += before - list.len();
+            !list.is_empty()
+        });
+        self.parked -= dropped;
+    }
+
     /// Takes out (and closes, when dropped) the origin's parked connections that `which` picks.
     fn remove(&mut self, origin: &str, which: impl Fn(&Parked) -> bool) {
         let Some(list) = self.by_origin.get_mut(origin) else {
@@ -200,7 +216,8 @@ impl Idle {
 
 pub(super) struct Pool {
     connector: Connector,
-    idle: Mutex<Idle>,
+    /// Shared with the task that closes expired connections, which holds it weakly.
+    idle: Arc<Mutex<Idle>>,
     max_idle_per_origin: usize,
     /// Most connections parked across all origins.
     max_idle: usize,
@@ -216,7 +233,7 @@ impl Pool {
     ) -> Self {
         Pool {
             connector,
-            idle: Mutex::default(),
+            idle: Arc::default(),
             max_idle_per_origin,
             max_idle: max_idle.max(max_idle_per_origin),
             idle_timeout,
@@ -396,6 +413,7 @@ impl Pool {
             streams: Arc::default(),
         };
         idle.park(origin, parked, self.max_idle_per_origin, self.max_idle);
+        self.keep_swept(&mut idle);
     }
 
     /// The most recently parked live connection of `origin`, if any: taken for HTTP/1, shared
@@ -403,7 +421,6 @@ impl Pool {
     fn take_parked(&self, origin: &str) -> Option<Lease> {
         let now = Instant::now();
         let mut guard = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        self.sweep(&mut guard, now);
         let idle = &mut *guard;
         let list = idle.by_origin.get_mut(origin)?;
         let mut at = list.len();
@@ -481,25 +498,35 @@ impl Pool {
         idle.remove(origin, |p| Arc::ptr_eq(&p.info, &lease.info));
     }
 
-    /// Drops every origin's expired connections, at most once a second: a list of a million
-    /// distinct hosts must not keep a socket open per host it has done with.
-    fn sweep(&self, idle: &mut Idle, now: Instant) {
-        if idle
-            .swept
-            .is_some_and(|at| now.duration_since(at) < Duration::from_secs(1))
-        {
+    /// Closes parked connections once their idle timeout has passed, whether or not requests
+    /// come to look (a run may wait out a long Crawl-delay or Retry-After, and a list of a
+    /// million distinct hosts must not keep a socket per host it has done with): a task that
+    /// runs while any connection is parked, and ends when none is or the pool is gone.
+    fn keep_swept(&self, idle: &mut Idle) {
+        if idle.sweeping {
             return;
         }
-        idle.swept = Some(now);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        idle.sweeping = true;
+        let shared = Arc::downgrade(&self.idle);
         let timeout = self.idle_timeout;
-        let mut dropped = 0;
-        idle.by_origin.retain(|_, list| {
-            let before = list.len();
-            list.retain(|p| !p.sender.is_closed() && now.duration_since(p.since) < timeout);
-            dropped += before - list.len();
-            !list.is_empty()
+        let every = SWEEP_EVERY.min(timeout);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let mut idle = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                idle.drop_expired(Instant::now(), timeout);
+                if idle.parked == 0 {
+                    idle.sweeping = false;
+                    return;
+                }
+            }
         });
-        idle.parked -= dropped;
     }
 
     /// Opens a connection to `origin` and starts the task that drives it. The task ends by
@@ -549,6 +576,7 @@ impl Pool {
                     streams,
                 };
                 idle.park(origin, shared, usize::MAX, self.max_idle);
+                self.keep_swept(&mut idle);
             }
             Sender::Http1(_) => {
                 if idle.http1.len() >= MAX_KNOWN_HTTP1 {
@@ -648,6 +676,64 @@ mod tests {
             }
         });
         port
+    }
+
+    /// A parked connection is closed once its idle timeout has passed although no request
+    /// comes to look, and the pool stops watching when nothing is parked.
+    #[tokio::test]
+    async fn idle_connections_close_at_their_timeout_without_requests() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let closed = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&closed);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let counter = Arc::clone(&counter);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|_| async {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(Bytes::from_static(b"ok")),
+                        ))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                        .await;
+                    counter.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        let connector = Connector::new(
+            BoundedResolver::new(1, &[]),
+            super::super::tls::client_config(false, None).unwrap(),
+            None,
+            None,
+            false,
+        );
+        let pool = Pool::new(connector, 2, 4, Duration::from_millis(200));
+        let origin = format!("http://127.0.0.1:{port}");
+        let (response, lease) = pool
+            .send(&origin, &mut Reached::default(), |_| {
+                let mut request = Request::new(Empty::new());
+                *request.uri_mut() = "/".parse().unwrap();
+                request
+            })
+            .await
+            .unwrap();
+        response.into_body().collect().await.unwrap();
+        pool.put_back(&origin, lease, true);
+        assert_eq!(pool.idle.lock().unwrap().parked, 1);
+        // Generous: the connection should go 200 to 400 ms after it was parked.
+        for _ in 0..100 {
+            if closed.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(closed.load(Ordering::SeqCst), 1, "the server saw it closed");
+        let idle = pool.idle.lock().unwrap();
+        assert_eq!(idle.parked, 0);
+        assert!(!idle.sweeping, "nothing parked, nothing to watch");
     }
 
     /// Connections parked across origins stay within the pool's bound: past it, the least
