@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # fetch side by side with the tools people use instead, on the same lists, on this machine.
 #
-#     bench/compare.sh            # the full run (about 25 minutes on 2 cores)
-#     bench/compare.sh --quick    # smaller lists, one round (about 3 minutes)
+#     bench/compare.sh            # the full run (about 12 minutes on 2 cores)
+#     bench/compare.sh --quick    # smaller lists, one round (about 2 minutes)
 #
 # Starts its own servers on loopback and never talks to anything else: the project's server
 # (examples/serve) on 127.0.0.1, nginx over TLS (bench/nginx.sh: a certificate made at run time),
@@ -363,11 +363,16 @@ if wants W5 && [[ -n $have_dns ]]; then
     # Memory as the hosts grow, the URLs held equal: W5-big's hosts, and W5's hosts with as
     # many URLs each as make the same total (a longer run holds a little more whatever the
     # hosts, as W3 shows).
-    say "--- W5-big: $W5_BIG_HOSTS HTTPS hosts x $W5_PER_HOST URLs, fetch, one round"
-    run_tool fetch W5-big "$(make_hosts_list w5-big "$W5_BIG_HOSTS" "$W5_PER_HOST")" 1
+    # Peak RSS varies by a megabyte or two from run to run: rounds, interleaved, and medians.
     deep=$((W5_BIG_HOSTS * W5_PER_HOST / W5_HOSTS))
-    say "--- W5-deep: $W5_HOSTS HTTPS hosts x $deep URLs (as many URLs as W5-big), fetch, one round"
-    run_tool fetch W5-deep "$(make_hosts_list w5-deep "$W5_HOSTS" "$deep")" 1
+    say "--- W5-big: $W5_BIG_HOSTS HTTPS hosts x $W5_PER_HOST URLs, against W5-deep: $W5_HOSTS" \
+        "hosts x $deep URLs (as many URLs), fetch, $ROUNDS rounds"
+    w5_big=$(make_hosts_list w5-big "$W5_BIG_HOSTS" "$W5_PER_HOST")
+    w5_deep=$(make_hosts_list w5-deep "$W5_HOSTS" "$deep")
+    for round in $(seq 1 "$ROUNDS"); do
+        run_tool fetch W5-big "$w5_big" "$round"
+        run_tool fetch W5-deep "$w5_deep" "$round"
+    done
     tls=""
     count_accepts=""
     wrap=()
