@@ -512,7 +512,8 @@ impl Pool {
         idle.sweeping = true;
         let shared = Arc::downgrade(&self.idle);
         let timeout = self.idle_timeout;
-        let every = SWEEP_EVERY.min(timeout);
+        // Never a busy loop, whatever timeout the pool was given.
+        let every = SWEEP_EVERY.min(timeout).max(Duration::from_millis(10));
         runtime.spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
