@@ -5,6 +5,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::server::TestServer;
+use crate::support::stderr;
 use crate::support::{Table, urls};
 
 fn fetch() -> Command {
@@ -20,10 +21,6 @@ fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
         .unwrap();
     child.stdin.take().unwrap().write_all(stdin).unwrap();
     child.wait_with_output().unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::server::TestServer;
+use crate::support::stderr;
 use crate::support::{Table, config, run_list, urls};
 
 fn fetch() -> Command {
@@ -26,10 +27,6 @@ fn run(cmd: &mut Command, stdin: &str) -> std::process::Output {
         .write_all(stdin.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

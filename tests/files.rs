@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::support::server::TestServer;
+use crate::support::stderr;
 use crate::support::{Table, urls};
 
 fn fetch() -> Command {
@@ -19,10 +20,6 @@ fn fetch() -> Command {
 /// `fetch -o out list`.
 fn write_to(out: &Path, list: &Path) -> Output {
     fetch().arg("-o").arg(out).arg(list).output().unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// A directory for one test, plain or sticky and world-writable like /tmp, with a list of

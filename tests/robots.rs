@@ -3,21 +3,12 @@
 //! and redirects, Crawl-delay spacing measured at the server, and hosts kept apart.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use crate::support::Table;
 use crate::support::site::{Page, Site, Visit};
-
-fn fetch() -> Command {
-    let mut cmd = crate::support::fetch_binary();
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use crate::support::{fetch_without_stdin as fetch, stderr};
 
 /// Runs fetch with `--robots` and `args` over `paths` of the site (by host name when a path
 /// starts with one, else on 127.0.0.1); every host name resolves to the site.
@@ -224,30 +215,15 @@ fn missing_errors_and_timeouts_follow_rfc_9309() {
 #[test]
 fn redirects_are_followed_five_at_most() {
     let site = Site::start();
-    site.put(
-        "moved.test/robots.txt",
-        Page {
-            redirect: Some("/real-robots.txt".into()),
-            ..Page::new("", "")
-        },
-    );
+    site.put("moved.test/robots.txt", Page::redirect("/real-robots.txt"));
     site.put("moved.test/real-robots.txt", Page::text("Disallow: /no"));
     for hop in 0..7 {
         site.put(
             &format!("far.test/r{hop}"),
-            Page {
-                redirect: Some(format!("/r{}", hop + 1)),
-                ..Page::new("", "")
-            },
+            Page::redirect(&format!("/r{}", hop + 1)),
         );
     }
-    site.put(
-        "far.test/robots.txt",
-        Page {
-            redirect: Some("/r0".into()),
-            ..Page::new("", "")
-        },
-    );
+    site.put("far.test/robots.txt", Page::redirect("/r0"));
     site.put("far.test/r7", Page::text("Disallow: /"));
     for host in ["moved.test", "far.test"] {
         site.put(&format!("{host}/no"), Page::new("no", host));

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use axum::http::header;
@@ -12,6 +12,7 @@ use rusqlite::Connection;
 
 use crate::support::Table;
 use crate::support::site::{Page, Site};
+use crate::support::{fetch_without_stdin as fetch, stderr};
 
 /// A directory with the list, the state file and the outputs of a series of runs.
 struct Night {
@@ -69,16 +70,6 @@ impl Night {
     }
 }
 
-fn fetch() -> Command {
-    let mut cmd = crate::support::fetch_binary();
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// The `change` and `changed_fields` of the row for `url`.
 fn change_of(table: &Table, url: &str) -> (String, String) {
     let i = table.headers.iter().position(|h| h == "url").unwrap();
@@ -103,13 +94,7 @@ fn first_night(site: &Site) {
     site.put("/body", Page::new("Body", "v1"));
     site.put("/title", Page::new("Old title", "x"));
     site.put("/gone", Page::new("Gone", "soon"));
-    site.put(
-        "/moved",
-        Page {
-            redirect: Some("/target-a".into()),
-            ..Page::new("", "")
-        },
-    );
+    site.put("/moved", Page::redirect("/target-a"));
     site.put("/target-a", Page::new("Target", "t"));
     site.put("/target-b", Page::new("Target", "t"));
     site.put("/retagged", Page::new("Retagged", "same content"));
@@ -143,13 +128,7 @@ fn second_night(site: &Site) {
             ..Page::new("Not Found", "nothing here")
         },
     );
-    site.put(
-        "/moved",
-        Page {
-            redirect: Some("/target-b".into()),
-            ..Page::new("", "")
-        },
-    );
+    site.put("/moved", Page::redirect("/target-b"));
     let mut retagged = site.page("/retagged");
     retagged.etag = Some("\"regenerated\"".into());
     site.put("/retagged", retagged);
@@ -949,17 +928,7 @@ fn shards_keep_a_state_each_and_are_warned_of_a_swap() {
     let site = Site::start();
     site.put("/p", Page::new("P", "p"));
     // Host names in both shards of two, all served by the one site.
-    let hosts: Vec<String> = (0..40)
-        .map(|i| format!("h{i}.test"))
-        .filter(|h| fetch::input::shard_of(h, 2) == 0)
-        .take(3)
-        .chain(
-            (0..40)
-                .map(|i| format!("h{i}.test"))
-                .filter(|h| fetch::input::shard_of(h, 2) == 1)
-                .take(3),
-        )
-        .collect();
+    let hosts = crate::support::hosts_in_both_shards(3);
     let night = Night::new();
     let urls: Vec<String> = hosts
         .iter()

@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use calamine::{Data, Reader, Xlsx, open_workbook};
 
 use crate::support::server::TestServer;
 use crate::support::{Table, urls};
+use crate::support::{fetch_without_stdin as fetch, stderr};
 
 /// A workbook, read back: each sheet's cells, and the XML parts of the zip.
 struct Book {
@@ -76,16 +76,6 @@ fn number(cell: &Data) -> Option<f64> {
         Data::Int(i) => Some(*i as f64),
         _ => None,
     }
-}
-
-fn fetch() -> Command {
-    let mut cmd = crate::support::fetch_binary();
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn list(dir: &Path, lines: &[String]) -> PathBuf {
@@ -393,17 +383,7 @@ fn csv_shards_merge_into_one_typed_workbook() {
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
     let port = server.addr.port();
-    let hosts: Vec<String> = (0..40)
-        .map(|i| format!("h{i}.test"))
-        .filter(|h| fetch::input::shard_of(h, 2) == 0)
-        .take(2)
-        .chain(
-            (0..40)
-                .map(|i| format!("h{i}.test"))
-                .filter(|h| fetch::input::shard_of(h, 2) == 1)
-                .take(2),
-        )
-        .collect();
+    let hosts = crate::support::hosts_in_both_shards(2);
     let mut lines: Vec<String> = hosts
         .iter()
         .map(|h| format!("http://{h}:{port}/ok/x"))

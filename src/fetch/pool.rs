@@ -655,35 +655,9 @@ mod tests {
     use crate::fetch::resolve::BoundedResolver;
     use http_body_util::BodyExt;
 
-    /// A local server answering every request with a small body, and the port it is on.
-    async fn server() -> u16 {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(|_| async {
-                        Ok::<_, std::convert::Infallible>(http::Response::new(
-                            http_body_util::Full::new(Bytes::from_static(b"ok")),
-                        ))
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                        .await;
-                });
-            }
-        });
-        port
-    }
-
-    /// A parked connection is closed once its idle timeout has passed although no request
-    /// comes to look, and the pool stops watching when nothing is parked.
-    #[tokio::test]
-    async fn idle_connections_close_at_their_timeout_without_requests() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
+    /// A local server answering every request with a small body: the port it is on, and how
+    /// many connections it has seen closed.
+    async fn server() -> (u16, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let closed = Arc::new(AtomicUsize::new(0));
@@ -704,6 +678,14 @@ mod tests {
                 });
             }
         });
+        (port, closed)
+    }
+
+    /// A parked connection is closed once its idle timeout has passed although no request
+    /// comes to look, and the pool stops watching when nothing is parked.
+    #[tokio::test]
+    async fn idle_connections_close_at_their_timeout_without_requests() {
+        let (port, closed) = server().await;
         let connector = Connector::new(
             BoundedResolver::new(1, &[]),
             super::super::tls::client_config(false, None).unwrap(),
@@ -741,7 +723,7 @@ mod tests {
     /// recently parked one is closed, whatever its origin.
     #[tokio::test]
     async fn parked_connections_are_bounded_across_origins() {
-        let port = server().await;
+        let (port, _) = server().await;
         let names: Vec<(String, Vec<std::net::IpAddr>)> = (0..10)
             .map(|i| (format!("h{i}.test"), vec!["127.0.0.1".parse().unwrap()]))
             .collect();

@@ -171,6 +171,30 @@ pub fn fetch_binary() -> std::process::Command {
     binary(env!("CARGO_BIN_EXE_fetch"))
 }
 
+/// This build's binary with nothing on its standard input (a list read from stdin would wait).
+pub fn fetch_without_stdin() -> std::process::Command {
+    let mut cmd = fetch_binary();
+    cmd.stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// What a run of the binary said on standard error.
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `per_shard` host names (`h<N>.test`) of each of shards 0 and 1 of two: lists that `--shard`
+/// splits in both directions.
+pub fn hosts_in_both_shards(per_shard: usize) -> Vec<String> {
+    let of = |shard| {
+        (0..)
+            .map(|i| format!("h{i}.test"))
+            .filter(move |h| fetch::input::shard_of(h, 2) == shard)
+            .take(per_shard)
+    };
+    of(0).chain(of(1)).collect()
+}
+
 /// `n` lines of `base` + `/i`.
 pub fn urls(base: &str, n: usize) -> String {
     (0..n).map(|i| format!("{base}/{i}\n")).collect()

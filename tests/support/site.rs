@@ -69,6 +69,14 @@ impl Page {
         }
     }
 
+    /// A 301 to `location`.
+    pub fn redirect(location: &str) -> Page {
+        Page {
+            redirect: Some(location.to_owned()),
+            ..Page::new("", "")
+        }
+    }
+
     /// The same page with new content and a new ETag.
     pub fn edited(mut self, title: &str, body: &str) -> Page {
         let fresh = Page::new(title, body);
