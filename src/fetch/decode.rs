@@ -84,6 +84,10 @@ pub(super) struct Decoding<'a> {
     decoded: u64,
     /// Decoding moves to a worker once `decoded` reaches this.
     offload_after: u64,
+    /// The last step stopped short of its limit because the feed ran dry (or nothing has been
+    /// fed yet): until a frame comes, another step, a trip to a worker past the offload, would
+    /// only learn that again.
+    dry: bool,
     workers: &'a Decoders,
 }
 
@@ -114,6 +118,7 @@ impl<'a> DecodedBody<'a> {
                 wire: 0,
                 decoded: 0,
                 offload_after: if large { 0 } else { OFFLOAD_AFTER },
+                dry: true,
                 workers,
             })),
             None => DecodedBody::Identity {
@@ -155,14 +160,23 @@ impl<'a> DecodedBody<'a> {
 impl Decoding<'_> {
     async fn next(&mut self) -> io::Result<Option<&[u8]>> {
         loop {
-            let step = if self.decoded >= self.offload_after {
+            if std::mem::take(&mut self.dry)
+                && self.decoder.as_mut().ok_or_else(lost)?.feed().is_dry()
+            {
+                self.receive().await?;
+            }
+            let away = self.decoded >= self.offload_after;
+            let step = if away {
                 self.decode_away().await?
             } else {
                 let decoder = self.decoder.as_mut().ok_or_else(lost)?;
                 decoder.decode(&mut self.out, CHUNK)?
             };
             match step {
-                Step::Output => break,
+                Step::Output => {
+                    self.dry = self.out.len < if away { BATCH } else { CHUNK };
+                    break;
+                }
                 Step::End => return Ok(None),
                 Step::NeedInput => self.receive().await?,
             }
@@ -249,6 +263,13 @@ struct Feed {
     frames: VecDeque<Bytes>,
     /// The last frame has been added.
     ended: bool,
+}
+
+impl Feed {
+    /// Nothing left to decode, and more to come.
+    fn is_dry(&self) -> bool {
+        self.frames.is_empty() && !self.ended
+    }
 }
 
 impl AsyncRead for Feed {

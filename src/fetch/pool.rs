@@ -135,8 +135,16 @@ struct Parked {
     since: Instant,
     /// When it was parked, in parking order: its place in [`Idle::order`].
     stamp: u64,
-    /// HTTP/2: streams open on it now.
-    streams: Arc<AtomicUsize>,
+    /// HTTP/2: streams open on it now (none for HTTP/1, which carries one request at a time).
+    streams: Option<Arc<AtomicUsize>>,
+}
+
+impl Parked {
+    fn open_streams(&self) -> usize {
+        self.streams
+            .as_ref()
+            .map_or(0, |s| s.load(Ordering::Relaxed))
+    }
 }
 
 #[derive(Default)]
@@ -159,24 +167,37 @@ struct Idle {
 impl Idle {
     /// Parks `parked` under `origin`, unless the origin has its fill; then closes the least
     /// recently parked connections beyond `most`.
-    fn park(&mut self, origin: &str, mut parked: Parked, per_origin: usize, most: usize) {
+    fn park(&mut self, origin: &str, parked: Parked, per_origin: usize, most: usize) {
         let list = match self.by_origin.get_mut(origin) {
             Some(list) if list.len() >= per_origin => return,
             Some(list) => list,
             None => self.by_origin.entry(Arc::from(origin)).or_default(),
         };
-        self.stamps += 1;
-        parked.stamp = self.stamps;
         list.push(parked);
         self.parked += 1;
-        if let Some((key, _)) = self.by_origin.get_key_value(origin) {
-            self.order.push_back((Arc::clone(key), self.stamps));
-        }
+        self.restamp_last(origin);
         while self.parked > most {
             let Some((origin, stamp)) = self.order.pop_front() else {
                 break;
             };
-            self.remove(&origin, |p| p.stamp == stamp);
+            // An HTTP/2 connection with streams open is in use, not idle: it stays.
+            self.remove(&origin, |p| p.stamp == stamp && p.open_streams() == 0);
+        }
+    }
+
+    /// Marks the origin's last parked connection as the most recently used: a new stamp, and
+    /// its place at the end of [`Idle::order`]. Entries of earlier stamps go stale, and are
+    /// swept once they outnumber the connections (an HTTP/2 connection gets a new stamp per
+    /// request it carries).
+    fn restamp_last(&mut self, origin: &str) {
+        let stamp = self.stamps + 1;
+        let Some(last) = self.by_origin.get_mut(origin).and_then(|l| l.last_mut()) else {
+            return;
+        };
+        last.stamp = stamp;
+        self.stamps = stamp;
+        if let Some((key, _)) = self.by_origin.get_key_value(origin) {
+            self.order.push_back((Arc::clone(key), stamp));
         }
         if self.order.len() > 2 * self.parked + 64 {
             let by_origin = &self.by_origin;
@@ -188,12 +209,16 @@ impl Idle {
         }
     }
 
-    /// Closes every origin's connections parked for `timeout` or more, and those closed by now.
+    /// Closes every origin's connections parked for `timeout` or more (but HTTP/2 ones with
+    /// streams open: in use), and those closed by now.
     fn drop_expired(&mut self, now: Instant, timeout: Duration) {
         let mut dropped = 0;
         self.by_origin.retain(|_, list| {
             let before = list.len();
-            list.retain(|p| !p.sender.is_closed() && now.duration_since(p.since) < timeout);
+            list.retain(|p| {
+                !p.sender.is_closed()
+                    && (now.duration_since(p.since) < timeout || p.open_streams() > 0)
+            });
             dropped += before - list.len();
             !list.is_empty()
         });
@@ -356,7 +381,7 @@ impl Pool {
         // and every request's future would otherwise carry (and be copied with) room for it,
         // though most requests go out on a parked connection.
         let lease = Box::pin(self.connect(origin, reached)).await;
-        // Dropped once an HTTP/2 connection is parked (or the connecting failed): whoever
+        // Told how the connecting went (an HTTP/2 connection is parked by then): whoever
         // waited for it looks again.
         if let Some(ticket) = dialing {
             ticket.done(lease.is_ok());
@@ -410,7 +435,7 @@ impl Pool {
             proxied: lease.proxied,
             since: now,
             stamp: 0,
-            streams: Arc::default(),
+            streams: None,
         };
         idle.park(origin, parked, self.max_idle_per_origin, self.max_idle);
         self.keep_swept(&mut idle);
@@ -448,30 +473,22 @@ impl Pool {
                         _stream: None,
                     });
                 }
-                Sender::Http2(_) if parked.streams.load(Ordering::Relaxed) >= MAX_STREAMS => {
+                Sender::Http2(_) if parked.open_streams() >= MAX_STREAMS => {
                     continue;
                 }
                 // Shared: it stays parked, and is now the most recently used.
                 Sender::Http2(shared) => {
-                    let shared = Sender::Http2(shared.clone());
-                    idle.stamps += 1;
-                    let stamp = idle.stamps;
-                    let parked = list.remove(at);
                     lease = Some(Lease {
-                        sender: shared,
+                        sender: Sender::Http2(shared.clone()),
                         info: Arc::clone(&parked.info),
                         proxied: parked.proxied,
                         pooled: true,
-                        _stream: Some(Stream::open(&parked.streams)),
+                        _stream: parked.streams.as_ref().map(Stream::open),
                     });
-                    list.push(Parked {
-                        since: now,
-                        stamp,
-                        ..parked
-                    });
-                    if let Some((key, _)) = idle.by_origin.get_key_value(origin) {
-                        idle.order.push_back((Arc::clone(key), stamp));
-                    }
+                    let mut parked = list.remove(at);
+                    parked.since = now;
+                    list.push(parked);
+                    idle.restamp_last(origin);
                 }
             }
             break;
@@ -488,7 +505,7 @@ impl Pool {
     fn retire(&self, origin: &str, lease: &Lease) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         idle.remove(origin, |p| {
-            Arc::ptr_eq(&p.info, &lease.info) && p.streams.load(Ordering::Relaxed) <= 1
+            Arc::ptr_eq(&p.info, &lease.info) && p.open_streams() <= 1
         });
     }
 
@@ -568,6 +585,7 @@ impl Pool {
                 idle.http1.remove(origin);
                 let streams = Arc::default();
                 lease._stream = Some(Stream::open(&streams));
+                let streams = Some(streams);
                 let shared = Parked {
                     sender: Sender::Http2(sender.clone()),
                     info: Arc::clone(&lease.info),
@@ -579,12 +597,14 @@ impl Pool {
                 idle.park(origin, shared, usize::MAX, self.max_idle);
                 self.keep_swept(&mut idle);
             }
-            Sender::Http1(_) => {
+            // Only `https` origins are ever waited for (see [`Pool::dial`]).
+            Sender::Http1(_) if origin.starts_with("https:") && !idle.http1.contains(origin) => {
                 if idle.http1.len() >= MAX_KNOWN_HTTP1 {
                     idle.http1.clear();
                 }
                 idle.http1.insert(Arc::from(origin));
             }
+            Sender::Http1(_) => {}
         }
         Ok(lease)
     }
@@ -681,26 +701,32 @@ mod tests {
         (port, closed)
     }
 
+    /// A plain-HTTP connector with these names pinned.
+    fn connector(names: &[(String, Vec<std::net::IpAddr>)]) -> Connector {
+        Connector::new(
+            BoundedResolver::new(4, names),
+            super::super::tls::client_config(false, None).unwrap(),
+            None,
+            None,
+            false,
+        )
+    }
+
+    fn get(path: &str) -> Request<Body> {
+        let mut request = Request::new(Empty::new());
+        *request.uri_mut() = path.parse().unwrap();
+        request
+    }
+
     /// A parked connection is closed once its idle timeout has passed although no request
     /// comes to look, and the pool stops watching when nothing is parked.
     #[tokio::test]
     async fn idle_connections_close_at_their_timeout_without_requests() {
         let (port, closed) = server().await;
-        let connector = Connector::new(
-            BoundedResolver::new(1, &[]),
-            super::super::tls::client_config(false, None).unwrap(),
-            None,
-            None,
-            false,
-        );
-        let pool = Pool::new(connector, 2, 4, Duration::from_millis(200));
+        let pool = Pool::new(connector(&[]), 2, 4, Duration::from_millis(200));
         let origin = format!("http://127.0.0.1:{port}");
         let (response, lease) = pool
-            .send(&origin, &mut Reached::default(), |_| {
-                let mut request = Request::new(Empty::new());
-                *request.uri_mut() = "/".parse().unwrap();
-                request
-            })
+            .send(&origin, &mut Reached::default(), |_| get("/"))
             .await
             .unwrap();
         response.into_body().collect().await.unwrap();
@@ -719,6 +745,36 @@ mod tests {
         assert!(!idle.sweeping, "nothing parked, nothing to watch");
     }
 
+    /// A shared HTTP/2 connection is marked most recently used by every request it carries:
+    /// the order of use keeps no more stale entries than the bound, however many requests.
+    #[tokio::test]
+    async fn marking_a_connection_used_keeps_the_order_bounded() {
+        let (port, _) = server().await;
+        let pool = Pool::new(connector(&[]), 2, 4, Duration::from_secs(10));
+        let origin = format!("http://127.0.0.1:{port}");
+        let (response, lease) = pool
+            .send(&origin, &mut Reached::default(), |_| get("/"))
+            .await
+            .unwrap();
+        response.into_body().collect().await.unwrap();
+        pool.put_back(&origin, lease, true);
+        let mut idle = pool.idle.lock().unwrap();
+        for _ in 0..10_000 {
+            idle.restamp_last(&origin);
+        }
+        assert_eq!(idle.parked, 1);
+        assert!(
+            idle.order.len() <= 2 + 64 + 1,
+            "{} entries",
+            idle.order.len()
+        );
+        let last = idle.by_origin.get(origin.as_str()).unwrap().last().unwrap();
+        assert_eq!(
+            last.stamp, idle.stamps,
+            "the connection carries the newest stamp"
+        );
+    }
+
     /// Connections parked across origins stay within the pool's bound: past it, the least
     /// recently parked one is closed, whatever its origin.
     #[tokio::test]
@@ -727,21 +783,13 @@ mod tests {
         let names: Vec<(String, Vec<std::net::IpAddr>)> = (0..10)
             .map(|i| (format!("h{i}.test"), vec!["127.0.0.1".parse().unwrap()]))
             .collect();
-        let connector = Connector::new(
-            BoundedResolver::new(4, &names),
-            super::super::tls::client_config(false, None).unwrap(),
-            None,
-            None,
-            false,
-        );
-        let pool = Pool::new(connector, 2, 3, Duration::from_secs(10));
+        let pool = Pool::new(connector(&names), 2, 3, Duration::from_secs(10));
         for (name, _) in &names {
             let origin = format!("http://{name}:{port}");
             let mut reached = Reached::default();
             let (response, lease) = pool
                 .send(&origin, &mut reached, |_| {
-                    let mut request = Request::new(Empty::new());
-                    *request.uri_mut() = "/".parse().unwrap();
+                    let mut request = get("/");
                     request
                         .headers_mut()
                         .insert(http::header::HOST, name.parse().unwrap());
