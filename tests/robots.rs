@@ -229,10 +229,11 @@ fn redirects_are_followed_five_at_most() {
         site.put(&format!("{host}/no"), Page::new("no", host));
         site.put(&format!("{host}/yes"), Page::new("yes", host));
     }
+    let summary = tempfile::NamedTempFile::new().unwrap();
     let (out, table) = crawl(
         &site,
         &["moved.test/no", "moved.test/yes", "far.test/no"],
-        &[],
+        &["--summary-json", summary.path().to_str().unwrap()],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(table.column("error"), ["robots", "", ""]);
@@ -253,6 +254,14 @@ fn redirects_are_followed_five_at_most() {
         far,
         ["/robots.txt", "/r0", "/r1", "/r2", "/r3", "/r4"],
         "five redirects followed, then no rules"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(summary.path()).unwrap()).unwrap();
+    assert_eq!(
+        json["robots"],
+        serde_json::json!({"requests": 8, "found": 1, "missing": 1, "unreachable": 0,
+                           "disallowed_rows": 1}),
+        "a chain cut off after five redirects counts as missing"
     );
 }
 

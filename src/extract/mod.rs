@@ -285,7 +285,8 @@ impl Capture {
     }
 }
 
-fn keep_up_to(buf: &mut Vec<u8>, bytes: &[u8], limit: usize) {
+/// Appends what of `bytes` fits in `buf` up to `limit` bytes, dropping the rest.
+pub(crate) fn keep_up_to(buf: &mut Vec<u8>, bytes: &[u8], limit: usize) {
     let room = limit.saturating_sub(buf.len());
     buf.extend_from_slice(bytes.get(..room).unwrap_or(bytes));
 }

@@ -2,12 +2,17 @@
 //! robots.txt is being fetched, or its Crawl-delay runs), without holding a global slot and
 //! without stalling jobs for other hosts.
 //!
-//! The table only ever holds hosts with queued or running jobs (or a pause still running), so
-//! its size is bounded by the scheduler's look-ahead window, not by the number of distinct hosts
-//! in the list. Hosts that can start a job now sit in a round-robin `ready` list; hosts that will
-//! be able to later (pause, retry backoff, per-host rate) sit on a timer heap.
+//! The table only ever holds hosts with queued or running jobs, or a pause still running (a
+//! `Retry-After`, or a Crawl-delay since the last request start), so its size is bounded by the
+//! scheduler's look-ahead window and the longest pause, not by the number of distinct hosts in
+//! the list. Hosts that can start a job now sit in one of two ready lists: `ready` for those
+//! with nothing in flight (hosts that have made a request before at its front, as their
+//! connection may still be open), `busy`, round-robin, for those with room beside requests in
+//! flight. Hosts that will be able to later (pause, retry backoff, per-host rate) sit on a timer
+//! heap.
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -65,6 +70,32 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
+    /// A job not yet attempted: a line read (`robots` is for the caller to set).
+    pub(crate) fn new(
+        line: u64,
+        seq: u64,
+        text: String,
+        url: Url,
+        key: HostKey,
+        queued_at: Instant,
+        tracked: Option<Box<Tracked>>,
+    ) -> Pending {
+        Pending {
+            line,
+            seq,
+            text,
+            url,
+            key,
+            attempts: 0,
+            not_before: None,
+            queued_at,
+            last: None,
+            hop: None,
+            tracked,
+            robots: false,
+        }
+    }
+
     /// The URL the job's next request goes to: the redirect hop's, else its own.
     pub(crate) fn next_url(&self) -> &Url {
         self.hop.as_ref().map_or(&self.url, |(url, _)| url)
@@ -111,7 +142,9 @@ struct Host {
     retries: Vec<Box<Pending>>,
     /// Jobs started (or staged to start) and not yet finished.
     active: usize,
-    /// No job starts before this (the server sent `Retry-After` on a 429/503).
+    /// No job starts before this: the server sent `Retry-After` on a 429/503, or the host's
+    /// Crawl-delay since its last request start has not passed. Kept in the table until then,
+    /// so that a job coming back for the host still waits.
     paused_until: Option<Instant>,
     /// Which ready list the host is in, if any, and under which listing number: an entry of a
     /// list that does not carry both is stale.
@@ -122,8 +155,7 @@ struct Host {
     robots: Robots,
     /// The robots.txt request, taken before anything else of the host.
     robots_job: Option<Box<Pending>>,
-    /// Crawl-delay: the least time between two request starts, and the last start.
-    spacing: Option<std::time::Duration>,
+    /// When the host's last request started, if it has made one.
     last_start: Option<Instant>,
 }
 
@@ -151,13 +183,9 @@ impl Host {
             (None, Robots::Fetching) => return None,
             (None, _) => self.next_job(now)?,
         };
-        let spaced = match (self.last_start, self.spacing) {
-            (Some(last), Some(spacing)) => job_at.max(last + spacing),
-            _ => job_at,
-        };
         Some(match self.paused_until {
-            Some(until) => spaced.max(until),
-            None => spaced,
+            Some(until) => job_at.max(until),
+            None => job_at,
         })
     }
 
@@ -197,9 +225,9 @@ pub(crate) struct Hosts {
     /// foldhash rather than SipHash: looked up several times per request, and the keys are the
     /// user's own list, not an attacker's.
     map: HashMap<HostKey, Host, foldhash::fast::RandomState>,
-    /// Hosts that may start a job now and have none in flight: those that just finished one
-    /// first (their connection is open), then new ones in input order. An entry whose host's
-    /// `listed` and `listing` say otherwise is stale and skipped.
+    /// Hosts that may start a job now and have none in flight: those that have made a request
+    /// before first (their connection may still be open), then new ones in input order. An
+    /// entry whose host's `listed` and `listing` say otherwise is stale and skipped.
     ready: VecDeque<(HostKey, u64)>,
     /// Hosts that may start a job now beside those in flight, round-robin. Taken from only
     /// when sharing is allowed, so stale entries pile up in between: they are swept out when
@@ -209,7 +237,7 @@ pub(crate) struct Hosts {
     listings: u64,
     timers: BinaryHeap<Reverse<(Instant, HostKey)>>,
     per_host_limit: usize,
-    /// Jobs queued across all hosts (fresh and retries).
+    /// Jobs queued across all hosts: fresh, retries and robots.txt requests.
     queued: usize,
     /// `--robots`: the rules of hosts forgotten for now.
     robots: Option<RulesCache>,
@@ -256,38 +284,42 @@ impl Hosts {
     /// Queues a new job under its host. Returns it back when the host's robots.txt refuses it.
     pub(crate) fn push(&mut self, job: Box<Pending>, now: Instant) -> Option<Refused> {
         let key = Arc::clone(&job.key);
-        let host = self.host(&key, job.next_url());
-        if let Some(why) = refusal(host_rules(&host.robots), &job) {
-            return Some((job, why));
-        }
+        let host = match self.map.entry(Arc::clone(&key)) {
+            Entry::Occupied(known) => {
+                let host = known.into_mut();
+                if let Some(why) = refusal(host_rules(&host.robots), &job) {
+                    return Some((job, why));
+                }
+                host
+            }
+            Entry::Vacant(vacant) => {
+                let host = new_host(self.robots.as_mut(), &key, job.next_url());
+                // Made into a table entry only for a job it takes: a host whose cached rules
+                // refuse its one job would sit there with nothing to do, never evicted, its
+                // rules held outside the cache's bound.
+                if let Some(why) = refusal(host_rules(&host.robots), &job) {
+                    return Some((job, why));
+                }
+                self.queued += usize::from(host.robots_job.is_some());
+                vacant.insert(host)
+            }
+        };
         host.fresh.push_back(job);
         self.queued += 1;
         self.consider(&key, now);
         None
     }
 
-    /// The host of `key`, made when new: with `--robots`, with its rules if the cache has them,
-    /// else with the request for its robots.txt (for `url`'s origin) queued first.
+    /// The host of `key`, made when new (see [`new_host`]).
     fn host(&mut self, key: &HostKey, url: &Url) -> &mut Host {
-        let cache = &mut self.robots;
-        let queued = &mut self.queued;
-        self.map.entry(Arc::clone(key)).or_insert_with(|| {
-            let mut host = Host::default();
-            if let Some(cache) = cache {
-                match cache.get(key) {
-                    Some(rules) => {
-                        host.spacing = rules.delay();
-                        host.robots = Robots::Known(rules);
-                    }
-                    None => {
-                        host.robots = Robots::Fetching;
-                        host.robots_job = robots_job(key, url);
-                        *queued += usize::from(host.robots_job.is_some());
-                    }
-                }
+        match self.map.entry(Arc::clone(key)) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(vacant) => {
+                let host = new_host(self.robots.as_mut(), key, url);
+                self.queued += usize::from(host.robots_job.is_some());
+                vacant.insert(host)
             }
-            host
-        })
+        }
     }
 
     /// `--robots`: the host's rules arrived (its robots.txt request has finished, see
@@ -303,7 +335,10 @@ impl Hosts {
         let Some(host) = self.map.get_mut(key) else {
             return Vec::new();
         };
-        host.spacing = rules.delay();
+        // The robots.txt request was the host's first start: Crawl-delay counts from it.
+        if let (Some(last), Some(delay)) = (host.last_start, rules.delay()) {
+            host.pause(Some(last + delay));
+        }
         host.robots = Robots::Known(Arc::clone(&rules));
         let mut refused = Vec::new();
         for job in std::mem::take(&mut host.fresh) {
@@ -400,6 +435,11 @@ impl Hosts {
         let job = host.take_next(now)?;
         host.active += 1;
         host.last_start = Some(now);
+        // Crawl-delay as a pause: it holds the host's next start, and keeps the host (and so
+        // its last start) in the table until it ends, however soon this request finishes.
+        if let Some(delay) = host_rules(&host.robots).and_then(Rules::delay) {
+            host.pause(Some(now + delay));
+        }
         self.queued -= 1;
         let more = !host.fresh.is_empty() || !host.retries.is_empty();
         self.consider(key, now);
@@ -496,8 +536,8 @@ impl Hosts {
                     host.listing = self.listings;
                     let entry = (Arc::clone(key), self.listings);
                     match list {
-                        // A host coming back from a request has its connection open: it goes
-                        // on with it before new hosts open theirs.
+                        // A host that has made a request may have its connection still open:
+                        // it goes on with it before new hosts open theirs.
                         Listed::Idle if host.last_start.is_some() => self.ready.push_front(entry),
                         Listed::Idle => self.ready.push_back(entry),
                         _ => self.busy.push_back(entry),
@@ -554,23 +594,38 @@ fn refusal(rules: Option<&Rules>, job: &Pending) -> Option<String> {
     rules?.refusal(job.next_url())
 }
 
+/// A host for `key`, not yet in the table: with `--robots` (a `cache`), with its rules if the
+/// cache has them, else with the request for its robots.txt (for `url`'s origin) queued first,
+/// which the caller counts as queued once it keeps the host.
+fn new_host(cache: Option<&mut RulesCache>, key: &HostKey, url: &Url) -> Host {
+    let mut host = Host::default();
+    if let Some(cache) = cache {
+        match cache.get(key) {
+            Some(rules) => host.robots = Robots::Known(rules),
+            None => {
+                host.robots = Robots::Fetching;
+                host.robots_job = Some(robots_job(key, url));
+            }
+        }
+    }
+    host
+}
+
 /// The request for the robots.txt of `key`'s origin (that of `url`).
-fn robots_job(key: &HostKey, url: &Url) -> Option<Box<Pending>> {
-    let robots = robots_url(url)?;
-    Some(Box::new(Pending {
-        line: 0,
-        seq: u64::MAX,
-        text: robots.to_string(),
-        url: robots,
-        key: Arc::clone(key),
-        attempts: 0,
-        not_before: None,
-        queued_at: Instant::now(),
-        last: None,
-        hop: None,
-        tracked: None,
-        robots: true,
-    }))
+fn robots_job(key: &HostKey, url: &Url) -> Box<Pending> {
+    let robots = robots_url(url);
+    let text = robots.to_string();
+    let mut job = Pending::new(
+        0,
+        u64::MAX,
+        text,
+        robots,
+        Arc::clone(key),
+        Instant::now(),
+        None,
+    );
+    job.robots = true;
+    Box::new(job)
 }
 
 #[cfg(test)]
@@ -580,20 +635,16 @@ mod tests {
 
     fn job(url: &str, line: u64) -> Box<Pending> {
         let url = Url::parse(url).unwrap();
-        Box::new(Pending {
+        let (text, key) = (url.to_string(), host_key(&url));
+        Box::new(Pending::new(
             line,
-            seq: line,
-            text: url.to_string(),
-            key: host_key(&url),
+            line,
+            text,
             url,
-            attempts: 0,
-            not_before: None,
-            queued_at: Instant::now(),
-            last: None,
-            hop: None,
-            tracked: None,
-            robots: false,
-        })
+            key,
+            Instant::now(),
+            None,
+        ))
     }
 
     #[test]
@@ -856,9 +907,50 @@ mod tests {
             hosts.push(job("http://a.test/no", 2), now).is_some(),
             "refused at once"
         );
+        assert_eq!(hosts.len(), 0, "no host kept for a refused job");
         hosts.push(job("http://a.test/yes", 3), now);
         let key = hosts.next_ready(now, true).unwrap();
         let (job, _) = hosts.take(&key, now).unwrap();
         assert!(!job.robots && job.line == 3, "no second robots.txt request");
+    }
+
+    /// A host whose request finished stays in the table while its Crawl-delay runs: a URL of
+    /// it read then waits out the delay from the last start, rather than coming back as a new
+    /// host (rules from the cache, no last start) and starting at once.
+    #[test]
+    fn crawl_delay_outlives_the_hosts_last_request() {
+        let now = Instant::now();
+        let mut hosts = Hosts::new(usize::MAX, true);
+        hosts.push(job("http://a.test/1", 1), now);
+        let key = hosts.next_ready(now, true).unwrap();
+        hosts.take(&key, now).unwrap();
+        hosts.finished(&key, None, now);
+        hosts.set_rules(&key, rules("Crawl-delay: 2"), now);
+        let started = now + Duration::from_secs(2);
+        hosts.fire_timers(started);
+        let key = hosts.next_ready(started, true).unwrap();
+        let (first, _) = hosts.take(&key, started).unwrap();
+        assert_eq!(first.line, 1);
+        let ended = started + Duration::from_millis(100);
+        hosts.finished(&key, None, ended);
+        assert_eq!(hosts.len(), 1, "kept while the delay runs");
+        let read = started + Duration::from_secs(1);
+        hosts.fire_timers(read);
+        assert!(hosts.push(job("http://a.test/2", 2), read).is_none());
+        assert!(
+            hosts.next_ready(read, true).is_none(),
+            "the delay still runs"
+        );
+        let due = started + Duration::from_secs(2);
+        assert_eq!(hosts.next_timer(), Some(due));
+        hosts.fire_timers(due);
+        let key = hosts.next_ready(due, true).unwrap();
+        let (second, _) = hosts.take(&key, due).unwrap();
+        assert_eq!(second.line, 2);
+        hosts.finished(&key, None, due);
+        let later = due + Duration::from_secs(2);
+        hosts.fire_timers(later);
+        assert_eq!(hosts.len(), 0, "evicted once the delay has passed");
+        assert_eq!(hosts.queued(), 0);
     }
 }

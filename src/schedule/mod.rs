@@ -468,20 +468,9 @@ impl Dispatcher {
                 let _ = self.shared.rows.send(row).await;
             }
             Ok(url) => {
-                let pending = Box::new(Pending {
-                    line,
-                    seq,
-                    text,
-                    key: self.hosts.key_of(&url, &mut self.key_scratch),
-                    url,
-                    attempts: 0,
-                    not_before: None,
-                    queued_at: Instant::from_std(read_at),
-                    last: None,
-                    hop: None,
-                    tracked,
-                    robots: false,
-                });
+                let key = self.hosts.key_of(&url, &mut self.key_scratch);
+                let queued_at = Instant::from_std(read_at);
+                let pending = Box::new(Pending::new(line, seq, text, url, key, queued_at, tracked));
                 if let Some(refused) = self.hosts.push(pending, Instant::now()) {
                     self.refuse(refused);
                 }

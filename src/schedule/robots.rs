@@ -54,12 +54,18 @@ pub fn product_token(user_agent: &str) -> String {
         .to_owned()
 }
 
-/// The robots.txt of `url`'s origin.
-pub fn robots_url(url: &Url) -> Option<Url> {
-    let mut robots = url.join("/robots.txt").ok()?;
+/// The robots.txt of `url`'s origin. Never fails, so that a host waiting for its rules always
+/// has the request that brings them (input lets only http(s) through; anything else would get a
+/// request that fails, and so rules).
+pub fn robots_url(url: &Url) -> Url {
+    let mut robots = url.clone();
+    robots.set_path("/robots.txt");
+    robots.set_query(None);
+    robots.set_fragment(None);
+    // Only URLs that cannot carry credentials refuse these, and then there are none to drop.
     let _ = robots.set_username("");
     let _ = robots.set_password(None);
-    Some(robots)
+    robots
 }
 
 /// What an origin's robots.txt says.
@@ -101,8 +107,11 @@ pub struct Parsed {
 /// The robots.txt files parsed so far, by content, while some origin still uses them.
 #[derive(Debug, Default)]
 pub struct Interned {
-    map: Mutex<HashMap<u64, Vec<Weak<Parsed>>, foldhash::fast::RandomState>>,
+    map: Mutex<Map>,
 }
+
+/// Parsed files by a hash of their text.
+type Map = HashMap<u64, Vec<Weak<Parsed>>, foldhash::fast::RandomState>;
 
 impl Interned {
     /// The parsed `body`: one already made for the same file, else parsed now (CPU work: a
@@ -114,15 +123,23 @@ impl Interned {
             hasher.write(body);
             hasher.finish()
         };
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = map.get(&key).and_then(|same| {
-            same.iter()
-                .filter_map(Weak::upgrade)
-                .find(|p| *p.text == *body)
-        }) {
+        let find = |map: &Map| {
+            map.get(&key).and_then(|same| {
+                same.iter()
+                    .filter_map(Weak::upgrade)
+                    .find(|p| *p.text == *body)
+            })
+        };
+        if let Some(found) = find(&self.lock()) {
             return Some(found);
         }
+        // Parsed without the lock: other tasks' files need not wait for this one's regexes.
         let parsed = Arc::new(Parsed::new(body, policy)?);
+        let mut map = self.lock();
+        // Another task may have parsed the same file meanwhile: share its copy, not ours.
+        if let Some(found) = find(&map) {
+            return Some(found);
+        }
         let live = map.entry(key).or_default();
         live.retain(|w| w.strong_count() > 0);
         live.push(Arc::downgrade(&parsed));
@@ -130,6 +147,10 @@ impl Interned {
             map.retain(|_, same| same.iter().any(|w| w.strong_count() > 0));
         }
         Some(parsed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Map> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -179,7 +200,7 @@ impl Rules {
         }
     }
 
-    /// No robots.txt to obey (`why` says what the server answered).
+    /// No robots.txt to obey (a 4xx, too many redirects).
     pub fn allow_all(source: &Url) -> Rules {
         Rules {
             source: source.to_string(),
@@ -272,8 +293,6 @@ struct GroupRules {
     disallow: Vec<String>,
     /// Rules (Allow or Disallow) with a `$`, which texting_robots compiles to a regex.
     regexes: usize,
-    /// The text of all the rules.
-    bytes: usize,
 }
 
 /// A group of robots.txt: its agents, and its rules as (allow, pattern).
@@ -323,7 +342,6 @@ fn group_rules(body: &[u8], agent: &str) -> GroupRules {
         .filter(|(agents, _)| agents.iter().any(|a| a == wanted))
         .flat_map(|(_, rules)| rules)
     {
-        found.bytes += rule.len();
         found.regexes += usize::from(rule.contains('$'));
         if !allow {
             found.disallow.push(rule);
@@ -457,6 +475,12 @@ mod tests {
 
     fn refused(rules: &Rules, path: &str) -> Option<String> {
         rules.refusal(&Url::parse(&format!("http://a.test{path}")).unwrap())
+    }
+
+    #[test]
+    fn robots_url_is_the_origins_without_credentials() {
+        let url = Url::parse("http://u:p@a.test:8080/x/y?q=1#f").unwrap();
+        assert_eq!(robots_url(&url).as_str(), "http://a.test:8080/robots.txt");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::hosts::{HostKey, Pending, host_key};
 use super::retry::Verdict;
 use super::robots::{MAX_ROBOTS_BYTES, MAX_ROBOTS_REDIRECTS, Rules};
 use super::{Done, Report, RobotsEvent, Shared};
-use crate::extract::Extracted;
+use crate::extract::{Extracted, keep_up_to};
 use crate::fetch::{Attempt, BodySink, Hop, version_name};
 use crate::redact::{into_shown, redact_url};
 use crate::row::{ErrorKind, Failure, Row};
@@ -159,14 +159,23 @@ async fn fetch_rules(
         tally(RobotsEvent::Requested);
     }
     let source = job.url.clone();
-    let rules = match hop {
-        None => None,
+    match hop {
+        // Stopped (or the request panicked): no rules.
+        None => Done::Rules {
+            key,
+            rules: None,
+            pause_until: None,
+        },
         Some(Hop::Redirect(next)) if attempt.redirects <= MAX_ROBOTS_REDIRECTS => {
             job.hop = Some((next, Box::new(attempt)));
             job.queued_at = Instant::now();
-            return again(key, job, None);
+            again(key, job, None)
         }
-        Some(Hop::Redirect(_)) => Some(Rules::allow_all(&source)),
+        // Counted as missing, like a chain the fetcher itself gave up on (TooManyRedirects).
+        Some(Hop::Redirect(_)) => {
+            tally(RobotsEvent::Missing);
+            rules_done(key, Rules::allow_all(&source), None)
+        }
         Some(Hop::Done) => {
             job.attempts += 1;
             let pause = shared
@@ -206,17 +215,12 @@ async fn fetch_rules(
                 return again(key, job, pause);
             }
             tally(RobotsEvent::Unreachable);
-            return rules_done(
+            rules_done(
                 key,
                 Rules::disallow_all(&source, unreachable(&attempt)),
                 pause,
-            );
+            )
         }
-    };
-    Done::Rules {
-        key,
-        rules: rules.map(Arc::new),
-        pause_until: None,
     }
 }
 
@@ -254,9 +258,7 @@ impl BodySink for RobotsBody {
     fn begin(&mut self, _: Option<&str>) {}
 
     fn feed(&mut self, bytes: &[u8]) {
-        let room = MAX_ROBOTS_BYTES.saturating_sub(self.bytes.len());
-        self.bytes
-            .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
+        keep_up_to(&mut self.bytes, bytes, MAX_ROBOTS_BYTES);
     }
 }
 
