@@ -387,14 +387,11 @@ impl Args {
         if let Some(out) = &self.output {
             refuse_to_clobber(out, &files, false)?;
         }
-        if self.format() == Format::Xlsx && self.output.is_none() {
-            return Err(Error::Usage(
-                "a workbook is written whole at the end: give it a file with -o FILE.xlsx".into(),
-            ));
-        }
+        let format = self.format();
+        self.check_format(format)?;
         Ok(MergePlan {
             files,
-            format: self.format(),
+            format,
             output: self.output,
             quiet: self.quiet,
         })
@@ -428,7 +425,6 @@ impl Args {
             headers.append(name, value);
         }
         check_column_names(&extract, &self.header_column, self.state.is_some())?;
-
         let config = Config {
             limits: Limits {
                 concurrency: self.concurrency,
@@ -525,10 +521,9 @@ impl Args {
                 "--bom and --no-header are for CSV; a workbook is UTF-8 and always has its \
                  header row",
             ),
-            Format::Xlsx if self.output.is_none() => usage(
-                "a workbook is written whole when the run ends: give it a file with \
-                 -o FILE.xlsx",
-            ),
+            Format::Xlsx if self.output.is_none() => {
+                usage("a workbook is written whole at the end: give it a file with -o FILE.xlsx")
+            }
             Format::Xlsx if self.resume => Err(Error::Usage(format!(
                 "cannot --resume into a workbook: {}",
                 output::XLSX_RESUME

@@ -193,7 +193,7 @@ impl Pipeline {
 
         let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE);
         let order = config.output.ordered.map(OrderGate::new);
-        let carried = output.carried.clone();
+        let carried = output.carried.take();
         let memory = match state {
             Some(state) => {
                 let start = run_start(&config, state.conditional(), &output, carried.as_ref());
@@ -221,6 +221,7 @@ impl Pipeline {
         };
         let written = output::spawn_writer(
             output,
+            started,
             layout,
             order.clone(),
             row_rx,
@@ -390,7 +391,6 @@ fn layout(config: &Config) -> Result<Layout, Error> {
     config.output.layout(&spec).map_err(Error::Usage)
 }
 
-/// Threads for HTML parsing: one per core.
 /// Builds a [`Pipeline`] from `config` and runs it; see [`Pipeline::run`].
 pub async fn run(
     config: Config,

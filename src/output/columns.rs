@@ -309,12 +309,7 @@ impl Column {
         match self.kind() {
             Kind::Count => or_text(text.parse().ok().map(Cell::Count)),
             Kind::Int => or_text(text.parse().ok().map(Cell::Int)),
-            Kind::Millis => or_text(
-                text.parse::<f64>()
-                    .ok()
-                    .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
-                    .map(Cell::Millis),
-            ),
+            Kind::Millis => or_text(super::resume::parse_millis(text).map(Cell::Millis)),
             Kind::Time => or_text(humantime::parse_rfc3339_weak(text).ok().map(Cell::Time)),
             Kind::Flag => match text {
                 "true" => Cell::Flag(true),

@@ -17,14 +17,12 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use std::time::Duration;
-
 use super::file::Destination;
+use super::resume::Cells;
 use super::xlsx::{SHEET_ROWS, XlsxSink};
 use super::{Columns, Format, Layout, Output, skip_bom};
 use crate::error::Error;
 use crate::report::Totals;
-use crate::row::{ChangeKind, ErrorKind};
 
 /// Merges `inputs` into `output`; returns the number of rows written.
 pub fn merge(inputs: &[PathBuf], format: Format, output: Output) -> Result<u64, Error> {
@@ -95,45 +93,86 @@ fn check_kind(path: &Path, format: Format) -> Result<(), Error> {
     Err(usage(path, why))
 }
 
-/// CSV inputs opened: the header, each file's reader past it, whether the first had a BOM.
-type CsvInputs<'a> = (
-    Option<csv::ByteRecord>,
-    Vec<(&'a PathBuf, csv::Reader<BufReader<File>>)>,
-    bool,
-);
+/// CSV inputs with the same header, opened: each file's reader past the header.
+struct CsvInputs<'a> {
+    header: csv::ByteRecord,
+    /// Where the `line` cell is in every record.
+    line_at: usize,
+    readers: Vec<(&'a Path, csv::Reader<BufReader<File>>)>,
+    /// Whether the first file started with a byte-order mark.
+    bom: bool,
+}
 
-/// Opens CSV inputs with the same header: their readers, past it, and the header (`None` for
-/// no inputs). Says whether the first file started with a byte-order mark.
-fn open_csv(inputs: &[PathBuf]) -> Result<CsvInputs<'_>, Error> {
-    let mut readers = Vec::with_capacity(inputs.len());
-    let mut header: Option<csv::ByteRecord> = None;
-    let mut first_bom = false;
-    for path in inputs {
-        let mut file = open(path)?;
-        let bom = skip_bom(&mut file).map_err(|source| Error::Read {
-            name: path.display().to_string(),
-            source,
-        })?;
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(BufReader::new(file));
-        let this = reader
-            .byte_headers()
-            .map_err(|e| usage(path, &format!("not a CSV with a header: {e}")))?
-            .clone();
-        match &header {
-            Some(first) if *first != this => {
-                return Err(usage(path, "its columns differ from the first file's"));
+impl<'a> CsvInputs<'a> {
+    /// Opens `inputs` (`None` when there are none). They must share the first file's header,
+    /// and it must have a `line` column to merge by: both are checked before anything is
+    /// written.
+    fn open(inputs: &'a [PathBuf]) -> Result<Option<CsvInputs<'a>>, Error> {
+        let mut readers = Vec::with_capacity(inputs.len());
+        let mut first: Option<(csv::ByteRecord, bool)> = None;
+        for path in inputs {
+            let mut file = open(path)?;
+            let bom = skip_bom(&mut file).map_err(|source| Error::Read {
+                name: path.display().to_string(),
+                source,
+            })?;
+            let mut reader = csv::ReaderBuilder::new()
+                .flexible(true)
+                .from_reader(BufReader::new(file));
+            let this = reader
+                .byte_headers()
+                .map_err(|e| usage(path, &format!("not a CSV with a header: {e}")))?
+                .clone();
+            match &first {
+                Some((header, _)) if *header != this => {
+                    return Err(usage(path, "its columns differ from the first file's"));
+                }
+                Some(_) => {}
+                None => first = Some((this, bom)),
             }
-            Some(_) => {}
-            None => {
-                first_bom = bom;
-                header = Some(this);
-            }
+            readers.push((path.as_path(), reader));
         }
-        readers.push((path, reader));
+        let (Some((header, bom)), Some(first_path)) = (first, inputs.first()) else {
+            return Ok(None);
+        };
+        let line_at = header
+            .iter()
+            .position(|h| h == b"line")
+            .ok_or_else(|| usage(first_path, "it has no 'line' column to merge by"))?;
+        Ok(Some(CsvInputs {
+            header,
+            line_at,
+            readers,
+            bom,
+        }))
     }
-    Ok((header, readers, first_bom))
+
+    /// The header's names, as text.
+    fn names(&self) -> Vec<String> {
+        self.header
+            .iter()
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .collect()
+    }
+
+    /// Hands every row of every file to `write`, smallest line first (see [`merge_by_line`]);
+    /// returns the number of rows written.
+    fn merge(
+        mut self,
+        write: impl FnMut(&csv::ByteRecord) -> Result<(), Error>,
+    ) -> Result<u64, Error> {
+        let line_at = self.line_at;
+        let readers = &mut self.readers;
+        merge_by_line(
+            readers.len(),
+            |record| line_of(record, line_at),
+            |i| match readers.get_mut(i) {
+                Some((path, reader)) => next_csv(reader, path),
+                None => Ok(None),
+            },
+            write,
+        )
+    }
 }
 
 /// Merges CSV inputs into a workbook written to `out`, with the summary sheet of the rows.
@@ -142,79 +181,39 @@ fn merge_into_workbook(
     out: Destination,
     tempdir: Option<&Path>,
 ) -> Result<(u64, Destination), Error> {
-    let (header, mut readers, _) = open_csv(inputs)?;
-    let (Some(header), Some(first)) = (header, inputs.first()) else {
+    let Some(shards) = CsvInputs::open(inputs)? else {
         return Ok((0, out));
     };
-    let names: Vec<String> = header
-        .iter()
-        .map(|name| String::from_utf8_lossy(name).into_owned())
-        .collect();
-    let line_at = names
-        .iter()
-        .position(|n| n == "line")
-        .ok_or_else(|| usage(first, "it has no 'line' column to merge by"))?;
-    let columns = Columns::from_names(names.iter().map(String::as_str));
-    let at = |name: &str| names.iter().position(|n| n == name);
-    let (status, error, latency, change) =
-        (at("status"), at("error"), at("latency_ms"), at("change"));
+    let names = shards.names();
+    let cells = Cells::of(&names);
+    let changes = names.iter().any(|n| n == "change");
     let layout = Layout {
-        columns,
+        columns: Columns::from_names(names.iter().map(String::as_str)),
         spreadsheet_safe: true,
         format: Format::Xlsx,
         header: true,
         bom: false,
         sheet_rows: SHEET_ROWS,
     };
-    let mut sink = XlsxSink::new(out, layout, SHEET_ROWS, tempdir).map_err(write_error)?;
+    let mut sink = XlsxSink::new(out, layout, tempdir).map_err(write_error)?;
     let mut totals = Totals::default();
-    let written = merge_by_line(
-        readers.len(),
-        |record| line_of(record, line_at),
-        |i| match readers.get_mut(i) {
-            Some((path, reader)) => next_csv(reader, path),
-            None => Ok(None),
-        },
-        |record| {
-            let cells: Vec<std::borrow::Cow<'_, str>> =
-                record.iter().map(String::from_utf8_lossy).collect();
-            let text = |at: Option<usize>| at.and_then(|i| cells.get(i)).map(|c| c.as_ref());
-            sink.write_cells(|i, column| column.read_cell(text(Some(i)).unwrap_or_default()))
-                .map_err(write_error)?;
-            count(
-                &mut totals,
-                text(status),
-                text(error),
-                text(latency),
-                text(change),
-            );
-            Ok(())
-        },
-    )?;
-    let summary = totals.summary(change.is_some());
+    // Each row's cells as text, in buffers kept from row to row: no allocation per row once
+    // they have grown to the longest cells.
+    let mut text: Vec<String> = Vec::new();
+    let written = shards.merge(|record| {
+        text.resize_with(record.len(), String::new);
+        for (into, cell) in text.iter_mut().zip(record) {
+            into.clear();
+            into.push_str(&String::from_utf8_lossy(cell));
+        }
+        sink.write_cells(|i, column| column.read_cell(text.get(i).map_or("", String::as_str)))
+            .map_err(write_error)?;
+        cells.count(record, &mut totals);
+        Ok(())
+    })?;
+    let summary = totals.summary(changes);
     let out = sink.finish(Some(&summary)).map_err(write_error)?;
     Ok((written, out))
-}
-
-/// Counts a merged row for the workbook's summary sheet.
-fn count(
-    totals: &mut Totals,
-    status: Option<&str>,
-    error: Option<&str>,
-    latency: Option<&str>,
-    change: Option<&str>,
-) {
-    let millis = latency
-        .and_then(|ms| ms.parse::<f64>().ok())
-        .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok());
-    totals.record(
-        status.and_then(|s| s.parse().ok()),
-        error.and_then(ErrorKind::from_name),
-        millis,
-    );
-    if let Some(kind) = change.and_then(ChangeKind::from_name) {
-        totals.record_change(kind);
-    }
 }
 
 fn open(path: &Path) -> Result<File, Error> {
@@ -233,29 +232,17 @@ fn write_error(source: io::Error) -> Error {
 }
 
 fn merge_csv(inputs: &[PathBuf], out: &mut impl Write) -> Result<u64, Error> {
-    let (header, mut readers, bom) = open_csv(inputs)?;
-    let (Some(header), Some(first)) = (header, inputs.first()) else {
+    let Some(shards) = CsvInputs::open(inputs)? else {
         return Ok(0);
     };
-    if bom {
+    if shards.bom {
         out.write_all(crate::UTF8_BOM).map_err(write_error)?;
     }
-    let line_at = header
-        .iter()
-        .position(|h| h == b"line")
-        .ok_or_else(|| usage(first, "it has no 'line' column to merge by"))?;
     let mut writer = csv::Writer::from_writer(out);
-    writer.write_byte_record(&header).map_err(csv_error)?;
-
-    let written = merge_by_line(
-        readers.len(),
-        |record| line_of(record, line_at),
-        |i| match readers.get_mut(i) {
-            Some((path, reader)) => next_csv(reader, path),
-            None => Ok(None),
-        },
-        |record| writer.write_byte_record(record).map_err(csv_error),
-    )?;
+    writer
+        .write_byte_record(&shards.header)
+        .map_err(csv_error)?;
+    let written = shards.merge(|record| writer.write_byte_record(record).map_err(csv_error))?;
     writer.flush().map_err(write_error)?;
     Ok(written)
 }

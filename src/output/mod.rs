@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::file::Destination;
 use self::order::Reorder;
 use crate::error::Error;
-use crate::report::{Summary, Tally, Totals};
+use crate::report::{Summary, Tally};
 use crate::row::Row;
 use crate::stop::{Stop, StopReason};
 
@@ -178,9 +178,13 @@ impl From<io::Error> for Halt {
 }
 
 /// Starts the writer thread. The returned receiver yields once every sender of `rows` is gone
-/// and the last row is flushed. With `order`, rows are written in input order.
+/// and the last row is flushed. With `order`, rows are written in input order. `started` is
+/// when the run started: a workbook's summary sheet times the run by the same clock as the
+/// summary the run returns.
+#[allow(clippy::too_many_arguments)] // The stages it serves, each wired in by lib.rs.
 pub(crate) fn spawn_writer(
     output: Output,
+    started: Instant,
     layout: Layout,
     order: Option<Arc<OrderGate>>,
     rows: mpsc::Receiver<Row>,
@@ -189,7 +193,6 @@ pub(crate) fn spawn_writer(
     stop: Stop,
 ) -> Result<oneshot::Receiver<Written>, Error> {
     let (done_tx, done_rx) = oneshot::channel();
-    let started = Instant::now();
     std::thread::Builder::new()
         .name("fetch-writer".into())
         .spawn(move || {
@@ -198,7 +201,6 @@ pub(crate) fn spawn_writer(
                 tally,
                 observer,
                 started,
-                carried: output.carried.clone(),
             };
             let written = writer.write_all(output, layout, rows, &stop);
             let _ = done_tx.send((writer.tally, written));
@@ -213,10 +215,9 @@ struct Writer {
     reorder: Option<Reorder>,
     tally: Tally,
     observer: Option<Box<dyn RowObserver>>,
-    /// For a summary written into the output (a workbook's summary sheet): when the run
-    /// started, and the rows a resumed file carried over.
+    /// When the run started, for a summary written into the output (a workbook's summary
+    /// sheet).
     started: Instant,
-    carried: Option<Totals>,
 }
 
 impl Writer {
@@ -232,8 +233,11 @@ impl Writer {
             layout.bom = false;
         }
         let destination = output.destination;
+        // A workbook reaches its file only whole, when it is saved: after a failure the
+        // partial file is empty or a broken zip, so the error promises no rows in it.
         let partial = destination
             .partial()
+            .filter(|_| layout.format != Format::Xlsx)
             .map(|(path, before)| (PathBuf::from(path), before));
         // Rows whose bytes reached the destination whole, for the message if writing fails.
         let mut rows_out = 0;
@@ -243,10 +247,11 @@ impl Writer {
                 let drained = self.drain(&mut sink, &mut rows);
                 rows_out = sink.rows_written();
                 drained?;
-                let (started, carried) = (self.started, self.carried.take());
-                let tally = &self.tally;
-                let destination = sink
-                    .close(|| tally.summary(started.elapsed(), stop.reason(), carried.as_ref()))?;
+                let (started, tally) = (self.started, &self.tally);
+                // No rows carried over: only a workbook has a summary here, and a workbook
+                // cannot be resumed (refused by the command line and by `resume`).
+                let destination =
+                    sink.close(|| tally.summary(started.elapsed(), stop.reason(), None))?;
                 // What the observer records covers the whole output before it is moved into
                 // place: a complete file never stands beside a state that lacks its rows.
                 self.finish_observer(rows_out, stop.reason())?;
@@ -421,13 +426,7 @@ impl RowSink {
                     .and_then(|(partial, _)| partial.parent())
                     .filter(|dir| !dir.as_os_str().is_empty())
                     .map(Path::to_path_buf);
-                let rows = layout.sheet_rows;
-                RowSink::Xlsx(xlsx::XlsxSink::new(
-                    destination,
-                    layout,
-                    rows,
-                    beside.as_deref(),
-                )?)
+                RowSink::Xlsx(xlsx::XlsxSink::new(destination, layout, beside.as_deref())?)
             }
         })
     }
@@ -468,5 +467,86 @@ impl Sink for RowSink {
             RowSink::Jsonl(sink) => sink.flush(),
             RowSink::Xlsx(sink) => sink.flush(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Counters;
+    use crate::row::{ErrorKind, Failure};
+
+    /// Runs two rows through the writer thread into a partial file opened read-only, so that
+    /// every write to it fails, and gives back the error.
+    fn failed_write(format: Format) -> Error {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        let partial = partial_path(&target);
+        std::fs::write(&partial, b"").unwrap();
+        let file = std::fs::File::open(&partial).unwrap();
+        let output = Output {
+            destination: Destination::file(file, partial, target, 0),
+            recorded: None,
+            carried: None,
+            continues: false,
+        };
+        let layout = Options {
+            format,
+            ..Options::default()
+        }
+        .layout(&ColumnSpec::default())
+        .unwrap();
+        let (rows, received) = mpsc::channel(4);
+        for line in 1..=2 {
+            let failure = Failure::new(ErrorKind::InvalidUrl, "not a URL");
+            rows.try_send(Row::unrequested(line, format!("x{line}"), failure))
+                .unwrap();
+        }
+        drop(rows);
+        let tally = Tally::new(Arc::new(Counters::default()));
+        let done = spawn_writer(
+            output,
+            Instant::now(),
+            layout,
+            None,
+            received,
+            tally,
+            None,
+            Stop::new(),
+        )
+        .unwrap();
+        let (_, written) = done.blocking_recv().unwrap();
+        written.unwrap_err()
+    }
+
+    #[test]
+    fn a_failed_workbook_promises_no_rows_in_its_partial_file() {
+        let error = failed_write(Format::Xlsx);
+        assert!(
+            matches!(
+                error,
+                Error::Write {
+                    partial: None,
+                    rows: None,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(!error.to_string().contains("partial"), "{error}");
+        // The same failure for a CSV names the partial file and the rows it holds: the
+        // workbook's silence is not for want of a failed write to a file.
+        let error = failed_write(Format::Csv);
+        assert!(
+            matches!(
+                &error,
+                Error::Write {
+                    partial: Some(_),
+                    rows: Some(0),
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
     }
 }

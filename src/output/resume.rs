@@ -143,8 +143,9 @@ struct Kept {
     totals: Totals,
 }
 
-/// Where the cells the resumed run needs are in the earlier file's records.
-struct Cells {
+/// Where the cells the resumed run needs are in the earlier file's records; also where a
+/// merge finds the figures of the rows it merges.
+pub(super) struct Cells {
     line: Option<usize>,
     url: Option<usize>,
     error: Option<usize>,
@@ -154,8 +155,8 @@ struct Cells {
 }
 
 impl Cells {
-    fn of(names: &[&str]) -> Cells {
-        let column = |name: &str| names.iter().position(|n| *n == name);
+    pub(super) fn of(names: &[impl AsRef<str>]) -> Cells {
+        let column = |name: &str| names.iter().position(|n| n.as_ref() == name);
         Cells {
             line: column("line"),
             url: column("url"),
@@ -163,6 +164,26 @@ impl Cells {
             status: column("status"),
             latency: column("latency_ms"),
             change: column("change"),
+        }
+    }
+
+    /// The cell at `at` of `record`, when it is there and text.
+    fn text(record: &csv::ByteRecord, at: Option<usize>) -> Option<&str> {
+        at.and_then(|i| record.get(i))
+            .and_then(|c| std::str::from_utf8(c).ok())
+    }
+
+    /// Adds the figures of `record` (status, error, latency, change) to `totals`, as the run
+    /// that wrote it counted them.
+    pub(super) fn count(&self, record: &csv::ByteRecord, totals: &mut Totals) {
+        let cell = |at| Cells::text(record, at);
+        totals.record(
+            cell(self.status).and_then(|s| s.parse().ok()),
+            cell(self.error).and_then(ErrorKind::from_name),
+            cell(self.latency).and_then(parse_millis),
+        );
+        if let Some(change) = cell(self.change).and_then(ChangeKind::from_name) {
+            totals.record_change(change);
         }
     }
 }
@@ -250,10 +271,7 @@ fn read_csv(source: File, layout: &Layout, limit: Option<u64>) -> Result<Kept, R
 }
 
 fn keep_record(record: &csv::ByteRecord, cells: &Cells, kept: &mut Kept) {
-    let cell = |at: Option<usize>| {
-        at.and_then(|i| record.get(i))
-            .and_then(|c| std::str::from_utf8(c).ok())
-    };
+    let cell = |at| Cells::text(record, at);
     let error = cell(cells.error).and_then(ErrorKind::from_name);
     let unfinished = error.is_some_and(|kind| UNFINISHED.contains(&kind));
     let line = cell(cells.line).and_then(|l| l.parse::<u64>().ok());
@@ -270,19 +288,12 @@ fn keep_record(record: &csv::ByteRecord, cells: &Cells, kept: &mut Kept) {
         kept.keys
             .push((line, cell_key(&String::from_utf8_lossy(url))));
         kept.lines.push(bytes);
-        kept.totals.record(
-            cell(cells.status).and_then(|s| s.parse().ok()),
-            error,
-            cell(cells.latency).and_then(parse_millis),
-        );
-        if let Some(change) = cell(cells.change).and_then(ChangeKind::from_name) {
-            kept.totals.record_change(change);
-        }
+        cells.count(record, &mut kept.totals);
     }
 }
 
 /// A `_ms` cell back as a duration.
-fn parse_millis(cell: &str) -> Option<Duration> {
+pub(super) fn parse_millis(cell: &str) -> Option<Duration> {
     let ms: f64 = cell.parse().ok()?;
     Duration::try_from_secs_f64(ms / 1000.0).ok()
 }

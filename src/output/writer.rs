@@ -33,10 +33,7 @@ impl<W: Write + Send> RowWriter<W> {
         let sink = match layout.format {
             Format::Csv => Formatted::Csv(CsvSink::new(writer, layout)?),
             Format::Jsonl => Formatted::Jsonl(JsonlSink::new(writer, layout)),
-            Format::Xlsx => {
-                let rows = layout.sheet_rows;
-                Formatted::Xlsx(XlsxSink::new(writer, layout, rows, None)?)
-            }
+            Format::Xlsx => Formatted::Xlsx(XlsxSink::new(writer, layout, None)?),
         };
         Ok(RowWriter { sink })
     }

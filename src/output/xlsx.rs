@@ -13,16 +13,15 @@
 
 use std::borrow::Cow;
 use std::io::{self, Write};
-use std::net::IpAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rust_xlsxwriter::{Chart, ExcelDateTime, Format, Url, Workbook, Worksheet, XlsxError};
 use serde_json::Value;
 
-use super::columns::{Cell, Column};
+use super::columns::{Cell, Column, Columns};
 use super::{Layout, Sink};
-use crate::report::Summary;
-use crate::row::Row;
+use crate::report::{Summary, bucket_label};
+use crate::row::{Row, millis};
 
 /// Rows a worksheet holds, the header's included: Excel's limit.
 pub const SHEET_ROWS: u32 = 1_048_576;
@@ -58,11 +57,10 @@ struct Formats {
 pub(crate) struct XlsxSink<W: Write + Send> {
     out: W,
     book: Workbook,
-    columns: Vec<Column>,
-    names: Vec<String>,
+    columns: Columns,
     formats: Formats,
-    /// The data sheet being written (its index in the workbook) and how many there are.
-    sheet: usize,
+    /// Data sheets so far. They come first in the workbook (the summary sheet is added at the
+    /// end), so the one being written is the last of them.
     sheets: usize,
     /// The next row of the sheet: 1 after the header.
     row: u32,
@@ -80,12 +78,11 @@ fn xlsx_error(e: XlsxError) -> io::Error {
 }
 
 impl<W: Write + Send> XlsxSink<W> {
-    /// A workbook whose data sheets hold `sheet_rows` rows each (the header's included);
-    /// temporary files go to `tempdir` (beside the output), or the system's.
+    /// A workbook whose data sheets hold `layout.sheet_rows` rows each (the header's
+    /// included); temporary files go to `tempdir` (beside the output), or the system's.
     pub(crate) fn new(
         out: W,
         layout: Layout,
-        sheet_rows: u32,
         tempdir: Option<&std::path::Path>,
     ) -> io::Result<Self> {
         let mut book = Workbook::new();
@@ -96,17 +93,15 @@ impl<W: Write + Send> XlsxSink<W> {
         let mut sink = XlsxSink {
             out,
             book,
-            columns: layout.columns.iter().collect(),
-            names: layout.columns.names().map(String::from).collect(),
+            columns: layout.columns,
             formats: Formats {
                 header: Format::new().set_bold(),
                 millis: Format::new().set_num_format("0.000"),
                 time: Format::new().set_num_format("yyyy-mm-dd hh:mm:ss.000"),
             },
-            sheet: 0,
             sheets: 0,
             row: 0,
-            rows_per_sheet: sheet_rows.clamp(2, SHEET_ROWS) - 1,
+            rows_per_sheet: layout.sheet_rows.clamp(2, SHEET_ROWS) - 1,
             links_left: LINK_BUDGET,
             rows_written: 0,
         };
@@ -130,21 +125,25 @@ impl<W: Write + Send> XlsxSink<W> {
         let sheet = self.book.add_worksheet_with_constant_memory()?;
         sheet.set_name(name)?;
         sheet.set_freeze_panes(1, 0)?;
-        for (i, (column, name)) in self.columns.iter().zip(&self.names).enumerate() {
+        for (i, (column, name)) in self.columns.iter().zip(self.columns.names()).enumerate() {
             let col = col_num(i)?;
-            sheet.set_column_width(col, width(*column))?;
-            sheet.write_string_with_format(0, col, name.as_str(), &self.formats.header)?;
+            sheet.set_column_width(col, width(column))?;
+            sheet.write_string_with_format(0, col, name, &self.formats.header)?;
         }
-        self.sheet = self.book.worksheets().len() - 1;
         self.row = 1;
         Ok(())
     }
 
+    /// The index in the workbook of the data sheet being written.
+    fn sheet(&self) -> usize {
+        self.sheets.saturating_sub(1)
+    }
+
     /// Sets the filter over the sheet's rows, now that they are all written.
     fn end_sheet(&mut self) -> Result<(), XlsxError> {
-        let last_col = col_num(self.columns.len().saturating_sub(1))?;
+        let last_col = col_num(self.columns.iter().count().saturating_sub(1))?;
         let last_row = self.row.saturating_sub(1);
-        let sheet = self.book.worksheet_from_index(self.sheet)?;
+        let sheet = self.book.worksheet_from_index(self.sheet())?;
         sheet.autofilter(0, 0, last_row, last_col)?;
         Ok(())
     }
@@ -163,18 +162,18 @@ impl<W: Write + Send> XlsxSink<W> {
             self.start_sheet()?;
         }
         let at = self.row;
+        let index = self.sheet();
         let XlsxSink {
             book,
             columns,
             formats,
             links_left,
-            sheet,
             ..
         } = self;
-        let sheet = book.worksheet_from_index(*sheet)?;
+        let sheet = book.worksheet_from_index(index)?;
         for (i, column) in columns.iter().enumerate() {
             let col = col_num(i)?;
-            let cell = cell_at(i, *column);
+            let cell = cell_at(i, column);
             if *links_left > 0
                 && matches!(column, Column::Url | Column::FinalUrl)
                 && let Cell::Text(text) = cell
@@ -246,7 +245,7 @@ fn put(
             sheet.write_boolean(row, col, b)?;
         }
         Cell::Ip(ip) => {
-            sheet.write_string(row, col, ip_text(ip))?;
+            sheet.write_string(row, col, ip.to_string())?;
         }
         Cell::Time(t) => match excel_time(t) {
             Some(time) => {
@@ -289,14 +288,6 @@ fn cut(text: &str) -> Cow<'_, str> {
     let mut kept: String = text.chars().take(CELL_CHARS - 1).collect();
     kept.push('…');
     Cow::Owned(kept)
-}
-
-fn millis(d: Duration) -> f64 {
-    d.as_micros() as f64 / 1000.0
-}
-
-fn ip_text(ip: IpAddr) -> String {
-    ip.to_string()
 }
 
 /// A time as a spreadsheet date-time (days since 1899-12-30, UTC), to the millisecond.
@@ -438,16 +429,6 @@ const FIGURE_ORDER: [&str; 13] = [
     "this_run",
 ];
 
-/// `< 5 ms`, `< 2 s`, `longer`: as the text summary labels its histogram.
-fn bucket_label(upper: Duration) -> String {
-    let ms = upper.as_millis();
-    match ms {
-        3_600_000.. => "longer".to_owned(),
-        1000.. => format!("< {} s", ms / 1000),
-        _ => format!("< {ms} ms"),
-    }
-}
-
 /// The JSON summary as (dotted name, value) pairs; arrays (the histogram, in a table of its
 /// own) are left out.
 fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
@@ -470,6 +451,7 @@ fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn long_text_is_cut_to_a_cell() {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 pub use self::progress::{Progress, RowCount};
+pub(crate) use self::summary::bucket_label;
 pub use self::summary::{ChangeCounts, Counts, Latency, Resumed, RobotsFigures, Summary};
 use crate::row::{ChangeKind, ErrorKind, Row};
 use crate::stop::StopReason;

@@ -389,16 +389,22 @@ impl Summary {
             return Ok(());
         }
         for (upper, n) in &self.histogram {
-            let ms = upper.as_millis();
-            let label = match ms {
-                3_600_000.. => "longer".to_owned(),
-                1000.. => format!("< {} s", ms / 1000),
-                _ => format!("< {ms} ms"),
-            };
+            let label = bucket_label(*upper);
             let width = (n * BAR_WIDTH).div_ceil(most);
             writeln!(f, "  {label:>9} {:<30} {n}", "█".repeat(width as usize))?;
         }
         Ok(())
+    }
+}
+
+/// A latency histogram bucket by its upper bound: `< 5 ms`, `< 2 s`, `longer` (the last
+/// bucket, an hour and up). The text summary and a workbook's summary sheet label it alike.
+pub(crate) fn bucket_label(upper: Duration) -> String {
+    let ms = upper.as_millis();
+    match ms {
+        3_600_000.. => "longer".to_owned(),
+        1000.. => format!("< {} s", ms / 1000),
+        _ => format!("< {ms} ms"),
     }
 }
 
