@@ -718,12 +718,8 @@ mod tests {
         request
     }
 
-    /// A parked connection is closed once its idle timeout has passed although no request
-    /// comes to look, and the pool stops watching when nothing is parked.
-    #[tokio::test]
-    async fn idle_connections_close_at_their_timeout_without_requests() {
-        let (port, closed) = server().await;
-        let pool = Pool::new(connector(&[]), 2, 4, Duration::from_millis(200));
+    /// Makes one request to the local server on `port` and parks its connection: the origin.
+    async fn park_one(pool: &Pool, port: u16) -> String {
         let origin = format!("http://127.0.0.1:{port}");
         let (response, lease) = pool
             .send(&origin, &mut Reached::default(), |_| get("/"))
@@ -731,6 +727,16 @@ mod tests {
             .unwrap();
         response.into_body().collect().await.unwrap();
         pool.put_back(&origin, lease, true);
+        origin
+    }
+
+    /// A parked connection is closed once its idle timeout has passed although no request
+    /// comes to look, and the pool stops watching when nothing is parked.
+    #[tokio::test]
+    async fn idle_connections_close_at_their_timeout_without_requests() {
+        let (port, closed) = server().await;
+        let pool = Pool::new(connector(&[]), 2, 4, Duration::from_millis(200));
+        park_one(&pool, port).await;
         assert_eq!(pool.idle.lock().unwrap().parked, 1);
         // Generous: the connection should go 200 to 400 ms after it was parked.
         for _ in 0..100 {
@@ -751,13 +757,7 @@ mod tests {
     async fn marking_a_connection_used_keeps_the_order_bounded() {
         let (port, _) = server().await;
         let pool = Pool::new(connector(&[]), 2, 4, Duration::from_secs(10));
-        let origin = format!("http://127.0.0.1:{port}");
-        let (response, lease) = pool
-            .send(&origin, &mut Reached::default(), |_| get("/"))
-            .await
-            .unwrap();
-        response.into_body().collect().await.unwrap();
-        pool.put_back(&origin, lease, true);
+        let origin = park_one(&pool, port).await;
         let mut idle = pool.idle.lock().unwrap();
         for _ in 0..10_000 {
             idle.restamp_last(&origin);

@@ -647,6 +647,14 @@ mod tests {
         ))
     }
 
+    /// Starts the next ready job and finishes it at once: its host's key.
+    fn run_next(hosts: &mut Hosts, now: Instant) -> HostKey {
+        let key = hosts.next_ready(now, true).unwrap();
+        hosts.take(&key, now).unwrap();
+        hosts.finished(&key, None, now);
+        key
+    }
+
     #[test]
     fn keys_spell_out_the_port() {
         let a = host_key(&Url::parse("http://A.test/x").unwrap());
@@ -870,9 +878,7 @@ mod tests {
         for i in 0..3 {
             hosts.push(job(&format!("http://a.test/{i}"), i), now);
         }
-        let key = hosts.next_ready(now, true).unwrap();
-        hosts.take(&key, now).unwrap();
-        hosts.finished(&key, None, now);
+        let key = run_next(&mut hosts, now);
         hosts.set_rules(&key, rules("Crawl-delay: 2"), now);
         assert!(
             hosts.next_ready(now, true).is_none(),
@@ -881,9 +887,7 @@ mod tests {
         let due = now + Duration::from_secs(2);
         assert_eq!(hosts.next_timer(), Some(due));
         hosts.fire_timers(due);
-        let key = hosts.next_ready(due, true).unwrap();
-        hosts.take(&key, due).unwrap();
-        hosts.finished(&key, None, due);
+        run_next(&mut hosts, due);
         assert!(hosts.next_ready(due, true).is_none());
         assert_eq!(hosts.next_timer(), Some(due + Duration::from_secs(2)));
     }
@@ -895,13 +899,9 @@ mod tests {
         let now = Instant::now();
         let mut hosts = Hosts::new(usize::MAX, true);
         hosts.push(job("http://a.test/1", 1), now);
-        let key = hosts.next_ready(now, true).unwrap();
-        hosts.take(&key, now).unwrap();
-        hosts.finished(&key, None, now);
+        let key = run_next(&mut hosts, now);
         hosts.set_rules(&key, rules("Disallow: /no"), now);
-        let key = hosts.next_ready(now, true).unwrap();
-        hosts.take(&key, now).unwrap();
-        hosts.finished(&key, None, now);
+        run_next(&mut hosts, now);
         assert_eq!(hosts.len(), 0, "forgotten");
         assert!(
             hosts.push(job("http://a.test/no", 2), now).is_some(),
@@ -922,9 +922,7 @@ mod tests {
         let now = Instant::now();
         let mut hosts = Hosts::new(usize::MAX, true);
         hosts.push(job("http://a.test/1", 1), now);
-        let key = hosts.next_ready(now, true).unwrap();
-        hosts.take(&key, now).unwrap();
-        hosts.finished(&key, None, now);
+        let key = run_next(&mut hosts, now);
         hosts.set_rules(&key, rules("Crawl-delay: 2"), now);
         let started = now + Duration::from_secs(2);
         hosts.fire_timers(started);
