@@ -372,12 +372,11 @@ impl Fetcher {
         let credentials = hop_credentials(&url, attempt);
         let conditional = conditional_headers(&url, attempt.conditions.as_deref());
         let url = &*attempt.final_url.insert(url);
-        let uri = to_uri(&without_credentials(url))?;
-        let host = host_header(url)?;
+        let mut target = Target::of(url)?;
         let sent = self
             .pool
             .send(origin(url), &mut attempt.reached, |lease| {
-                let mut request = self.request(&uri, &host, keep_alive, left_origin, lease);
+                let mut request = self.request(&mut target, keep_alive, left_origin, lease);
                 if let Some(credentials) = &credentials
                     && !self.has_authorization
                 {
@@ -433,8 +432,7 @@ impl Fetcher {
     /// whole URL for a proxy); HTTP/2 takes the whole URL and makes its own `:authority`.
     fn request(
         &self,
-        uri: &Uri,
-        host: &HeaderValue,
+        target: &mut Target<'_>,
         keep_alive: bool,
         left_origin: bool,
         lease: &Lease,
@@ -461,16 +459,15 @@ impl Fetcher {
             headers.insert(PROXY_AUTHORIZATION, auth);
         }
         *request.uri_mut() = if lease.is_http1() && !lease.proxied {
-            origin_form(uri)
+            target.path()
         } else {
-            uri.clone()
+            target.absolute()
         };
         // A `Host` given with `-H` wins (a virtual host tried on a given address).
-        if lease.is_http1() {
-            request
-                .headers_mut()
-                .entry(HOST)
-                .or_insert_with(|| host.clone());
+        if lease.is_http1()
+            && let http::header::Entry::Vacant(entry) = request.headers_mut().entry(HOST)
+        {
+            entry.insert(target.host());
         }
         request
     }
@@ -680,6 +677,67 @@ fn resolve_location(base: &Url, raw: &HeaderValue) -> (String, Result<Url, url::
 }
 
 /// The `Host` header for `url`: its host, and its port unless that is the scheme's default.
+/// A hop's request target, made once. Most requests go out on the first connection they are
+/// given, and take its parts as they are: cloning a `Uri` or `HeaderValue` made from text
+/// allocates, and HTTP/1 to an origin server (the common case) needs only the path, which is
+/// cheaper to check than the whole URL. A request sent again (on another connection) makes
+/// them anew.
+struct Target<'a> {
+    url: &'a Url,
+    /// The path and query, the request target HTTP/1 sends to an origin server.
+    path: Option<Uri>,
+    /// The URL without credentials, for HTTP/2 and proxies: made when first wanted.
+    absolute: Option<Uri>,
+    host: Option<HeaderValue>,
+}
+
+impl<'a> Target<'a> {
+    /// Checks that `url` makes a request: a valid path, `Host` and (what HTTP/2 and proxies
+    /// send) whole URI.
+    fn of(url: &'a Url) -> Result<Target<'a>, Failure> {
+        let path = to_uri(&url[Position::BeforePath..Position::AfterQuery])?;
+        let host = host_header(url)?;
+        // The path and host being valid, the whole URI almost always is: checking it here
+        // costs a parse that plain HTTP/1 never needs, so it is checked when first needed,
+        // unless the URL has a host http's URI parser is stricter about than the url crate.
+        let absolute = match url.host_str() {
+            Some(h)
+                if h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b)) =>
+            {
+                None
+            }
+            _ => Some(to_uri(without_credentials(url).as_str())?),
+        };
+        Ok(Target {
+            url,
+            path: Some(path),
+            absolute,
+            host: Some(host),
+        })
+    }
+
+    fn path(&mut self) -> Uri {
+        self.path.take().unwrap_or_else(|| {
+            to_uri(&self.url[Position::BeforePath..Position::AfterQuery])
+                .unwrap_or_else(|_| Uri::from_static("/"))
+        })
+    }
+
+    fn absolute(&mut self) -> Uri {
+        self.absolute.take().unwrap_or_else(|| {
+            // Checked in `of` or made of parts checked there.
+            to_uri(without_credentials(self.url).as_str()).unwrap_or_else(|_| self.path())
+        })
+    }
+
+    fn host(&mut self) -> HeaderValue {
+        self.host.take().unwrap_or_else(|| {
+            host_header(self.url).unwrap_or_else(|_| HeaderValue::from_static(""))
+        })
+    }
+}
+
 fn host_header(url: &Url) -> Result<HeaderValue, Failure> {
     // The URL's own text from host to port: the url crate leaves out a default port already.
     HeaderValue::from_str(&url[Position::BeforeHost..Position::AfterPort])
@@ -692,22 +750,14 @@ fn origin(url: &Url) -> &str {
     &url[..Position::BeforePath]
 }
 
-/// The request target HTTP/1 sends to an origin server: the path and query alone.
-fn origin_form(uri: &Uri) -> Uri {
-    let mut parts = http::uri::Parts::default();
-    parts.path_and_query = uri.path_and_query().cloned();
-    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
-}
-
-/// The URL as the HTTP layer's URI. The url crate and http agree on almost everything; what http
-/// refuses (a few characters url leaves as they are) is percent-encoded.
-fn to_uri(url: &Url) -> Result<Uri, Failure> {
-    url.as_str()
-        .parse()
-        .or_else(|_| encode_raw_bytes(url.as_str().as_bytes()).parse())
+/// A URL's text (or its path and query) as the HTTP layer's URI. The url crate and http agree
+/// on almost everything; what http refuses (a few characters url leaves as they are) is
+/// percent-encoded.
+fn to_uri(text: &str) -> Result<Uri, Failure> {
+    text.parse()
+        .or_else(|_| encode_raw_bytes(text.as_bytes()).parse())
         .or_else(|_| {
-            let strict: String = url
-                .as_str()
+            let strict: String = text
                 .bytes()
                 .map(|b| match b {
                     b'|' | b'^' | b'`' | b'{' | b'}' | b'"' | b'<' | b'>' | b'\\' => {
@@ -782,8 +832,25 @@ mod tests {
             "http://a.test/caf%C3%A9?q=a b",
         ] {
             let url = Url::parse(text).unwrap();
-            assert!(to_uri(&url).is_ok(), "{text}");
+            assert!(Target::of(&url).is_ok(), "{text}");
         }
+    }
+
+    #[test]
+    fn a_target_is_the_path_the_host_and_the_url_without_credentials() {
+        let url = Url::parse("http://u:pw@h.test:8080/a/b?c=d#frag").unwrap();
+        let mut target = Target::of(&url).unwrap();
+        for _ in 0..2 {
+            // The second time, as for a request sent again, each is made anew.
+            assert_eq!(target.path(), "/a/b?c=d");
+            assert_eq!(target.host(), "h.test:8080");
+            assert_eq!(target.absolute(), "http://h.test:8080/a/b?c=d");
+        }
+        // A host the url crate takes and http's URI does not is refused up front, whatever
+        // connection the request would have gone out on.
+        let url = Url::parse("http://a{b}.test/").unwrap();
+        let refused = Target::of(&url).err().unwrap();
+        assert_eq!(refused.kind, ErrorKind::InvalidUrl);
     }
 
     #[test]

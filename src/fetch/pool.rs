@@ -167,15 +167,18 @@ struct Idle {
 impl Idle {
     /// Parks `parked` under `origin`, unless the origin has its fill; then closes the least
     /// recently parked connections beyond `most`.
-    fn park(&mut self, origin: &str, parked: Parked, per_origin: usize, most: usize) {
-        let list = match self.by_origin.get_mut(origin) {
-            Some(list) if list.len() >= per_origin => return,
-            Some(list) => list,
-            None => self.by_origin.entry(Arc::from(origin)).or_default(),
+    fn park(&mut self, origin: &str, mut parked: Parked, per_origin: usize, most: usize) {
+        let key = match self.by_origin.get_key_value(origin) {
+            Some((_, list)) if list.len() >= per_origin => return,
+            Some((key, _)) => Arc::clone(key),
+            None => Arc::from(origin),
         };
-        list.push(parked);
+        self.stamps += 1;
+        parked.stamp = self.stamps;
+        self.order.push_back((Arc::clone(&key), parked.stamp));
+        self.by_origin.entry(key).or_default().push(parked);
         self.parked += 1;
-        self.restamp_last(origin);
+        self.sweep_order();
         while self.parked > most {
             let Some((origin, stamp)) = self.order.pop_front() else {
                 break;
@@ -199,6 +202,11 @@ impl Idle {
         if let Some((key, _)) = self.by_origin.get_key_value(origin) {
             self.order.push_back((Arc::clone(key), stamp));
         }
+        self.sweep_order();
+    }
+
+    /// Drops the stale entries of [`Idle::order`] once they outnumber the connections.
+    fn sweep_order(&mut self) {
         if self.order.len() > 2 * self.parked + 64 {
             let by_origin = &self.by_origin;
             self.order.retain(|(origin, stamp)| {
@@ -206,6 +214,15 @@ impl Idle {
                     .get(origin)
                     .is_some_and(|list| list.iter().any(|p| p.stamp == *stamp))
             });
+        }
+    }
+
+    /// Forgets origins with no connection parked, once they outnumber the connections. An
+    /// origin whose connections are all lent out keeps its entry meanwhile, so that giving one
+    /// back finds it (making and dropping the entry for every request cost two allocations).
+    fn forget_empty_origins(&mut self) {
+        if self.by_origin.len() > 2 * self.parked + 64 {
+            self.by_origin.retain(|_, list| !list.is_empty());
         }
     }
 
@@ -287,7 +304,7 @@ impl Pool {
         &self,
         origin: &str,
         reached: &mut Reached,
-        request: impl Fn(&Lease) -> Request<Body>,
+        mut request: impl FnMut(&Lease) -> Request<Body>,
     ) -> Result<(http::Response<Incoming>, Lease), SendError> {
         let (mut shared_failures, mut fruitless) = (0, 0);
         // The connection this request waited for failed: it makes its own.
@@ -494,9 +511,7 @@ impl Pool {
             break;
         }
         idle.parked -= dropped;
-        if idle.by_origin.get(origin).is_some_and(Vec::is_empty) {
-            idle.by_origin.remove(origin);
-        }
+        idle.forget_empty_origins();
         lease
     }
 
@@ -808,5 +823,41 @@ mod tests {
             .map(|i| format!("http://h{i}.test:{port}"))
             .collect();
         assert_eq!(kept, last, "the most recently parked stay");
+    }
+
+    /// An origin whose connection is lent out keeps its (empty) entry for the connection to
+    /// come back to, but origins done with do not pile up.
+    #[tokio::test]
+    async fn origins_with_nothing_parked_are_forgotten() {
+        let (port, _) = server().await;
+        let names: Vec<(String, Vec<std::net::IpAddr>)> = (0..150)
+            .map(|i| (format!("h{i}.test"), vec!["127.0.0.1".parse().unwrap()]))
+            .collect();
+        let pool = Pool::new(connector(&names), 2, 1000, Duration::from_secs(10));
+        let request = |name: &str| {
+            let mut request = get("/");
+            let host = name.parse().unwrap();
+            request.headers_mut().insert(http::header::HOST, host);
+            request
+        };
+        for (name, _) in &names {
+            let origin = format!("http://{name}:{port}");
+            for first in [true, false] {
+                let (response, lease) = pool
+                    .send(&origin, &mut Reached::default(), |_| request(name))
+                    .await
+                    .unwrap();
+                response.into_body().collect().await.unwrap();
+                // Parked after the first request; the second takes it and keeps it.
+                pool.put_back(&origin, lease, first);
+            }
+        }
+        let idle = pool.idle.lock().unwrap();
+        assert_eq!(idle.parked, 0);
+        assert!(
+            idle.by_origin.len() <= 64,
+            "{} origins kept",
+            idle.by_origin.len()
+        );
     }
 }
