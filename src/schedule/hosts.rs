@@ -17,7 +17,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use tokio::time::Instant;
-use url::Url;
+use url::{Position, Url};
 
 use super::robots::{CACHE_WEIGHT, Rules, RulesCache, robots_url};
 use crate::fetch::Attempt;
@@ -29,12 +29,16 @@ pub(crate) type HostKey = Arc<str>;
 
 pub(crate) fn host_key(url: &Url) -> HostKey {
     let mut spelled = String::new();
-    spell_host_key(url, &mut spelled);
-    Arc::from(spelled)
+    Arc::from(spell_host_key(url, &mut spelled))
 }
 
-/// Writes `url`'s host key into `out`, replacing what was there.
-fn spell_host_key(url: &Url, out: &mut String) {
+/// `url`'s host key: the start of the URL's own text when that is it (a port that is not the
+/// scheme's default, which the url crate always keeps, and no credentials), else spelled out
+/// in `out`, replacing what was there.
+fn spell_host_key<'a>(url: &'a Url, out: &'a mut String) -> &'a str {
+    if url.port().is_some() && url.username().is_empty() && url.password().is_none() {
+        return &url[..Position::AfterPort];
+    }
     out.clear();
     out.push_str(url.scheme());
     out.push_str("://");
@@ -42,6 +46,7 @@ fn spell_host_key(url: &Url, out: &mut String) {
     out.push(':');
     let port = url.port_or_known_default().unwrap_or_default();
     out.push_str(itoa::Buffer::new().format(port));
+    out
 }
 
 /// A line on its way to a row: queued, in flight, or waiting to be retried.
@@ -268,10 +273,10 @@ impl Hosts {
     /// running, so a list that keeps to a few hosts allocates no key per line. `scratch` is
     /// where the key is spelled out for the lookup.
     pub(crate) fn key_of(&self, url: &Url, scratch: &mut String) -> HostKey {
-        spell_host_key(url, scratch);
-        match self.map.get_key_value(scratch.as_str()) {
+        let spelled = spell_host_key(url, scratch);
+        match self.map.get_key_value(spelled) {
             Some((key, _)) => Arc::clone(key),
-            None => Arc::from(scratch.as_str()),
+            None => Arc::from(spelled),
         }
     }
 
@@ -663,6 +668,16 @@ mod tests {
         assert_eq!(&*a, "http://a.test:80");
         let c = host_key(&Url::parse("https://a.test/").unwrap());
         assert_ne!(a, c);
+        // Read from the URL's text or spelled out, a key is the same.
+        for (url, key) in [
+            ("http://a.test:8080/x?y", "http://a.test:8080"),
+            ("http://u:pw@a.test:8080/", "http://a.test:8080"),
+            ("http://u@A.test:8080", "http://a.test:8080"),
+            ("https://[::1]:8443/", "https://[::1]:8443"),
+            ("https://u@[::1]/", "https://[::1]:443"),
+        ] {
+            assert_eq!(&*host_key(&Url::parse(url).unwrap()), key, "{url}");
+        }
     }
 
     #[test]
