@@ -727,6 +727,28 @@ mod tests {
         )
     }
 
+    /// `n` names, `h0.test` on, all pinned to 127.0.0.1.
+    fn local_names(n: usize) -> Vec<(String, Vec<std::net::IpAddr>)> {
+        (0..n)
+            .map(|i| (format!("h{i}.test"), vec!["127.0.0.1".parse().unwrap()]))
+            .collect()
+    }
+
+    /// Gets `/` from the virtual host `name` at `origin` and reads the body: the lease it came on.
+    async fn get_from(pool: &Pool, origin: &str, name: &str) -> Lease {
+        let (response, lease) = pool
+            .send(origin, &mut Reached::default(), |_| {
+                let mut request = get("/");
+                let host = name.parse().unwrap();
+                request.headers_mut().insert(http::header::HOST, host);
+                request
+            })
+            .await
+            .unwrap();
+        response.into_body().collect().await.unwrap();
+        lease
+    }
+
     fn get(path: &str) -> Request<Body> {
         let mut request = Request::new(Empty::new());
         *request.uri_mut() = path.parse().unwrap();
@@ -795,24 +817,11 @@ mod tests {
     #[tokio::test]
     async fn parked_connections_are_bounded_across_origins() {
         let (port, _) = server().await;
-        let names: Vec<(String, Vec<std::net::IpAddr>)> = (0..10)
-            .map(|i| (format!("h{i}.test"), vec!["127.0.0.1".parse().unwrap()]))
-            .collect();
+        let names = local_names(10);
         let pool = Pool::new(connector(&names), 2, 3, Duration::from_secs(10));
         for (name, _) in &names {
             let origin = format!("http://{name}:{port}");
-            let mut reached = Reached::default();
-            let (response, lease) = pool
-                .send(&origin, &mut reached, |_| {
-                    let mut request = get("/");
-                    request
-                        .headers_mut()
-                        .insert(http::header::HOST, name.parse().unwrap());
-                    request
-                })
-                .await
-                .unwrap();
-            response.into_body().collect().await.unwrap();
+            let lease = get_from(&pool, &origin, name).await;
             pool.put_back(&origin, lease, true);
         }
         let idle = pool.idle.lock().unwrap();
@@ -830,24 +839,12 @@ mod tests {
     #[tokio::test]
     async fn origins_with_nothing_parked_are_forgotten() {
         let (port, _) = server().await;
-        let names: Vec<(String, Vec<std::net::IpAddr>)> = (0..150)
-            .map(|i| (format!("h{i}.test"), vec!["127.0.0.1".parse().unwrap()]))
-            .collect();
+        let names = local_names(150);
         let pool = Pool::new(connector(&names), 2, 1000, Duration::from_secs(10));
-        let request = |name: &str| {
-            let mut request = get("/");
-            let host = name.parse().unwrap();
-            request.headers_mut().insert(http::header::HOST, host);
-            request
-        };
         for (name, _) in &names {
             let origin = format!("http://{name}:{port}");
             for first in [true, false] {
-                let (response, lease) = pool
-                    .send(&origin, &mut Reached::default(), |_| request(name))
-                    .await
-                    .unwrap();
-                response.into_body().collect().await.unwrap();
+                let lease = get_from(&pool, &origin, name).await;
                 // Parked after the first request; the second takes it and keeps it.
                 pool.put_back(&origin, lease, first);
             }
