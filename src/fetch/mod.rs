@@ -676,7 +676,6 @@ fn resolve_location(base: &Url, raw: &HeaderValue) -> (String, Result<Url, url::
     (text, resolved)
 }
 
-/// The `Host` header for `url`: its host, and its port unless that is the scheme's default.
 /// A hop's request target, made once. Most requests go out on the first connection they are
 /// given, and take its parts as they are: cloning a `Uri` or `HeaderValue` made from text
 /// allocates, and HTTP/1 to an origin server (the common case) needs only the path, which is
@@ -738,6 +737,7 @@ impl<'a> Target<'a> {
     }
 }
 
+/// The `Host` header for `url`: its host, and its port unless that is the scheme's default.
 fn host_header(url: &Url) -> Result<HeaderValue, Failure> {
     // The URL's own text from host to port: the url crate leaves out a default port already.
     HeaderValue::from_str(&url[Position::BeforeHost..Position::AfterPort])
