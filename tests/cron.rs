@@ -180,8 +180,7 @@ fn summary_json_and_failure_threshold() {
         &list,
     );
     assert_eq!(strict.status.code(), Some(3), "{}", stderr(&strict));
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let summary = crate::support::read_json(&json);
     assert_eq!(summary["rows"], 4);
     assert_eq!(summary["status_classes"]["5xx"], 1);
     assert_eq!(summary["failure_share"], 0.25);
@@ -372,8 +371,7 @@ fn a_resumed_run_judges_the_whole_file() {
     assert!(said.contains("fetch: 3 rows in"), "{said}");
     assert!(said.contains("10 rows carried over"), "{said}");
     assert!(said.contains("connect 8"), "{said}");
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let summary = crate::support::read_json(&json_path);
     assert_eq!(summary["rows"], 13);
     assert_eq!(summary["carried_over"], 10);
     assert_eq!(summary["this_run"]["rows"], 3);

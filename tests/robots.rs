@@ -201,8 +201,7 @@ fn missing_errors_and_timeouts_follow_rfc_9309() {
             .count(),
         0
     );
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(summary.path()).unwrap()).unwrap();
+    let json = crate::support::read_json(summary.path());
     assert_eq!(
         json["robots"],
         serde_json::json!({"requests": 8, "found": 0, "missing": 2, "unreachable": 2,
@@ -255,8 +254,7 @@ fn redirects_are_followed_five_at_most() {
         ["/robots.txt", "/r0", "/r1", "/r2", "/r3", "/r4"],
         "five redirects followed, then no rules"
     );
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(summary.path()).unwrap()).unwrap();
+    let json = crate::support::read_json(summary.path());
     assert_eq!(
         json["robots"],
         serde_json::json!({"requests": 8, "found": 1, "missing": 1, "unreachable": 0,

@@ -491,8 +491,7 @@ fn exit_on_change_and_the_summary_tell_a_cron_wrapper() {
     site.put("/b", site.page("/b").edited("B", "2"));
     let (out, _) = night.run(&args);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let json = crate::support::read_json(&summary);
     assert_eq!(
         json["changes"],
         serde_json::json!({"new": 0, "same": 0, "changed": 1, "not_modified": 1})
@@ -507,8 +506,7 @@ fn exit_on_change_and_the_summary_tell_a_cron_wrapper() {
         .output()
         .unwrap();
     assert!(plain.status.success());
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let json = crate::support::read_json(&summary);
     assert!(json["changes"].is_null());
     let usage = fetch().args(["--exit-on-change", "x"]).output().unwrap();
     assert_eq!(usage.status.code(), Some(2), "needs --state");

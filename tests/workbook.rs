@@ -230,8 +230,7 @@ fn the_summary_sheet_has_the_figures_and_two_charts() {
             .map(|r| r[1].clone())
             .unwrap_or_else(|| panic!("no figure {name}"))
     };
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&summary_json).unwrap()).unwrap();
+    let json = crate::support::read_json(&summary_json);
     assert_eq!(number(&figure("rows")), json["rows"].as_f64());
     assert_eq!(number(&figure("status_classes.2xx")), Some(8.0));
     assert_eq!(number(&figure("status_classes.5xx")), Some(1.0));

@@ -725,7 +725,8 @@ impl<'a> Target<'a> {
 
     fn absolute(&mut self) -> Uri {
         self.absolute.take().unwrap_or_else(|| {
-            // Checked in `of` or made of parts checked there.
+            // `of` checked the path and that the host is one http takes: this parse does not
+            // fail (were it to, the path alone makes the request fail clearly in hyper).
             to_uri(without_credentials(self.url).as_str()).unwrap_or_else(|_| self.path())
         })
     }

@@ -205,9 +205,16 @@ impl Idle {
         self.sweep_order();
     }
 
+    /// Whether `entries` of a table kept beside the parked connections (stale places in
+    /// [`Idle::order`], origins with nothing parked) outnumber the connections enough to be
+    /// swept: sweeping then costs a constant amount per entry added.
+    fn outnumbered_by(&self, entries: usize) -> bool {
+        entries > 2 * self.parked + 64
+    }
+
     /// Drops the stale entries of [`Idle::order`] once they outnumber the connections.
     fn sweep_order(&mut self) {
-        if self.order.len() > 2 * self.parked + 64 {
+        if self.outnumbered_by(self.order.len()) {
             let by_origin = &self.by_origin;
             self.order.retain(|(origin, stamp)| {
                 by_origin
@@ -221,7 +228,7 @@ impl Idle {
     /// origin whose connections are all lent out keeps its entry meanwhile, so that giving one
     /// back finds it (making and dropping the entry for every request cost two allocations).
     fn forget_empty_origins(&mut self) {
-        if self.by_origin.len() > 2 * self.parked + 64 {
+        if self.outnumbered_by(self.by_origin.len()) {
             self.by_origin.retain(|_, list| !list.is_empty());
         }
     }
@@ -758,11 +765,7 @@ mod tests {
     /// Makes one request to the local server on `port` and parks its connection: the origin.
     async fn park_one(pool: &Pool, port: u16) -> String {
         let origin = format!("http://127.0.0.1:{port}");
-        let (response, lease) = pool
-            .send(&origin, &mut Reached::default(), |_| get("/"))
-            .await
-            .unwrap();
-        response.into_body().collect().await.unwrap();
+        let lease = get_from(pool, &origin, "127.0.0.1").await;
         pool.put_back(&origin, lease, true);
         origin
     }

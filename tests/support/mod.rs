@@ -32,6 +32,11 @@ impl Write for SharedBuf {
     }
 }
 
+/// A JSON file the run wrote (`--summary-json`), parsed.
+pub fn read_json(path: impl AsRef<std::path::Path>) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 /// Parsed CSV output, addressed by column name.
 #[derive(Debug)]
 pub struct Table {
