@@ -75,11 +75,17 @@ fn header_charset(content_type: &str) -> Option<&'static Encoding> {
 /// A charset declared in a `<meta charset=...>` or `<meta http-equiv="Content-Type"
 /// content="...; charset=...">` tag. UTF-16 declared in ASCII-compatible bytes means UTF-8, as
 /// the HTML spec says.
+///
+/// Tags are matched without regard to case where they stand, rather than in a lowercased copy
+/// of the head: this runs for every page whose server names no charset, and most have no
+/// `<meta>` with one.
 fn meta_charset(head: &[u8]) -> Option<&'static Encoding> {
-    let lower = head.to_ascii_lowercase();
-    let mut rest = lower.as_slice();
-    while let Some(start) = find(rest, b"<meta") {
-        let from_tag = rest.get(start..).unwrap_or_default();
+    let mut past_tag = 0;
+    for start in memchr::memchr_iter(b'<', head) {
+        let from_tag = head.get(start..).unwrap_or_default();
+        if start < past_tag || !starts_with_ignoring_case(from_tag, b"<meta") {
+            continue;
+        }
         let tag = from_tag.split(|&b| b == b'>').next().unwrap_or_default();
         if let Some(encoding) = tag_charset(tag) {
             let ascii_compatible = encoding.output_encoding();
@@ -89,15 +95,18 @@ fn meta_charset(head: &[u8]) -> Option<&'static Encoding> {
                 UTF_8
             });
         }
-        rest = from_tag.get(tag.len().max(1)..).unwrap_or_default();
+        past_tag = start + tag.len().max(1);
     }
     None
 }
 
-/// The encoding a lowercased `<meta ...` tag (up to its `>`) names with `charset=`, if known.
+/// The encoding a `<meta ...` tag (up to its `>`) names with `charset=`, if known.
 fn tag_charset(tag: &[u8]) -> Option<&'static Encoding> {
-    let at = find(tag, b"charset=")?;
-    let value = tag.get(at + b"charset=".len()..)?;
+    const NAME: &[u8] = b"charset=";
+    let at = tag
+        .windows(NAME.len())
+        .position(|w| w.eq_ignore_ascii_case(NAME))?;
+    let value = tag.get(at + NAME.len()..)?;
     let value = value
         .strip_prefix(b"\"")
         .or_else(|| value.strip_prefix(b"'"))
@@ -105,6 +114,7 @@ fn tag_charset(tag: &[u8]) -> Option<&'static Encoding> {
     let label = value
         .split(|&b| matches!(b, b'"' | b'\'' | b';' | b' ' | b'/' | b'>'))
         .next()?;
+    // Labels are matched without regard to ASCII case.
     Encoding::for_label(label)
 }
 
@@ -116,8 +126,9 @@ fn guess(bytes: &[u8], prefix: bool) -> &'static Encoding {
     detector.guess(None, Utf8Detection::Allow)
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+fn starts_with_ignoring_case(text: &[u8], prefix: &[u8]) -> bool {
+    text.get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
 }
 
 #[cfg(test)]
@@ -154,6 +165,24 @@ mod tests {
         assert!(decode(page, declared(Some("text/html")), false).contains("Café"));
         let page = b"<meta charset='iso-8859-1'><title>Caf\xe9</title>";
         assert!(decode(page, declared(None), false).contains("Café"));
+    }
+
+    #[test]
+    fn meta_charset_is_read_whatever_the_case_and_after_other_meta_tags() {
+        let page = b"<HEAD><Meta Name=viewport Content=\"width=device-width\"><META CHARSET=\"ISO-8859-1\">";
+        assert_eq!(meta_charset(page), Some(encoding_rs::WINDOWS_1252));
+        let page = b"<meta http-equiv=Content-Type CONTENT=\"text/html; Charset=Shift_JIS\">";
+        assert_eq!(meta_charset(page), Some(encoding_rs::SHIFT_JIS));
+        // `charset=` inside a tag that is not a <meta> does not count, nor does a bare `<met`.
+        let page = b"<link charset=\"koi8-r\"><met charset=koi8-r><metax><meta><p>";
+        assert_eq!(meta_charset(page), None);
+        // A charset the encoding standard does not know is no declaration.
+        assert_eq!(
+            meta_charset(b"<meta charset=klingon><meta charset=utf-8>"),
+            Some(UTF_8)
+        );
+        assert_eq!(meta_charset(b"<meta charset=\"UTF-16LE\">"), Some(UTF_8));
+        assert_eq!(meta_charset(b"<title>no meta here</title><"), None);
     }
 
     #[test]
