@@ -9,34 +9,11 @@ use clap::CommandFactory;
 use fetch::cli::{Action, Args, MergePlan, Plan};
 use fetch::{Error, Inputs, Output, Pipeline, Stop, StopReason};
 
+mod allocator;
 mod exit;
 
-/// mimalloc's `arena_eager_commit` option (its index in mimalloc 3's `mi_option_e`).
-const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-
-/// By default mimalloc commits its arenas eagerly on Linux, and pages it frees in them stay
-/// resident: a run held 18 MiB for 3 MiB of live data. Committing on use lets freed pages go back
-/// to the system, which halves peak RSS at no measurable CPU cost.
-///
-/// The option is read once, when mimalloc reserves its first arena, which the Rust runtime's
-/// first allocation does before `main`: so this runs as an ELF constructor ordered just before
-/// mimalloc's own (priority 101), the way `MIMALLOC_ARENA_EAGER_COMMIT=0` would act.
-extern "C" fn commit_memory_on_use() {
-    // SAFETY: runs before any thread exists (mimalloc's option setters are not thread-safe);
-    // setting an option only stores its value, which mimalloc's init then keeps.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
-}
-
-#[cfg(target_os = "linux")]
-#[used]
-#[unsafe(link_section = ".init_array.00100")]
-static COMMIT_MEMORY_ON_USE: extern "C" fn() = commit_memory_on_use;
-
-/// Every request allocates (headers, buffers, the row) on one thread and frees on another;
-/// mimalloc's per-thread free lists make that far cheaper than glibc's arenas, and it returns
-/// memory to the system more readily over a long run.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Mimalloc = allocator::Mimalloc;
 
 fn main() -> ExitCode {
     write_errors_not_signals();
