@@ -364,21 +364,24 @@ impl Dispatcher {
                 biased;
                 () = stop.stopped() => return Ok(()),
                 () = async { if let Some(gate) = &order { gate.moved().await } }, if held_by_order => {}
+                // One clock read for all that is ready now, in this branch and the next.
                 Some(report) = done.recv() => {
-                    self.on_done(report);
+                    let now = Instant::now();
+                    self.on_done(report, now);
                     while let Ok(report) = done.try_recv() {
-                        self.on_done(report);
+                        self.on_done(report, now);
                     }
                 }
                 () = &mut timer, if wake.is_some() => {}
                 job = jobs.recv(), if accepting => match job {
                     None => self.input_open = false,
                     Some(job) => {
-                        self.accept(job?).await;
+                        let now = Instant::now();
+                        self.accept(job?, now).await;
                         // Take what else is ready, so decisions below see a full look-ahead.
                         while self.wants_input() {
                             match jobs.try_recv() {
-                                Ok(job) => self.accept(job?).await,
+                                Ok(job) => self.accept(job?, now).await,
                                 Err(mpsc::error::TryRecvError::Empty) => break,
                                 Err(mpsc::error::TryRecvError::Disconnected) => {
                                     self.input_open = false;
@@ -448,7 +451,7 @@ impl Dispatcher {
     }
 
     /// A line from the input: bad ones go straight to the writer, good ones to their host.
-    async fn accept(&mut self, job: Job) {
+    async fn accept(&mut self, job: Job, now: Instant) {
         let Job {
             line,
             seq,
@@ -471,7 +474,7 @@ impl Dispatcher {
                 let key = self.hosts.key_of(&url, &mut self.key_scratch);
                 let queued_at = Instant::from_std(read_at);
                 let pending = Box::new(Pending::new(line, seq, text, url, key, queued_at, tracked));
-                if let Some(refused) = self.hosts.push(pending, Instant::now()) {
+                if let Some(refused) = self.hosts.push(pending, now) {
                     self.refuse(refused);
                 }
             }
@@ -530,10 +533,9 @@ impl Dispatcher {
         }
     }
 
-    fn on_done(&mut self, report: Report) {
+    fn on_done(&mut self, report: Report, now: Instant) {
         self.in_flight -= 1;
         self.listeners.push(report.stop);
-        let now = Instant::now();
         match report.done {
             Done::Finished(key, pause_until) => self.hosts.finished(&key, pause_until, now),
             Done::Again {
