@@ -353,13 +353,16 @@ pub fn collapse_whitespace(text: &str) -> String {
 /// Whether `text` is already as [`collapse_whitespace`] would make it, judged on ASCII text
 /// only (most titles): single spaces between words, none at the ends, no other whitespace.
 fn is_collapsed(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let other_space = |b: &u8| matches!(b, b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
-    bytes.is_ascii()
-        && !bytes.iter().any(other_space)
-        && bytes.first() != Some(&b' ')
-        && bytes.last() != Some(&b' ')
-        && !bytes.windows(2).any(|pair| pair == b"  ")
+    // One pass: a title is checked for every page.
+    let mut previous = b' '; // As if after a space, so that a leading one fails.
+    for &b in text.as_bytes() {
+        let other_space = matches!(b, b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
+        if !b.is_ascii() || other_space || (b == b' ' && previous == b' ') {
+            return false;
+        }
+        previous = b;
+    }
+    previous != b' ' || text.is_empty()
 }
 
 pub(crate) fn shorten(mut text: String, limit: usize) -> String {
@@ -407,6 +410,9 @@ mod tests {
             "a\x1cb",
             "fetch test page",
             "  x  y  ",
+            "x y ",
+            "\u{1f600} smile",
+            "a b\tc",
         ];
         for text in samples {
             let slow = text.split_whitespace().collect::<Vec<_>>().join(" ");
