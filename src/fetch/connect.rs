@@ -413,9 +413,12 @@ type Wire = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 /// A connection as HTTP sees it: plain, or TLS with the site.
 type Stream = Either<Wire, Box<TlsStream<Wire>>>;
 
+/// A connection as hyper reads and writes it.
+pub(super) type ConnIo = TokioIo<Stream>;
+
 /// A new connection, ready for hyper's HTTP/1 or HTTP/2 handshake, and what it knew when made.
 pub(super) struct Conn {
-    pub io: TokioIo<Stream>,
+    pub io: ConnIo,
     pub info: Arc<ConnInfo>,
     /// TLS negotiated HTTP/2 by ALPN.
     pub h2: bool,

@@ -9,8 +9,9 @@
 //!
 //! HTTP/1 connections are lent to one request at a time (most recently parked first, so the
 //! warm ones are used and the rest time out). An HTTP/2 connection (negotiated by ALPN) is
-//! shared: it stays parked and every request to its origin clones its sender, up to
-//! [`MAX_STREAMS`] at once; past that, the origin gets another connection.
+//! shared: it stays parked and every request to its origin clones its sender, up to as many at
+//! once as the server allows streams (at most [`MAX_STREAMS`]); past that, the origin gets
+//! another connection.
 //!
 //! A request to an `https` origin that finds a connection to it being made waits for that one
 //! rather than making its own, when the origin may turn out to speak HTTP/2 (as curl's
@@ -36,7 +37,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::classify::{SendError, Unprocessed, connection_lost, unprocessed};
-use super::connect::{Conn, ConnInfo, Connector, Reached};
+use super::connect::{Conn, ConnInfo, ConnIo, Connector, Reached};
 
 type Body = Empty<Bytes>;
 
@@ -65,8 +66,9 @@ impl Sender {
     }
 }
 
-/// Streams one HTTP/2 connection carries at once before its origin gets another: RFC 9113
-/// §6.5.2 asks servers to allow at least 100 (nginx allows 128).
+/// Streams one HTTP/2 connection carries at once before its origin gets another, at most: RFC
+/// 9113 §6.5.2 asks servers to allow at least 100 (nginx allows 128). A server that allows fewer
+/// says so in its SETTINGS, and its connections carry that many (see [`stream_limit`]).
 const MAX_STREAMS: usize = 100;
 
 /// Origins remembered to speak HTTP/1.1 (not worth waiting for), at most; forgotten all at once
@@ -90,21 +92,69 @@ pub(super) struct Lease {
     _stream: Option<Stream>,
 }
 
+/// An HTTP/2 connection's streams: how many requests it carries now, and how many at once its
+/// server allows.
+struct Streams {
+    open: AtomicUsize,
+    /// The server's `SETTINGS_MAX_CONCURRENT_STREAMS` (100 until its SETTINGS arrive), which
+    /// only the connection knows: [`drive_http2`] copies it here.
+    allowed: AtomicUsize,
+}
+
+impl Streams {
+    fn new() -> Arc<Streams> {
+        Arc::new(Streams {
+            open: AtomicUsize::new(0),
+            allowed: AtomicUsize::new(MAX_STREAMS),
+        })
+    }
+
+    fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection carries as many requests as it should: as many as the server
+    /// allows streams, up to [`MAX_STREAMS`]. More would wait inside the connection for a free
+    /// stream, that wait counted as their latency, when the origin could have another
+    /// connection for them. A server that says 0 for a moment still gets one, rather than a new
+    /// connection per request.
+    fn full(&self) -> bool {
+        let allowed = self.allowed.load(Ordering::Relaxed).clamp(1, MAX_STREAMS);
+        self.open() >= allowed
+    }
+}
+
 /// One stream of an HTTP/2 connection in use, counted while it lives.
-struct Stream(Arc<AtomicUsize>);
+struct Stream(Arc<Streams>);
 
 impl Stream {
-    fn open(streams: &Arc<AtomicUsize>) -> Stream {
-        streams.fetch_add(1, Ordering::Relaxed);
+    fn open(streams: &Arc<Streams>) -> Stream {
+        streams.open.fetch_add(1, Ordering::Relaxed);
         Stream(Arc::clone(streams))
     }
 }
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+/// Drives an HTTP/2 connection to its end, keeping `streams.allowed` up to date with what the
+/// server allows (its SETTINGS can come at any time, and change).
+async fn drive_http2(connection: Http2Connection, streams: Arc<Streams>) {
+    let mut connection = std::pin::pin!(connection);
+    // The connection's own error reaches its requests; nothing is left to tell here.
+    let _ = std::future::poll_fn(|cx| {
+        let done = connection.as_mut().poll(cx);
+        let allowed = connection.current_max_send_streams();
+        streams.allowed.store(allowed, Ordering::Relaxed);
+        done
+    })
+    .await;
+}
+
+type Http2Connection = http2::Connection<ConnIo, Body, TokioExecutor>;
 
 impl Lease {
     pub(super) fn is_http1(&self) -> bool {
@@ -135,15 +185,13 @@ struct Parked {
     since: Instant,
     /// When it was parked, in parking order: its place in [`Idle::order`].
     stamp: u64,
-    /// HTTP/2: streams open on it now (none for HTTP/1, which carries one request at a time).
-    streams: Option<Arc<AtomicUsize>>,
+    /// HTTP/2: its streams (none for HTTP/1, which carries one request at a time).
+    streams: Option<Arc<Streams>>,
 }
 
 impl Parked {
     fn open_streams(&self) -> usize {
-        self.streams
-            .as_ref()
-            .map_or(0, |s| s.load(Ordering::Relaxed))
+        self.streams.as_ref().map_or(0, |s| s.open())
     }
 }
 
@@ -497,7 +545,7 @@ impl Pool {
                         _stream: None,
                     });
                 }
-                Sender::Http2(_) if parked.open_streams() >= MAX_STREAMS => {
+                Sender::Http2(_) if parked.streams.as_ref().is_some_and(|s| s.full()) => {
                     continue;
                 }
                 // Shared: it stays parked, and is now the most recently used.
@@ -581,12 +629,15 @@ impl Pool {
             proxied,
         } = self.connector.connect(origin, reached).await?;
         reached.http2 = h2;
+        let mut streams = None;
         let sender = if h2 {
             let (sender, connection) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .handshake(io)
                 .await?;
-            tokio::spawn(connection);
+            let shared = Streams::new();
+            tokio::spawn(drive_http2(connection, Arc::clone(&shared)));
+            streams = Some(shared);
             Sender::Http2(sender)
         } else {
             let (sender, connection) = http1::handshake(io).await?;
@@ -605,9 +656,7 @@ impl Pool {
             // Shared at once, also with the requests waiting for it.
             Sender::Http2(sender) => {
                 idle.http1.remove(origin);
-                let streams = Arc::default();
-                lease._stream = Some(Stream::open(&streams));
-                let streams = Some(streams);
+                lease._stream = streams.as_ref().map(Stream::open);
                 let shared = Parked {
                     sender: Sender::Http2(sender.clone()),
                     info: Arc::clone(&lease.info),
@@ -696,6 +745,35 @@ mod tests {
     use super::*;
     use crate::fetch::resolve::BoundedResolver;
     use http_body_util::BodyExt;
+
+    /// A connection is full at the server's stream limit, never past 100, and a server allowing
+    /// none for a moment still gets one request rather than none.
+    #[test]
+    fn a_connection_is_full_at_what_its_server_allows() {
+        let streams = Streams::new();
+        let open = |n: usize| (0..n).map(|_| Stream::open(&streams)).collect::<Vec<_>>();
+        let held = open(99);
+        assert!(!streams.full(), "before SETTINGS: 100");
+        let last = open(1);
+        assert!(streams.full());
+        streams.allowed.store(1_000, Ordering::Relaxed);
+        assert!(streams.full(), "at most 100 whatever the server allows");
+        drop((held, last));
+        assert_eq!(streams.open(), 0);
+
+        streams.allowed.store(8, Ordering::Relaxed);
+        let held = open(7);
+        assert!(!streams.full());
+        let eighth = open(1);
+        assert!(streams.full());
+        drop((held, eighth));
+
+        streams.allowed.store(0, Ordering::Relaxed);
+        assert!(!streams.full(), "a server saying 0 still gets one");
+        let one = open(1);
+        assert!(streams.full());
+        drop(one);
+    }
 
     /// A local server answering every request with a small body: the port it is on, and how
     /// many connections it has seen closed.

@@ -135,6 +135,21 @@ fn refused_streams_are_sent_again_and_queue_for_the_limit() {
     every_row_ok(&env, &nginx, 1000, "50");
 }
 
+/// A server that allows 8 streams at once on a connection gets the connections `-c 48` needs
+/// (learned from its SETTINGS), rather than one connection with 40 requests queued inside it.
+#[test]
+fn a_low_stream_limit_gets_the_connections_concurrency_needs() {
+    let env = Env::new();
+    let Some(nginx) = nginx_h2(&env, "http2_max_concurrent_streams 8;") else {
+        return;
+    };
+    let (_, connections) = every_row_ok(&env, &nginx, 2000, "48");
+    // Six carry 48 streams (six here every time); requests that find the first connection
+    // before its SETTINGS have arrived take it as allowing 100 and wait there for a free stream,
+    // so a few more may open meanwhile.
+    assert!((6..=12).contains(&connections), "{connections} connections");
+}
+
 /// A GOAWAY after every stream: each connection serves one request.
 #[test]
 fn goaway_after_every_stream_loses_no_row() {
