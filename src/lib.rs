@@ -93,7 +93,8 @@ pub(crate) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Jobs read ahead of admission. Small: reading is far faster than fetching.
 const JOB_QUEUE: usize = 1024;
-/// Rows waiting for the writer. When full, request tasks wait: that is the back-pressure.
+/// Rows waiting for the writer, at most (in batches of up to [`schedule::ROW_BATCH`]). When
+/// full, the dispatcher waits, and starts no request: that is the back-pressure.
 const ROW_QUEUE: usize = 1024;
 
 /// A configured pipeline, ready to run. Building it checks everything that can be checked before
@@ -191,7 +192,7 @@ impl Pipeline {
         });
         let progress = Progress::start(config.progress, Arc::clone(&counters), total);
 
-        let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE);
+        let (row_tx, row_rx) = mpsc::channel(ROW_QUEUE / schedule::ROW_BATCH);
         let order = config.output.ordered.map(OrderGate::new);
         let carried = output.carried.take();
         let memory = match state {

@@ -187,7 +187,7 @@ pub(crate) fn spawn_writer(
     started: Instant,
     layout: Layout,
     order: Option<Arc<OrderGate>>,
-    rows: mpsc::Receiver<Row>,
+    rows: mpsc::Receiver<Vec<Row>>,
     tally: Tally,
     observer: Option<Box<dyn RowObserver>>,
     stop: Stop,
@@ -225,7 +225,7 @@ impl Writer {
         &mut self,
         output: Output,
         mut layout: Layout,
-        mut rows: mpsc::Receiver<Row>,
+        mut rows: mpsc::Receiver<Vec<Row>>,
         stop: &Stop,
     ) -> Result<(), Error> {
         if output.continues {
@@ -293,30 +293,36 @@ impl Writer {
 
     /// Writes rows as they come (or as their turn comes, with a reorder window), flushing
     /// whenever the channel runs dry and at least every [`FLUSH_EVERY`].
-    fn drain(&mut self, sink: &mut RowSink, rows: &mut mpsc::Receiver<Row>) -> Result<(), Halt> {
+    fn drain(
+        &mut self,
+        sink: &mut RowSink,
+        rows: &mut mpsc::Receiver<Vec<Row>>,
+    ) -> Result<(), Halt> {
         sink.flush()?;
         let mut flushed = Instant::now();
         let mut ready = Vec::new();
         loop {
-            let row = match next_row(rows) {
-                Next::Row(row) => row,
+            let batch = match next_batch(rows) {
+                Next::Batch(batch) => batch,
                 Next::Closed => break,
                 Next::Dry => {
                     sink.flush()?;
                     self.reached(sink)?;
                     flushed = Instant::now();
                     match rows.blocking_recv() {
-                        Some(row) => row,
+                        Some(batch) => batch,
                         None => break,
                     }
                 }
             };
-            match self.reorder.as_mut() {
-                Some(reorder) => reorder.push(row, &mut ready),
-                None => ready.push(row),
-            }
-            for row in ready.drain(..) {
-                self.write_row(sink, row)?;
+            for row in batch {
+                match self.reorder.as_mut() {
+                    Some(reorder) => reorder.push(row, &mut ready),
+                    None => ready.push(row),
+                }
+                for row in ready.drain(..) {
+                    self.write_row(sink, row)?;
+                }
             }
             let observer_waits = self.observer.as_ref().is_some_and(|o| o.wants_flush());
             if observer_waits || flushed.elapsed() >= FLUSH_EVERY {
@@ -364,18 +370,17 @@ impl Writer {
     }
 }
 
-#[allow(clippy::large_enum_variant)] // Lives on the stack for a moment; boxing would allocate per row.
 enum Next {
-    Row(Row),
+    Batch(Vec<Row>),
     /// Nothing came within [`LINGER`].
     Dry,
     Closed,
 }
 
-/// The next row if one is queued or comes within [`LINGER`].
-fn next_row(rows: &mut mpsc::Receiver<Row>) -> Next {
-    let queued = |rows: &mut mpsc::Receiver<Row>| match rows.try_recv() {
-        Ok(row) => Some(Next::Row(row)),
+/// The next batch of rows if one is queued or comes within [`LINGER`].
+fn next_batch(rows: &mut mpsc::Receiver<Vec<Row>>) -> Next {
+    let queued = |rows: &mut mpsc::Receiver<Vec<Row>>| match rows.try_recv() {
+        Ok(batch) => Some(Next::Batch(batch)),
         Err(mpsc::error::TryRecvError::Empty) => None,
         Err(mpsc::error::TryRecvError::Disconnected) => Some(Next::Closed),
     };
@@ -499,7 +504,7 @@ mod tests {
         let (rows, received) = mpsc::channel(4);
         for line in 1..=2 {
             let failure = Failure::new(ErrorKind::InvalidUrl, "not a URL");
-            rows.try_send(Row::unrequested(line, format!("x{line}"), failure))
+            rows.try_send(vec![Row::unrequested(line, format!("x{line}"), failure)])
                 .unwrap();
         }
         drop(rows);

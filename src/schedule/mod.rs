@@ -24,8 +24,10 @@
 //! not yet read.
 
 mod hosts;
+mod outbox;
 mod pace;
 mod rate;
+mod reports;
 mod retry;
 mod robots;
 mod task;
@@ -47,7 +49,10 @@ use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use self::hosts::{HostKey, Hosts, Pending};
+pub(crate) use self::outbox::BATCH as ROW_BATCH;
+use self::outbox::Outbox;
 use self::pace::Pacer;
+use self::reports::Reports;
 use crate::error::Error;
 use crate::extract::ExtractPool;
 use crate::fetch::Transport;
@@ -184,8 +189,8 @@ struct Shared {
     extract: ExtractPool,
     retry: RetryPolicy,
     deadline: Option<Instant>,
-    rows: mpsc::Sender<Row>,
-    done: mpsc::Sender<Report>,
+    rows: Outbox,
+    done: Reports<Report>,
     stop: Stop,
     /// `--robots`: whose robots.txt is fetched, where its events are told, and the files
     /// parsed so far.
@@ -237,21 +242,19 @@ pub(crate) async fn run(
     work: Work,
     order: Option<Arc<OrderGate>>,
     jobs: mpsc::Receiver<Result<Job, Error>>,
-    rows: mpsc::Sender<Row>,
+    rows: mpsc::Sender<Vec<Row>>,
     stop: Stop,
     deadline: Option<Instant>,
     robots_tally: RobotsTally,
 ) -> Result<(), Error> {
     let concurrency = limits.concurrency.get();
-    // Every task in flight sends exactly one report, so this never fills.
-    let (done_tx, done_rx) = mpsc::channel(concurrency);
     let shared = Arc::new(Shared {
         fetcher: work.fetcher,
         extract: work.extract,
         retry: limits.retry,
         deadline,
-        rows,
-        done: done_tx,
+        rows: Outbox::new(rows),
+        done: Reports::new(),
         stop,
         robots: limits
             .robots
@@ -276,8 +279,9 @@ pub(crate) async fn run(
         concurrency,
         tasks: TaskTracker::new(),
         housekept: Instant::now(),
+        reports: Vec::new(),
     };
-    tokio::spawn(async move { dispatcher.run(jobs, done_rx).await })
+    tokio::spawn(async move { dispatcher.run(jobs).await })
         .await
         .unwrap_or_else(|_| Err(Error::Internal("the dispatcher panicked")))
 }
@@ -311,37 +315,36 @@ struct Dispatcher {
     concurrency: usize,
     tasks: TaskTracker,
     housekept: Instant,
+    /// Where the tasks' reports are taken to be read (kept, so that taking them never
+    /// allocates).
+    reports: Vec<Report>,
 }
 
 impl Dispatcher {
-    async fn run(
-        &mut self,
-        mut jobs: mpsc::Receiver<Result<Job, Error>>,
-        mut done: mpsc::Receiver<Report>,
-    ) -> Result<(), Error> {
-        let result = self.dispatch_all(&mut jobs, &mut done).await;
+    async fn run(&mut self, mut jobs: mpsc::Receiver<Result<Job, Error>>) -> Result<(), Error> {
+        let result = self.dispatch_all(&mut jobs).await;
         if result.is_err() {
             self.shared.stop.trigger(StopReason::Failed);
         }
         // Dropping the receiver tells the input thread to stop reading.
         drop(jobs);
-        self.finish(&mut done).await;
+        self.finish().await;
         result
     }
 
     async fn dispatch_all(
         &mut self,
         jobs: &mut mpsc::Receiver<Result<Job, Error>>,
-        done: &mut mpsc::Receiver<Report>,
     ) -> Result<(), Error> {
+        let shared = Arc::clone(&self.shared);
         let stop = self.shared.stop.listener();
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
         loop {
             for row in std::mem::take(&mut self.refused) {
-                // A closed channel means the writer failed, and it has stopped the run.
-                let _ = self.shared.rows.send(row).await;
+                self.shared.rows.put(row);
             }
+            self.shared.rows.send().await;
             let now = Instant::now();
             self.hosts.fire_timers(now);
             self.input_waiting = self.input_open && !jobs.is_empty();
@@ -365,23 +368,25 @@ impl Dispatcher {
                 () = stop.stopped() => return Ok(()),
                 () = async { if let Some(gate) = &order { gate.moved().await } }, if held_by_order => {}
                 // One clock read for all that is ready now, in this branch and the next.
-                Some(report) = done.recv() => {
+                () = shared.done.arrived() => {
                     let now = Instant::now();
-                    self.on_done(report, now);
-                    while let Ok(report) = done.try_recv() {
+                    let mut reports = std::mem::take(&mut self.reports);
+                    shared.done.take(&mut reports);
+                    for report in reports.drain(..) {
                         self.on_done(report, now);
                     }
+                    self.reports = reports;
                 }
                 () = &mut timer, if wake.is_some() => {}
                 job = jobs.recv(), if accepting => match job {
                     None => self.input_open = false,
                     Some(job) => {
                         let now = Instant::now();
-                        self.accept(job?, now).await;
+                        self.accept(job?, now);
                         // Take what else is ready, so decisions below see a full look-ahead.
                         while self.wants_input() {
                             match jobs.try_recv() {
-                                Ok(job) => self.accept(job?, now).await,
+                                Ok(job) => self.accept(job?, now),
                                 Err(mpsc::error::TryRecvError::Empty) => break,
                                 Err(mpsc::error::TryRecvError::Disconnected) => {
                                     self.input_open = false;
@@ -451,7 +456,7 @@ impl Dispatcher {
     }
 
     /// A line from the input: bad ones go straight to the writer, good ones to their host.
-    async fn accept(&mut self, job: Job, now: Instant) {
+    fn accept(&mut self, job: Job, now: Instant) {
         let Job {
             line,
             seq,
@@ -467,8 +472,7 @@ impl Dispatcher {
                     seq,
                     ..Row::unrequested(line, text, failure)
                 };
-                // A closed channel means the writer failed, and it has stopped the run.
-                let _ = self.shared.rows.send(row).await;
+                self.shared.rows.put(row);
             }
             Ok(url) => {
                 let key = self.hosts.key_of(&url, &mut self.key_scratch);
@@ -582,20 +586,23 @@ impl Dispatcher {
 
     /// After the loop: waits for the tasks in flight, then writes rows for jobs that were
     /// attempted but are waiting for a retry that will not happen now.
-    async fn finish(&mut self, done: &mut mpsc::Receiver<Report>) {
+    async fn finish(&mut self) {
         self.tasks.close();
         self.tasks.wait().await;
         let mut leftovers = self.hosts.drain_attempted();
         leftovers.extend(self.staged.take().map(|(job, _, _)| job));
-        while let Ok(report) = done.try_recv() {
+        let mut reports = Vec::new();
+        self.shared.done.take(&mut reports);
+        for report in reports {
             if let Done::Again { job, .. } = report.done {
                 leftovers.push(job);
             }
         }
         for mut job in leftovers {
             if let Some(row) = task::unfinished_row(&mut job) {
-                let _ = self.shared.rows.send(row).await;
+                self.shared.rows.put(row);
             }
         }
+        self.shared.rows.send().await;
     }
 }

@@ -35,8 +35,7 @@ pub(super) async fn attempt(
     } else {
         Box::pin(run(&shared, &stop, job, keep_alive)).await
     };
-    // Every task in flight sends exactly one report, so this never waits for room.
-    let _ = shared.done.send(Report { stop, done }).await;
+    shared.done.post(Report { stop, done });
 }
 
 /// Exactly one of these happens: a row is sent and the job finished; the job goes back to the
@@ -123,8 +122,8 @@ async fn run(shared: &Shared, stop: &Listener, mut job: Box<Pending>, keep_alive
             )
         },
     };
-    // If the writer is gone it has already reported why; the row has nowhere to go.
-    let _ = shared.rows.send(row).await;
+    // Sent by the dispatcher, which this task's report wakes.
+    shared.rows.put(row);
     Done::Finished(ran_on, pause_until)
 }
 
