@@ -13,7 +13,7 @@ mod spec;
 
 use std::ops::Range;
 
-use encoding_rs::Encoding;
+use encoding_rs::{Encoding, UTF_8};
 use sha2::{Digest, Sha256};
 
 use self::head::{HeadScanner, Scan};
@@ -292,7 +292,7 @@ pub(crate) fn keep_up_to(buf: &mut Vec<u8>, bytes: &[u8], limit: usize) {
 }
 
 /// What a response's `Content-Type` says, worked out once when its headers arrive.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Media {
     /// HTML by its media type; with no `Content-Type` at all, assumed HTML (what browsers sniff
     /// for most pages that omit it).
@@ -302,7 +302,30 @@ struct Media {
     charset: Option<&'static Encoding>,
 }
 
+/// The `Content-Type` values most pages come with, and what [`Media::read`] makes of them: the
+/// type is read for every response, and a match on these skips the parameter parsing.
+const COMMON_MEDIA: [(&str, Media); 5] = [
+    ("text/html; charset=utf-8", Media::HTML_UTF8),
+    ("text/html; charset=UTF-8", Media::HTML_UTF8),
+    ("text/html;charset=utf-8", Media::HTML_UTF8),
+    ("text/html;charset=UTF-8", Media::HTML_UTF8),
+    (
+        "text/html",
+        Media {
+            html: true,
+            textual: true,
+            charset: None,
+        },
+    ),
+];
+
 impl Media {
+    const HTML_UTF8: Media = Media {
+        html: true,
+        textual: true,
+        charset: Some(UTF_8),
+    };
+
     fn of(content_type: Option<&str>) -> Media {
         let Some(content_type) = content_type else {
             return Media {
@@ -311,6 +334,16 @@ impl Media {
                 charset: None,
             };
         };
+        match COMMON_MEDIA
+            .iter()
+            .find(|(value, _)| *value == content_type)
+        {
+            Some((_, media)) => *media,
+            None => Media::read(content_type),
+        }
+    }
+
+    fn read(content_type: &str) -> Media {
         let end = content_type.find(';').unwrap_or(content_type.len());
         let essence = content_type.get(..end).unwrap_or_default().trim();
         let is = |name: &str| essence.eq_ignore_ascii_case(name);
@@ -353,11 +386,12 @@ pub fn collapse_whitespace(text: &str) -> String {
 /// Whether `text` is already as [`collapse_whitespace`] would make it, judged on ASCII text
 /// only (most titles): single spaces between words, none at the ends, no other whitespace.
 fn is_collapsed(text: &str) -> bool {
-    // One pass: a title is checked for every page.
+    // One pass: a title is checked for every page. Any byte but a printable ASCII one or a
+    // space sends the text the long way, which is right for every text, if slower.
     let mut previous = b' '; // As if after a space, so that a leading one fails.
     for &b in text.as_bytes() {
-        let other_space = matches!(b, b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
-        if !b.is_ascii() || other_space || (b == b' ' && previous == b' ') {
+        let repeated_space = b == b' ' && previous == b' ';
+        if repeated_space || !(b' '..=b'~').contains(&b) {
             return false;
         }
         previous = b;
@@ -388,6 +422,18 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The common `Content-Type` values are read as the general parser reads them.
+    #[test]
+    fn common_media_types_read_as_the_parser_reads_them() {
+        for (value, media) in COMMON_MEDIA {
+            assert_eq!(Media::read(value), media, "{value}");
+        }
+        assert_eq!(
+            Media::of(Some("TEXT/HTML; Charset=UTF-8")),
+            Media::HTML_UTF8
+        );
+    }
 
     #[test]
     fn collapsing_is_the_same_with_or_without_the_shortcut() {
