@@ -46,28 +46,14 @@ const WORD: usize = std::mem::size_of::<usize>();
 unsafe impl GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the layout's size is non-zero (GlobalAlloc's contract); see above.
-        unsafe {
-            if layout.align() <= WORD {
-                mi::mi_malloc(layout.size())
-            } else {
-                mi::mi_malloc_aligned(layout.size(), layout.align())
-            }
-        }
-        .cast()
+        // SAFETY: the layout's size is non-zero (GlobalAlloc's contract).
+        unsafe { allocate(layout, mi::mi_malloc, mi::mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as for `alloc`.
-        unsafe {
-            if layout.align() <= WORD {
-                mi::mi_zalloc(layout.size())
-            } else {
-                mi::mi_zalloc_aligned(layout.size(), layout.align())
-            }
-        }
-        .cast()
+        unsafe { allocate(layout, mi::mi_zalloc, mi::mi_zalloc_aligned) }
     }
 
     #[inline]
@@ -88,6 +74,29 @@ unsafe impl GlobalAlloc for Mimalloc {
         }
         .cast()
     }
+}
+
+/// A block for `layout` from `plain` when a machine word's alignment is enough, else from
+/// `aligned`.
+///
+/// # Safety
+///
+/// `layout`'s size is non-zero, and the two are mimalloc's matching allocation calls.
+#[inline]
+unsafe fn allocate(
+    layout: Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    // SAFETY: as the caller promises; mimalloc gives word-aligned blocks at the least.
+    unsafe {
+        if layout.align() <= WORD {
+            plain(layout.size())
+        } else {
+            aligned(layout.size(), layout.align())
+        }
+    }
+    .cast()
 }
 
 #[cfg(test)]
