@@ -694,7 +694,7 @@ impl<'a> Target<'a> {
     /// Checks that `url` makes a request: a valid path, `Host` and (what HTTP/2 and proxies
     /// send) whole URI.
     fn of(url: &'a Url) -> Result<Target<'a>, Failure> {
-        let path = to_uri(&url[Position::BeforePath..Position::AfterQuery])?;
+        let path = path_uri(url)?;
         let host = host_header(url)?;
         // The path and host being valid, the whole URI almost always is: checking it here
         // costs a parse that plain HTTP/1 never needs, so it is checked when first needed,
@@ -706,7 +706,7 @@ impl<'a> Target<'a> {
             {
                 None
             }
-            _ => Some(to_uri(without_credentials(url).as_str())?),
+            _ => Some(absolute_uri(url)?),
         };
         Ok(Target {
             url,
@@ -717,17 +717,16 @@ impl<'a> Target<'a> {
     }
 
     fn path(&mut self) -> Uri {
-        self.path.take().unwrap_or_else(|| {
-            to_uri(&self.url[Position::BeforePath..Position::AfterQuery])
-                .unwrap_or_else(|_| Uri::from_static("/"))
-        })
+        self.path
+            .take()
+            .unwrap_or_else(|| path_uri(self.url).unwrap_or_else(|_| Uri::from_static("/")))
     }
 
     fn absolute(&mut self) -> Uri {
         self.absolute.take().unwrap_or_else(|| {
             // `of` checked the path and that the host is one http takes: this parse does not
             // fail (were it to, the path alone makes the request fail clearly in hyper).
-            to_uri(without_credentials(self.url).as_str()).unwrap_or_else(|_| self.path())
+            absolute_uri(self.url).unwrap_or_else(|_| self.path())
         })
     }
 
@@ -736,6 +735,16 @@ impl<'a> Target<'a> {
             host_header(self.url).unwrap_or_else(|_| HeaderValue::from_static(""))
         })
     }
+}
+
+/// The request target HTTP/1 sends to an origin server: the path and query.
+fn path_uri(url: &Url) -> Result<Uri, Failure> {
+    to_uri(&url[Position::BeforePath..Position::AfterQuery])
+}
+
+/// The URL without credentials: what HTTP/2 and proxies are sent.
+fn absolute_uri(url: &Url) -> Result<Uri, Failure> {
+    to_uri(without_credentials(url).as_str())
 }
 
 /// The `Host` header for `url`: its host, and its port unless that is the scheme's default.

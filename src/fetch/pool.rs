@@ -68,7 +68,7 @@ impl Sender {
 
 /// Streams one HTTP/2 connection carries at once before its origin gets another, at most: RFC
 /// 9113 §6.5.2 asks servers to allow at least 100 (nginx allows 128). A server that allows fewer
-/// says so in its SETTINGS, and its connections carry that many (see [`stream_limit`]).
+/// says so in its SETTINGS, and its connections carry that many (see [`Streams::full`]).
 const MAX_STREAMS: usize = 100;
 
 /// Origins remembered to speak HTTP/1.1 (not worth waiting for), at most; forgotten all at once

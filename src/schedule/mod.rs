@@ -367,7 +367,7 @@ impl Dispatcher {
                 biased;
                 () = stop.stopped() => return Ok(()),
                 () = async { if let Some(gate) = &order { gate.moved().await } }, if held_by_order => {}
-                // One clock read for all that is ready now, in this branch and the next.
+                // One clock read for all the reports ready now (and below, for all the lines).
                 () = shared.done.arrived() => {
                     let now = Instant::now();
                     let mut reports = std::mem::take(&mut self.reports);
