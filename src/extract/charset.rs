@@ -4,9 +4,11 @@
 //! mojibake, whether or not its server said so.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use chardetng::{EncodingDetector, Iso2022JpDetection, Utf8Detection};
 use encoding_rs::{Encoding, UTF_8};
+use memchr::memmem;
 
 /// How far into a page a `<meta>` charset declaration is looked for (the HTML spec's prescan).
 const META_PRESCAN: usize = 1024;
@@ -35,9 +37,25 @@ pub(super) fn decode<'a>(
 pub(super) fn keeps_ascii(bytes: &[u8], declared: Option<&'static Encoding>) -> bool {
     let encoding = match Encoding::for_bom(bytes) {
         Some((encoding, _)) => Some(encoding),
-        None => declared.or_else(|| meta_charset(bytes.get(..META_PRESCAN).unwrap_or(bytes))),
+        None if declared.is_some() => declared,
+        None => {
+            let head = bytes.get(..META_PRESCAN).unwrap_or(bytes);
+            may_name_iso_2022_jp(head)
+                .then(|| meta_charset(head))
+                .flatten()
+        }
     };
     encoding.is_none_or(Encoding::is_ascii_compatible)
+}
+
+/// Whether a `<meta>` in `head` could name the one encoding it can declare that does not keep
+/// ASCII: ISO-2022-JP (UTF-16 and the "replacement" labels read as UTF-8, see [`meta_charset`]).
+/// Both its labels, `iso-2022-jp` and `csiso2022jp`, contain `2022`; most heads do not, and then
+/// the prescan, tag by tag, is not needed to know the title's ASCII is ASCII.
+fn may_name_iso_2022_jp(head: &[u8]) -> bool {
+    static LABEL_PART: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new("2022"));
+    LABEL_PART.find(head).is_some()
 }
 
 /// The charset a `Content-Type` names, if it is one we know (then no `<meta>` is looked for).
@@ -183,6 +201,69 @@ mod tests {
         );
         assert_eq!(meta_charset(b"<meta charset=\"UTF-16LE\">"), Some(UTF_8));
         assert_eq!(meta_charset(b"<title>no meta here</title><"), None);
+    }
+
+    /// The labels of every encoding that does not keep ASCII, from the WHATWG Encoding
+    /// Standard's table: declared in a `<meta>`, only ISO-2022-JP's stay so, which is what lets
+    /// [`keeps_ascii`] skip the prescan of heads without `2022`.
+    #[test]
+    fn of_the_meta_charsets_only_iso_2022_jp_does_not_keep_ascii() {
+        let labels = [
+            "unicodefffe",
+            "utf-16be",
+            "csunicode",
+            "iso-10646-ucs-2",
+            "ucs-2",
+            "unicode",
+            "unicodefeff",
+            "utf-16",
+            "utf-16le",
+            "csiso2022kr",
+            "hz-gb-2312",
+            "iso-2022-cn",
+            "iso-2022-cn-ext",
+            "iso-2022-kr",
+            "replacement",
+            "csiso2022jp",
+            "ISO-2022-JP",
+        ];
+        for label in labels {
+            let page = format!("<head><meta charset=\"{label}\"><title>A title</title>");
+            let prescanned =
+                meta_charset(page.as_bytes()).is_none_or(Encoding::is_ascii_compatible);
+            assert_eq!(keeps_ascii(page.as_bytes(), None), prescanned, "{label}");
+            let jp = label.eq_ignore_ascii_case("iso-2022-jp") || label == "csiso2022jp";
+            assert_eq!(prescanned, !jp, "{label}");
+        }
+    }
+
+    #[test]
+    fn keeping_ascii_is_decided_the_same_with_or_without_the_prescan() {
+        let pages: [&[u8]; 6] = [
+            b"<title>2022 results</title>",
+            b"<meta name=x content=2022><meta http-equiv=content-type content='text/html; charset=iso-2022-jp'>",
+            b"<meta charset=utf-8><title>no year</title>",
+            b"\xff\xfe<\x00t\x00",
+            b"<!doctype html><title>plain</title>",
+            b"<meta charset=shift_jis>",
+        ];
+        for page in pages {
+            let prescanned = match Encoding::for_bom(page) {
+                Some((encoding, _)) => Some(encoding),
+                None => meta_charset(page),
+            };
+            let expected = prescanned.is_none_or(Encoding::is_ascii_compatible);
+            assert_eq!(
+                keeps_ascii(page, None),
+                expected,
+                "{}",
+                String::from_utf8_lossy(page)
+            );
+        }
+        // A declared charset is taken as it is, whatever the page's `<meta>` says.
+        let jp = b"<meta charset=iso-2022-jp>";
+        assert!(keeps_ascii(jp, Some(UTF_8)));
+        assert!(!keeps_ascii(jp, None));
     }
 
     #[test]
