@@ -386,3 +386,59 @@ fn add_note(row: &mut Row, note: &str) {
         None => note.to_owned(),
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::extract::{ExtractPool, ExtractSpec, Extractor};
+    use crate::fetch::Transport;
+    use crate::schedule::outbox::Outbox;
+    use crate::schedule::reports::Reports;
+    use crate::stop::Stop;
+
+    /// Never answers: the test only looks at a task's future, never runs it.
+    struct Silent;
+
+    impl Transport for Silent {
+        fn fetch<'a>(
+            &'a self,
+            _url: url::Url,
+            _keep_alive: bool,
+            _sink: &'a mut dyn BodySink,
+            _attempt: &'a mut Attempt,
+        ) -> BoxFuture<'a, Hop> {
+            Box::pin(std::future::pending())
+        }
+
+        fn reads_bodies(&self) -> bool {
+            true
+        }
+    }
+
+    /// The runtime copies a task's future when it spawns it: the request's kilobytes of state
+    /// must stay behind the box, not beside it (a local holding the unboxed future across the
+    /// await would put its 1,360 bytes back in the task's state).
+    #[test]
+    fn a_request_tasks_own_future_is_small() {
+        let stop = Stop::new();
+        let extractor = Arc::new(Extractor::new(ExtractSpec::default()));
+        let shared = Arc::new(Shared {
+            fetcher: Arc::new(Silent),
+            extract: ExtractPool::start(extractor, 1).unwrap(),
+            retry: Default::default(),
+            deadline: None,
+            rows: Outbox::new(tokio::sync::mpsc::channel(1).0),
+            done: Reports::new(),
+            stop: stop.clone(),
+            robots: None,
+        });
+        let url = url::Url::parse("http://example.test/").unwrap();
+        let key = host_key(&url);
+        let job = Pending::new(1, 0, url.to_string(), url, key, Instant::now(), None);
+        let task = attempt(shared, stop.listener(), Box::new(job), true);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 256, "a request task's future takes {size} bytes");
+    }
+}
