@@ -9,14 +9,18 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore,
+    SignatureScheme,
+};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::error::Error;
@@ -33,13 +37,11 @@ pub(super) fn client_config(
         .map_err(Error::Tls)?;
     let verifier: Arc<dyn ServerCertVerifier> = if insecure {
         Arc::new(AcceptAnything(Arc::clone(&provider)))
+    } else if let Some(path) = cacert {
+        let own = OwnRootsFirst::new(read_certificates(path)?, provider).map_err(Error::Tls)?;
+        Arc::new(Explaining(Arc::new(own)))
     } else {
-        let extra = match cacert {
-            Some(path) => read_certificates(path)?,
-            None => Vec::new(),
-        };
-        let platform = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider)
-            .map_err(Error::Tls)?;
+        let platform = rustls_platform_verifier::Verifier::new(provider).map_err(Error::Tls)?;
         Arc::new(Explaining(Arc::new(platform)))
     };
     let mut config = builder
@@ -164,6 +166,103 @@ impl ServerCertVerifier for Explaining {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+/// `--cacert`: a site its certificates vouch for is checked against them alone; the system's
+/// trust store (read with them added, as the verifier is built without `--cacert`) is read
+/// only when a site needs it. Reading it is most of a short run's start-up CPU (hundreds of
+/// certificate files, ~4 ms), spent for nothing when the given authority signs every site,
+/// the usual reason to give one. The first site it does not sign waits for that read, once.
+///
+/// The outcome is the platform verifier's: roots added cannot turn an accepted chain into a
+/// rejected one, and a rejection always comes from the platform verifier, in its words.
+#[derive(Debug)]
+struct OwnRootsFirst {
+    own: Arc<WebPkiServerVerifier>,
+    cacert: Vec<CertificateDer<'static>>,
+    provider: Arc<CryptoProvider>,
+    platform: OnceLock<Result<rustls_platform_verifier::Verifier, rustls::Error>>,
+}
+
+impl OwnRootsFirst {
+    fn new(
+        cacert: Vec<CertificateDer<'static>>,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<OwnRootsFirst, rustls::Error> {
+        let mut roots = RootCertStore::empty();
+        for certificate in &cacert {
+            roots.add(certificate.clone())?;
+        }
+        let own =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                .build()
+                .map_err(|e| rustls::Error::Other(OtherError(Arc::new(e))))?;
+        Ok(OwnRootsFirst {
+            own,
+            cacert,
+            provider,
+            platform: OnceLock::new(),
+        })
+    }
+
+    fn platform(&self) -> Result<&rustls_platform_verifier::Verifier, rustls::Error> {
+        let built = self.platform.get_or_init(|| {
+            rustls_platform_verifier::Verifier::new_with_extra_roots(
+                self.cacert.iter().cloned(),
+                Arc::clone(&self.provider),
+            )
+        });
+        built.as_ref().map_err(Clone::clone)
+    }
+}
+
+impl ServerCertVerifier for OwnRootsFirst {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let own =
+            self.own
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        match own {
+            Ok(verified) => Ok(verified),
+            Err(_) => self.platform()?.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+        }
+    }
+
+    // Signatures are checked with the provider's algorithms whatever the roots: the platform
+    // verifier does the same.
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.own.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.own.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.own.supported_verify_schemes()
     }
 }
 
@@ -342,5 +441,62 @@ impl ServerCertVerifier for AcceptAnything {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+    use super::*;
+
+    fn authority(name: &str) -> (CertificateDer<'static>, Issuer<'static, KeyPair>) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let certificate = params.self_signed(&key).unwrap();
+        (certificate.der().clone(), Issuer::new(params, key))
+    }
+
+    fn leaf(issuer: &Issuer<'_, KeyPair>) -> CertificateDer<'static> {
+        let params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let key = KeyPair::generate().unwrap();
+        params.signed_by(&key, issuer).unwrap().der().clone()
+    }
+
+    fn verify(verifier: &OwnRootsFirst, leaf: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let name = ServerName::try_from("localhost").unwrap();
+        verifier
+            .verify_server_cert(leaf, &[], &name, &[], UnixTime::now())
+            .map(|_| ())
+    }
+
+    #[test]
+    fn the_system_store_is_read_only_for_a_site_the_cacert_does_not_sign() {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (ours, our_issuer) = authority("our CA");
+        let verifier = OwnRootsFirst::new(vec![ours], provider).unwrap();
+        for _ in 0..2 {
+            assert_eq!(verify(&verifier, &leaf(&our_issuer)), Ok(()));
+        }
+        assert!(
+            verifier.platform.get().is_none(),
+            "the system store was read"
+        );
+
+        // Another authority's site: the platform verifier (system store plus --cacert) decides,
+        // as it would have without the shortcut.
+        let (_, their_issuer) = authority("their CA");
+        let theirs = verify(&verifier, &leaf(&their_issuer));
+        assert!(verifier.platform.get().is_some());
+        assert_eq!(
+            theirs,
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer
+            ))
+        );
+        // And ours still passes once the system store is in.
+        assert_eq!(verify(&verifier, &leaf(&our_issuer)), Ok(()));
     }
 }

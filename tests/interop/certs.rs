@@ -37,12 +37,15 @@ pub struct Pki {
 impl Pki {
     /// Writes every certificate into `dir`.
     pub fn create(dir: &Path) -> Pki {
+        Pki::with_authority(dir, "fetch interop test CA")
+    }
+
+    /// Another PKI, in `dir`, whose CA is called `name`.
+    pub fn with_authority(dir: &Path, name: &str) -> Pki {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "fetch interop test CA");
+        ca_params.distinguished_name.push(DnType::CommonName, name);
         ca_params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,

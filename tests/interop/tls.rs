@@ -2,7 +2,7 @@
 //! asked for TLS. Every failure must read like curl's: what is wrong with the certificate, in
 //! words and dates, never a Rust enum or a UNIX time.
 
-use super::certs::Pair;
+use super::certs::{Pair, Pki};
 use super::servers::{Env, Nginx, fetch, run};
 
 /// One HTTPS server per certificate, then a plain-HTTP port: ports in the order of `pairs`,
@@ -107,6 +107,47 @@ fn a_private_ca_is_trusted_with_cacert_or_ssl_cert_file_only() {
     assert_eq!(by_option.table.line(1).get("status"), "200");
     let by_env = run(fetch().env("SSL_CERT_FILE", &env.pki.ca), &list);
     assert_eq!(by_env.table.line(1).get("status"), "200");
+}
+
+/// `--cacert` adds an authority to the system's: a site it does not sign is checked against
+/// the system store (which fetch reads only when such a site turns up).
+#[test]
+fn cacert_adds_to_the_system_store_rather_than_replacing_it() {
+    let env = Env::new();
+    let dir = env.path().join("their-pki");
+    std::fs::create_dir(&dir).unwrap();
+    let theirs = Pki::with_authority(&dir, "their test CA");
+    let Some(nginx) = nginx(&env, &[env.pki.good.clone(), theirs.good.clone()]) else {
+        return;
+    };
+    let urls = [1, 0, 1].map(|i| format!("https://localhost:{}/", nginx.ports[i]));
+    let list = env.list("urls.txt", &urls);
+
+    let with_system = run(
+        fetch()
+            .arg("--cacert")
+            .arg(&env.pki.ca)
+            .env("SSL_CERT_FILE", &theirs.ca),
+        &list,
+    );
+    for line in 1..=3 {
+        assert_eq!(
+            with_system.table.line(line).get("status"),
+            "200",
+            "line {line}"
+        );
+    }
+    let cacert_only = run(fetch().arg("--cacert").arg(&env.pki.ca), &list);
+    assert_eq!(cacert_only.table.line(2).get("status"), "200");
+    for line in [1, 3] {
+        let row = cacert_only.table.line(line);
+        assert_eq!(row.get("error"), "tls", "line {line}");
+        let detail = row.get("error_detail");
+        assert!(
+            detail.contains("unknown authority (CN=their test CA"),
+            "{detail}"
+        );
+    }
 }
 
 #[test]
