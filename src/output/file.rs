@@ -44,6 +44,8 @@ pub(super) enum Destination {
         path: PathBuf,
         /// Bytes of the partial file that hold complete rows (and the header).
         committed: u64,
+        /// Bytes the system was told to start writing to disk (see [`start_writeback`]).
+        written_back: u64,
         /// Rows already in it when the run began (`--resume`).
         rows_before: u64,
     },
@@ -373,6 +375,7 @@ impl Destination {
             partial,
             path,
             committed,
+            written_back: committed,
             rows_before,
         }
     }
@@ -436,10 +439,17 @@ impl Write for Destination {
         match self {
             Destination::Stdout(out) => out.write_all(buf),
             Destination::File {
-                file, committed, ..
+                file,
+                committed,
+                written_back,
+                ..
             } => match file.write_all(buf) {
                 Ok(()) => {
                     *committed += buf.len() as u64;
+                    if *committed - *written_back >= WRITEBACK_STEP {
+                        start_writeback(file, *written_back, *committed - *written_back);
+                        *written_back = *committed;
+                    }
                     Ok(())
                 }
                 Err(error) => {
@@ -460,6 +470,30 @@ impl Write for Destination {
         }
     }
 }
+
+/// How much is written between two calls of [`start_writeback`].
+const WRITEBACK_STEP: u64 = 1 << 20;
+
+/// Asks the system to start writing `len` bytes from `offset` to disk, without waiting for it.
+/// The output is fsynced when the run ends; rows left to the kernel's own schedule (dirty pages
+/// wait up to 30 s) would all be written then, and a long list's run would end waiting for
+/// them: 11 ms for 50,000 rows here, seconds for millions. Best effort: an error changes
+/// nothing, the final fsync still decides.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: a plain system call on a descriptor the `File` owns for the whole call; it reads
+    // no memory of ours.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_: &File, _: u64, _: u64) {}
 
 /// Whether writing `output` would destroy one of the inputs: the same file under another name,
 /// a hard link, or the file stdin is redirected from; or an input is the partial file the run
@@ -550,6 +584,41 @@ mod tests {
         };
         assert!(matches!(destination, Destination::Writer(_)));
         assert!(Output::create(&dir.path().join("nodir/")).is_err());
+    }
+
+    /// Rows go on being written whole while writeback is started behind them, step by step.
+    #[test]
+    fn writeback_starts_behind_the_rows_as_they_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.csv");
+        let Ok(Output {
+            mut destination, ..
+        }) = Output::create(&out)
+        else {
+            panic!("opens")
+        };
+        let row = [b'x'; 999]
+            .iter()
+            .chain(b"\n")
+            .copied()
+            .collect::<Vec<u8>>();
+        let rows = 3 * WRITEBACK_STEP as usize / row.len() + 7;
+        for _ in 0..rows {
+            destination.write_all(&row).unwrap();
+        }
+        let Destination::File {
+            committed,
+            written_back,
+            ..
+        } = &destination
+        else {
+            panic!("a file")
+        };
+        assert_eq!(*committed, (rows * row.len()) as u64);
+        assert!(*written_back >= 3 * WRITEBACK_STEP && *written_back <= *committed);
+        assert!(*committed - *written_back < WRITEBACK_STEP);
+        destination.finish().unwrap();
+        assert_eq!(fs::read(&out).unwrap().len(), rows * row.len());
     }
 
     #[test]
