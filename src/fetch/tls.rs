@@ -116,7 +116,8 @@ pub(super) fn rejected_facts(error: &std::io::Error) -> Option<TlsFacts> {
 
 impl std::error::Error for Rejected {}
 
-/// Verifies with the platform verifier, and explains a rejection with the certificate.
+/// Verifies with the platform verifier (or, with `--cacert`, [`OwnRootsFirst`]), and explains a
+/// rejection with the certificate.
 #[derive(Debug)]
 struct Explaining(Arc<dyn ServerCertVerifier>);
 
