@@ -170,11 +170,12 @@ impl ServerCertVerifier for Explaining {
     }
 }
 
-/// `--cacert`: a site its certificates vouch for is checked against them alone; the system's
-/// trust store (read with them added, as the verifier is built without `--cacert`) is read
-/// only when a site needs it. Reading it is most of a short run's start-up CPU (hundreds of
-/// certificate files, ~4 ms), spent for nothing when the given authority signs every site,
-/// the usual reason to give one. The first site it does not sign waits for that read, once.
+/// `--cacert`: a site its certificates vouch for is checked against them alone; the platform
+/// verifier (the system's trust store plus them) is built only when a site needs it. Reading
+/// the store is most of a short run's start-up CPU (hundreds of certificate files, ~4 ms),
+/// spent for nothing when the given authority signs every site, the usual reason to give one.
+/// The handshake of the first site it does not sign reads the store on the event loop: a
+/// one-off pause of a few milliseconds for the requests in flight then.
 ///
 /// The outcome is the platform verifier's: roots added cannot turn an accepted chain into a
 /// rejected one, and a rejection always comes from the platform verifier, in its words.
