@@ -144,7 +144,7 @@ fn guess(bytes: &[u8], prefix: bool) -> &'static Encoding {
     detector.guess(None, Utf8Detection::Allow)
 }
 
-fn starts_with_ignoring_case(text: &[u8], prefix: &[u8]) -> bool {
+pub(super) fn starts_with_ignoring_case(text: &[u8], prefix: &[u8]) -> bool {
     text.get(..prefix.len())
         .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
 }

@@ -354,9 +354,7 @@ impl Media {
         let essence = content_type.get(..end).unwrap_or_default().trim();
         let is = |name: &str| essence.eq_ignore_ascii_case(name);
         let starts = |prefix: &str| {
-            essence
-                .get(..prefix.len())
-                .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+            charset::starts_with_ignoring_case(essence.as_bytes(), prefix.as_bytes())
         };
         let ends = |suffix: &str| {
             essence

@@ -175,7 +175,8 @@ impl ServerCertVerifier for Explaining {
 /// the store is most of a short run's start-up CPU (hundreds of certificate files, ~4 ms),
 /// spent for nothing when the given authority signs every site, the usual reason to give one.
 /// The handshake of the first site it does not sign reads the store on the event loop: a
-/// one-off pause of a few milliseconds for the requests in flight then.
+/// one-off pause of a few milliseconds for the requests in flight then. From there on the
+/// platform verifier alone checks every site.
 ///
 /// The outcome is the platform verifier's: roots added cannot turn an accepted chain into a
 /// rejected one, and a rejection always comes from the platform verifier, in its words.
@@ -228,19 +229,23 @@ impl ServerCertVerifier for OwnRootsFirst {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let own =
-            self.own
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
-        match own {
-            Ok(verified) => Ok(verified),
-            Err(_) => self.platform()?.verify_server_cert(
+        let platform = || {
+            self.platform()?.verify_server_cert(
                 end_entity,
                 intermediates,
                 server_name,
                 ocsp_response,
                 now,
-            ),
+            )
+        };
+        // Once the platform verifier is built (it has the --cacert roots too), it alone
+        // decides: a list of sites the given authority does not sign is not verified twice.
+        if self.platform.get().is_some() {
+            return platform();
         }
+        self.own
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .or_else(|_| platform())
     }
 
     // Signatures are checked with the provider's algorithms whatever the roots: the platform
@@ -498,7 +503,9 @@ mod tests {
                 CertificateError::UnknownIssuer
             ))
         );
-        // And ours still passes once the system store is in.
+        // From then on the platform verifier (with --cacert's roots) checks every site: ours
+        // still pass, theirs still fail the same way.
         assert_eq!(verify(&verifier, &leaf(&our_issuer)), Ok(()));
+        assert_eq!(verify(&verifier, &leaf(&their_issuer)), theirs);
     }
 }
