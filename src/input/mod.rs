@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::str::Utf8Error;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Instant;
@@ -289,7 +290,7 @@ pub fn count_rows(files: &[PathBuf], abandon: &AtomicBool) -> io::Result<u64> {
             if abandon.load(Ordering::Relaxed) {
                 return Err(io::Error::other("abandoned"));
             }
-            if !is_skipped(&visible_text(raw.kept)) {
+            if !is_skipped(&visible_text(raw.kept).0) {
                 rows += 1;
             }
         }
@@ -371,16 +372,27 @@ impl<R: BufRead> LineReader<R> {
 }
 
 /// A line's text as it will be judged: decoded (invalid UTF-8 replaced) and trimmed of all
-/// Unicode whitespace, so skipping and trimming agree on what whitespace is.
-fn visible_text(kept: &[u8]) -> Cow<'_, str> {
+/// Unicode whitespace, so skipping and trimming agree on what whitespace is; with where the
+/// line stopped being UTF-8, if it did (every line is checked once, here).
+fn visible_text(kept: &[u8]) -> (Cow<'_, str>, Option<Utf8Error>) {
     // Checking is much faster than the lossy decoding when there is nothing to replace.
-    if let Ok(text) = std::str::from_utf8(kept) {
-        return Cow::Borrowed(text.trim());
+    match std::str::from_utf8(kept) {
+        Ok(text) => (Cow::Borrowed(text.trim()), None),
+        Err(e) => (
+            Cow::Owned(String::from_utf8_lossy(kept).trim().to_owned()),
+            Some(e),
+        ),
     }
-    match String::from_utf8_lossy(kept) {
-        Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
-        Cow::Owned(text) => Cow::Owned(text.trim().to_owned()),
+}
+
+/// The first control character in `text`. Lines are mostly ASCII, where a byte test is enough
+/// (the C1 controls, U+0080 to U+009F, are not ASCII).
+fn first_control(text: &str) -> Option<char> {
+    if text.is_ascii() {
+        let byte = text.bytes().find(u8::is_ascii_control)?;
+        return Some(char::from(byte));
     }
+    text.chars().find(|c| c.is_control())
 }
 
 /// Blank lines and `#` comments produce no row.
@@ -390,7 +402,7 @@ fn is_skipped(text: &str) -> bool {
 
 /// Turns a physical line into a job, or `None` for a line that produces no row.
 fn classify(line: u64, raw: RawLine<'_>, targets: &mut TargetParser) -> Option<Job> {
-    let text = visible_text(raw.kept);
+    let (text, invalid) = visible_text(raw.kept);
     if is_skipped(&text) {
         return None;
     }
@@ -414,11 +426,11 @@ fn classify(line: u64, raw: RawLine<'_>, targets: &mut TargetParser) -> Option<J
         );
         return Some(bad(preview, detail));
     }
-    if let Err(e) = std::str::from_utf8(raw.kept) {
+    if let Some(e) = invalid {
         let detail = format!("not valid UTF-8 (bad byte at offset {})", e.valid_up_to());
         return Some(bad(printable(&text), detail));
     }
-    if let Some(c) = text.chars().find(|c| c.is_control()) {
+    if let Some(c) = first_control(&text) {
         let detail = format!("contains a control character (U+{:04X})", u32::from(c));
         return Some(bad(printable(&text), detail));
     }
@@ -655,6 +667,42 @@ mod tests {
         for job in &got {
             assert_eq!(kind(job), Some(ErrorKind::InvalidInput));
             assert!(!job.text.chars().any(char::is_control), "{:?}", job.text);
+        }
+    }
+
+    #[test]
+    fn del_and_c1_controls_are_found_and_named() {
+        let got = jobs(
+            "http://a.test/a\u{7f}b\nhttp://a.test/\u{e9}\u{85}x\nhttp://a.test/\u{e9}\u{a0}\n"
+                .as_bytes(),
+        );
+        let detail = |job: &Job| job.target.as_ref().map_err(|f| f.detail.clone()).err();
+        assert_eq!(
+            detail(&got[0]).as_deref(),
+            Some("contains a control character (U+007F)")
+        );
+        assert_eq!(
+            detail(&got[1]).as_deref(),
+            Some("contains a control character (U+0085)")
+        );
+        assert!(
+            got[2].target.is_ok(),
+            "U+00A0 is no control: {:?}",
+            detail(&got[2])
+        );
+    }
+
+    #[test]
+    fn first_control_agrees_with_char_is_control() {
+        let edges = [
+            'a', '\0', '\t', '\u{1f}', ' ', '~', '\u{7f}', '\u{80}', '\u{9f}', '\u{a0}', '\u{e9}',
+        ];
+        for a in edges {
+            for b in edges {
+                let text = format!("http://a.test/{a}{b}");
+                let expected = text.chars().find(|c| c.is_control());
+                assert_eq!(first_control(&text), expected, "{text:?}");
+            }
         }
     }
 
