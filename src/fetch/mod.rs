@@ -53,6 +53,9 @@ pub use self::resolve::{BoundedResolver, lookup_slots};
 pub use self::retry_after::parse_retry_after;
 pub use self::transport::Transport;
 
+/// A deadline no request reaches, for a timeout too large to add to an instant.
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 86_400);
+
 /// What one attempt at a URL observed. Filled in as the request progresses, so that a request cut
 /// short (timeout, cancellation) still reports what it got before. Durations are measured from
 /// the moment the attempt started (after all limits), like curl's `-w` times.
@@ -335,7 +338,11 @@ impl Fetcher {
         attempt.begin_hop(hop_start);
         let budget = self.timeout.saturating_sub(attempt.elapsed);
         let exchange = self.exchange(url, keep_alive, hop_start, sink, attempt);
-        let result = tokio::time::timeout(budget, exchange).await;
+        // A deadline from the reading just taken: `timeout` would read the clock again.
+        let deadline = hop_start
+            .checked_add(budget)
+            .unwrap_or_else(|| hop_start + FAR_FUTURE);
+        let result = tokio::time::timeout_at(deadline, exchange).await;
         attempt.end_hop(Instant::now());
         match result {
             Ok(Ok(Some(next))) => return Hop::Redirect(next),
