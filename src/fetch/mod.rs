@@ -337,12 +337,16 @@ impl Fetcher {
         let hop_start = Instant::now();
         attempt.begin_hop(hop_start);
         let budget = self.timeout.saturating_sub(attempt.elapsed);
-        let exchange = self.exchange(url, keep_alive, hop_start, sink, attempt);
         // A deadline from the reading just taken: `timeout` would read the clock again.
         let deadline = hop_start
             .checked_add(budget)
             .unwrap_or_else(|| hop_start + FAR_FUTURE);
-        let result = tokio::time::timeout_at(deadline, exchange).await;
+        // Made in place: the exchange's future is large, and moved it would be copied.
+        let result = tokio::time::timeout_at(
+            deadline,
+            self.exchange(url, keep_alive, hop_start, sink, attempt),
+        )
+        .await;
         attempt.end_hop(Instant::now());
         match result {
             Ok(Ok(Some(next))) => return Hop::Redirect(next),
