@@ -91,6 +91,19 @@ async fn max_body_truncates_and_says_so() {
     );
 }
 
+/// `--timeout` takes durations no clock can add (`Duration::MAX`): the request still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_too_large_to_add_still_fetches() {
+    let server = TestServer::start();
+    let mut config = config();
+    config.fetch.timeout = Duration::MAX;
+    let (summary, table) = run_list(config, urls(&server.url("/ok/x"), 2)).await;
+    for line in 1..=2 {
+        assert_eq!(table.line(line).get("status"), "200");
+    }
+    assert_eq!(summary.errors(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_server_times_out_near_the_limit() {
     let silent = RawServer::start(silent);
