@@ -37,13 +37,12 @@ pub(super) fn decode<'a>(
 pub(super) fn keeps_ascii(bytes: &[u8], declared: Option<&'static Encoding>) -> bool {
     let encoding = match Encoding::for_bom(bytes) {
         Some((encoding, _)) => Some(encoding),
-        None if declared.is_some() => declared,
-        None => {
+        None => declared.or_else(|| {
             let head = bytes.get(..META_PRESCAN).unwrap_or(bytes);
             may_name_iso_2022_jp(head)
                 .then(|| meta_charset(head))
                 .flatten()
-        }
+        }),
     };
     encoding.is_none_or(Encoding::is_ascii_compatible)
 }

@@ -269,12 +269,10 @@ impl Capture {
             }
             Scan::TitleEnds(end) => {
                 let (head, rest) = bytes.split_at_checked(end).unwrap_or((bytes, &[]));
-                // Most titles end in the first chunk: room for all this chunk leaves here (the
-                // head, the `>`, what the prescan keeps of the rest) in one allocation.
-                let head_kept = head.len().min(HEAD_LIMIT.saturating_sub(self.buf.len()));
-                let through_title = self.buf.len() + head_kept + 1;
-                let prescanned = rest.len().min(self.prescan.saturating_sub(through_title));
-                self.buf.reserve(head_kept + 1 + prescanned);
+                // Most titles end in the first chunk: room, in one allocation, for all this chunk
+                // can leave here (the head, the `>`, the most the prescan keeps of the rest).
+                self.buf
+                    .reserve(head.len().min(HEAD_LIMIT) + 1 + rest.len().min(self.prescan));
                 keep_up_to(&mut self.buf, head, HEAD_LIMIT);
                 // Close the tag here: the parser must not take a cut `</title` for text. (What
                 // follows, if kept, starts with the real `>`: a stray character after the title.)
